@@ -1,0 +1,41 @@
+# The two commands README.md shows: `make install` (main job) and `make test` (every test).
+# Both install what they need on a fresh Debian 12 machine.
+
+PREFIX ?= /usr
+CARGO ?= cargo
+
+.PHONY: all build install test test-deps lint bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Installs hastack and its agent links so Pacemaker lists them.
+install: build
+	tests/setup/install-deps.sh pacemaker-cli-utils
+	install -D -m 0755 target/release/hastack $(DESTDIR)$(PREFIX)/sbin/hastack
+	$(DESTDIR)$(PREFIX)/sbin/hastack install --root $(or $(DESTDIR),/) --binary $(PREFIX)/sbin/hastack
+	crm_resource --list-agents ocf:hastack
+
+test-deps:
+	tests/setup/install-deps.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Unit, agent, conformance tests: one nextest process per test suits namespace and service tests.
+test: test-deps lint
+	tests/setup/cleanup.sh
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --locked --profile ci; \
+	else \
+		$(CARGO) test --locked; \
+	fi; rc=$$?; tests/setup/cleanup.sh; exit $$rc
+
+bench: build
+	bench/run.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,7 @@
+//! The OCF resource agents, one module each (DESIGN.md §2). Each holds its parameter table and
+//! its actions; everything shared lives in the `ocf`, `sys` and `net` runtime modules.
+
+use crate::ocf::Agent;
+
+/// Every OCF agent, in the order `hastack list` shows them.
+pub static AGENTS: &[&dyn Agent] = &[];

@@ -1,0 +1,100 @@
+//! The `hastack` command line: the things around the agents. Kept thin: each subcommand calls
+//! library code. (clap's usage errors exit 2; that is fine here, the CLI is not an OCF agent.)
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::applets;
+
+#[derive(Parser)]
+#[command(name = "hastack", version, about = "Pacemaker OCF resource agents and a UPS fence agent, in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every applet (agent) with its kind and the path it is installed under.
+    List,
+    /// Create the links that make each agent visible to Pacemaker (idempotent).
+    Install {
+        /// Install below this directory instead of / (packaging, tests).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The binary the links point at (default: this binary).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// Run an OCF agent without a link: `hastack ocf vip monitor` (for debugging).
+    Ocf {
+        /// The agent type, e.g. vip.
+        agent: String,
+        /// The OCF action, e.g. start, monitor, meta-data.
+        action: Option<String>,
+    },
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let result = match cli.command {
+        Command::List => {
+            print!("{}", list());
+            Ok(0)
+        }
+        Command::Install { root, binary } => install(&root, binary).map(|_| 0),
+        Command::Ocf { agent, action } => run_ocf(&agent, action.as_deref()),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("hastack: {e:#}");
+        1
+    })
+}
+
+/// `hastack list`: one applet per line, `NAME KIND PATH`.
+pub fn list() -> String {
+    applets::all().iter().map(|a| format!("{:<12} {:<6} {}\n", a.name, a.kind_name(), a.link_path())).collect()
+}
+
+fn run_ocf(agent: &str, action: Option<&str>) -> Result<i32> {
+    match applets::find_agent(agent) {
+        Some(a) => Ok(crate::ocf::run_agent(a, action)),
+        None => {
+            let known: Vec<&str> = applets::all().iter().filter(|a| a.kind_name() == "ocf").map(|a| a.name).collect();
+            bail!("unknown OCF agent '{agent}' (known: {})", known.join(", "))
+        }
+    }
+}
+
+/// Creates (or corrects) every applet link under `root`, pointing at `binary`.
+pub fn install(root: &Path, binary: Option<PathBuf>) -> Result<()> {
+    let binary = match binary {
+        Some(b) => b,
+        None => std::env::current_exe().context("cannot find this binary's path")?,
+    };
+    for applet in applets::all() {
+        let link = root.join(applet.link_path().trim_start_matches('/'));
+        let parent = link.parent().expect("link paths have a directory");
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        if fs::read_link(&link).is_ok_and(|t| t == binary) {
+            continue;
+        }
+        // Replace atomically: a new link beside it, renamed over the old name.
+        let tmp = parent.join(format!(".{}.hastack-new", applet.name));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&binary, &tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        fs::rename(&tmp, &link).with_context(|| format!("cannot install {}", link.display()))?;
+        println!("{} -> {}", link.display(), binary.display());
+    }
+    Ok(())
+}

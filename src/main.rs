@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(hastack::applets::main(std::env::args_os().collect()));
+}

@@ -1,0 +1,1 @@
+//! Networking edges: netlink, ARP / neighbour advertisements, probes.

@@ -1,0 +1,226 @@
+//! Agent logging by the OCF conventions (ocf-shellfuncs' ha_log):
+//! - every line goes to stderr, which pacemaker-execd captures;
+//! - `HA_LOGFACILITY` (or `PCMK_logfacility`) other than `none` also sends it to syslog;
+//! - `HA_LOGFILE` (or `PCMK_logfile`) also appends it, time-stamped, to that file;
+//! - debug lines only with `HA_debug=1`; `OCF_TRACE_RA=1` adds trace lines, to `OCF_TRACE_FILE`
+//!   when set.
+//!
+//! One line per event, tagged `hastack-<agent>(<resource>)[pid]`, with the action named.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::ocf::env::OcfEnv;
+use crate::ocf::params::is_true;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+    /// syslog severity
+    fn severity(self) -> u8 {
+        match self {
+            Level::Trace | Level::Debug => 7,
+            Level::Info => 6,
+            Level::Warn => 4,
+            Level::Error => 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Logger {
+    tag: String,
+    action: String,
+    started: Instant,
+    debug: bool,
+    trace: bool,
+    trace_file: Option<PathBuf>,
+    logfile: Option<PathBuf>,
+    syslog_facility: Option<u8>,
+}
+
+impl Logger {
+    pub fn new(agent: &str, env: &OcfEnv, action: &str) -> Self {
+        let var = |a: &str, b: &str| env.logging_var(a).or_else(|| env.logging_var(b)).map(str::to_string);
+        let resource = env.resource();
+        let tag = if resource.is_empty() {
+            format!("hastack-{agent}[{}]", std::process::id())
+        } else {
+            format!("hastack-{agent}({resource})[{}]", std::process::id())
+        };
+        let trace =
+            env.logging_var("OCF_TRACE_RA").is_some_and(is_true) || env.logging_var("trace_ra").is_some_and(is_true);
+        Logger {
+            tag,
+            action: action.to_string(),
+            started: Instant::now(),
+            debug: trace || var("HA_debug", "PCMK_debug").is_some_and(|v| is_true(&v)),
+            trace,
+            trace_file: env.logging_var("OCF_TRACE_FILE").map(PathBuf::from),
+            logfile: var("HA_LOGFILE", "PCMK_logfile").map(PathBuf::from),
+            syslog_facility: var("HA_LOGFACILITY", "PCMK_logfacility").and_then(|f| facility_code(&f)),
+        }
+    }
+
+    /// A logger that only writes to stderr (CLI use, tests).
+    pub fn stderr(agent: &str, action: &str) -> Self {
+        Self::new(agent, &OcfEnv::default(), action)
+    }
+
+    pub fn elapsed_ms(&self) -> u128 {
+        self.started.elapsed().as_millis()
+    }
+
+    pub fn trace(&self, msg: impl AsRef<str>) {
+        self.log(Level::Trace, msg.as_ref())
+    }
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        self.log(Level::Debug, msg.as_ref())
+    }
+    pub fn info(&self, msg: impl AsRef<str>) {
+        self.log(Level::Info, msg.as_ref())
+    }
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        self.log(Level::Warn, msg.as_ref())
+    }
+    pub fn error(&self, msg: impl AsRef<str>) {
+        self.log(Level::Error, msg.as_ref())
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        if level == Level::Trace && !self.trace || level == Level::Debug && !self.debug {
+            return;
+        }
+        let line = format!("{}: {}: {}: {}", self.tag, level.label(), self.action, msg.replace('\n', " | "));
+        if level == Level::Trace {
+            if let Some(path) = &self.trace_file {
+                append(path, &format!("{} {line}\n", timestamp()));
+                return;
+            }
+        }
+        // A closed stderr must not fail the action.
+        let _ = writeln!(std::io::stderr(), "{line}");
+        if let Some(path) = &self.logfile {
+            append(path, &format!("{} {line}\n", timestamp()));
+        }
+        if let Some(facility) = self.syslog_facility {
+            send_syslog(facility, level, &line);
+        }
+    }
+}
+
+fn append(path: &PathBuf, text: &str) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// syslog(3) facility numbers for the names HA_LOGFACILITY takes; `none` or unknown disables.
+fn facility_code(name: &str) -> Option<u8> {
+    let n = name.trim().to_ascii_lowercase();
+    let code = match n.as_str() {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        _ => match n.strip_prefix("local").and_then(|d| d.parse::<u8>().ok()) {
+            Some(d) if d <= 7 => 16 + d,
+            _ => return None,
+        },
+    };
+    Some(code)
+}
+
+/// One datagram to the local syslog socket, in the traditional `<PRI>TAG: message` form.
+fn send_syslog(facility: u8, level: Level, line: &str) {
+    let pri = u16::from(facility) * 8 + u16::from(level.severity());
+    if let Ok(sock) = UnixDatagram::unbound() {
+        let _ = sock.send_to(format!("<{pri}>{line}").as_bytes(), "/dev/log");
+    }
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`, without a date crate.
+pub fn timestamp() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, now.subsec_millis())
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facilities() {
+        assert_eq!(facility_code("daemon"), Some(3));
+        assert_eq!(facility_code("LOCAL7"), Some(23));
+        assert_eq!(facility_code("none"), None);
+        assert_eq!(facility_code("local8"), None);
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    }
+
+    #[test]
+    fn logfile_gets_lines_and_debug_is_gated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ha.log");
+        let env = OcfEnv::from_vars([
+            ("HA_LOGFILE".to_string(), path.display().to_string()),
+            ("OCF_RESOURCE_INSTANCE".to_string(), "r1".to_string()),
+        ]);
+        let log = Logger::new("vip", &env, "start");
+        log.info("hello");
+        log.debug("hidden");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("hastack-vip(r1)["), "{text}");
+        assert!(text.contains("INFO: start: hello"), "{text}");
+        assert!(!text.contains("hidden"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary (like just's and coreutils'): one module per area.
+//! Tests that need root, a namespace or a Debian package skip with a message on a laptop, and
+//! fail under CI (`CI=true`), where a missing capability must never pass silently.
+
+mod support;
+
+mod cli;
+mod conformance;
