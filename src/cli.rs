@@ -37,6 +37,9 @@ enum Command {
         /// The OCF action, e.g. start, monitor, meta-data.
         action: Option<String>,
     },
+    /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
+    #[command(hide = true)]
+    UpsSim(crate::fence::sim::SimArgs),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -54,6 +57,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Install { root, binary } => install(&root, binary).map(|_| 0),
         Command::Ocf { agent, action } => run_ocf(&agent, action.as_deref()),
+        Command::UpsSim(args) => crate::fence::sim::run_cli(args).map(|_| 0),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

@@ -11,6 +11,9 @@ packages=(
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
+  # fence_ups: fence-agents' metadata.rng and reference agents, cluster-glue's apcsmart plugin (simulator
+  # oracle), NUT's upsd + dummy-ups (nut transport peer), pacemaker-fenced (stand-alone fencer)
+  fence-agents cluster-glue nut-server nut-client pacemaker pacemaker-cli-utils
   # benchmarks
   hyperfine
 )

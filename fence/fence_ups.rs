@@ -1,0 +1,167 @@
+//! `fence_ups`: the entry point. Reads the arguments (stdin when argv is empty, options
+//! otherwise), checks them, runs the action, prints fence-agents' messages and exits 0, 1 or 2.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::args::{self, Args};
+use super::config::{self, Config, Password, Transport};
+use super::log::FenceLog;
+use super::nut::NutUps;
+use super::serial::SerialLine;
+use super::smart_ups::SmartUps;
+use super::ups::{self, Change, Power, Ups};
+use crate::ocf::Deadline;
+
+pub const NAME: &str = "fence_ups";
+
+const EXIT_OK: i32 = 0;
+const EXIT_ERROR: i32 = 1;
+const EXIT_OFF: i32 = 2;
+
+/// Room for connecting, the handshake and the identity check, on top of power_timeout.
+const CONNECT_BUDGET: Duration = Duration::from_secs(10);
+
+pub fn main(argv: &[OsString]) -> i32 {
+    let args = match read_args(argv) {
+        Ok(a) => a,
+        Err(e) => return fail(&FenceLog::quiet(), &e),
+    };
+    let log = match FenceLog::new(args.flag("verbose"), args.get("debug_file")) {
+        Ok(l) => l,
+        Err(e) => return fail(&FenceLog::quiet(), &e),
+    };
+    if !args.ignored.is_empty() {
+        log.debug(format!("ignoring parameters fence_ups does not know: {}", args.ignored.join(", ")));
+    }
+    match config::action(&args) {
+        Ok(a) if a == "metadata" => {
+            print!("{}", super::metadata::render(NAME));
+            return EXIT_OK;
+        }
+        Ok(_) => {}
+        Err(e) => return fail(&log, &e),
+    }
+    let cfg = match config::check(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(&log, &e),
+    };
+    if cfg.action == "validate-all" {
+        return EXIT_OK;
+    }
+    match run(&cfg, &log) {
+        Ok(code) => code,
+        Err(e) => fail(&log, &format!("{e:#}")),
+    }
+}
+
+fn fail(log: &FenceLog, msg: &str) -> i32 {
+    log.error(format!("Failed: {msg}"));
+    EXIT_ERROR
+}
+
+fn read_args(argv: &[OsString]) -> Result<Args, String> {
+    let rest: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    if !rest.is_empty() {
+        return args::parse_argv(&rest);
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).map_err(|e| format!("cannot read the arguments on stdin: {e}"))?;
+    args::parse_stdin(&input)
+}
+
+fn run(cfg: &Config, log: &FenceLog) -> Result<i32> {
+    if matches!(cfg.action.as_str(), "off" | "reboot") && !cfg.delay.is_zero() {
+        log.debug(format!("waiting {:?} (delay) before fencing", cfg.delay));
+        std::thread::sleep(cfg.delay);
+    }
+    let transitions = if cfg.action == "reboot" { 2 } else { 1 };
+    let deadline = Deadline::after(CONNECT_BUDGET + cfg.power_timeout * transitions);
+    let connect = deadline.at_most(CONNECT_BUDGET);
+    match &cfg.transport {
+        Transport::ApcSmart { serial_port } => {
+            let line = SerialLine::open(serial_port, connect)?;
+            let mut ups = SmartUps::new(line, log);
+            act(cfg, &mut ups, deadline, log)
+        }
+        Transport::Nut { host, port, ups_name, username, password } => {
+            let password = resolve_password(password, connect)?;
+            let mut ups = NutUps::new(host, *port, ups_name, username.clone(), password, log);
+            act(cfg, &mut ups, deadline, log)
+        }
+    }
+}
+
+/// Runs password_script as an argument vector (no shell) within the deadline.
+fn resolve_password(p: &Password, deadline: Deadline) -> Result<Option<String>> {
+    match p {
+        Password::None => Ok(None),
+        Password::Value(v) => Ok(Some(v.clone())),
+        Password::Script(argv) => {
+            let mut cmd = std::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            let out =
+                crate::sys::proc::run(&mut cmd, deadline).map_err(|e| anyhow!("password_script {}: {e}", argv[0]))?;
+            if !out.success() {
+                // Its stderr may be useful; its stdout is the secret and is never shown.
+                bail!("password_script {} failed ({}): {}", argv[0], out.status, out.stderr.trim());
+            }
+            let pw = out.stdout.lines().next().unwrap_or("").to_string();
+            if pw.is_empty() {
+                bail!("password_script {} printed no password", argv[0]);
+            }
+            Ok(Some(pw))
+        }
+    }
+}
+
+fn act(cfg: &Config, ups: &mut dyn Ups, deadline: Deadline, log: &FenceLog) -> Result<i32> {
+    let connect = deadline.at_most(CONNECT_BUDGET);
+    ups::check_identity(ups, cfg.ups_serial.as_deref(), connect, log)?;
+    match cfg.action.as_str() {
+        "status" => {
+            let p = ups.power(connect)?;
+            println!("Status: {}", if p == Power::On { "ON" } else { "OFF" });
+            Ok(if p == Power::On { EXIT_OK } else { EXIT_OFF })
+        }
+        "monitor" | "list" => {
+            let p = ups.power(connect).context("monitor")?;
+            log.debug(format!("{} is reachable; load {p:?}", ups.describe()));
+            if cfg.action == "list" {
+                for h in &cfg.hostlist {
+                    println!("{h},");
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        "off" => {
+            let phase = deadline.at_most(cfg.power_timeout + Duration::from_secs(1));
+            match ups::set_power(ups, Power::Off, phase, log)? {
+                Change::Done => println!("Success: Powered OFF"),
+                Change::Already => println!("Success: Already OFF"),
+            }
+            Ok(EXIT_OK)
+        }
+        "on" => {
+            match ups::set_power(ups, Power::On, deadline, log)? {
+                Change::Done => println!("Success: Powered ON"),
+                Change::Already => println!("Success: Already ON"),
+            }
+            Ok(EXIT_OK)
+        }
+        "reboot" => {
+            let off_phase = Deadline::after(cfg.power_timeout).at_most(deadline.remaining());
+            ups::set_power(ups, Power::Off, off_phase, log)?;
+            // Success needs only the off part (FenceAgentAPI): the node is fenced.
+            if let Err(e) = ups::set_power(ups, Power::On, deadline, log) {
+                log.warn(format!("the load is off but could not be turned back on: {e:#}"));
+            }
+            println!("Success: Rebooted");
+            Ok(EXIT_OK)
+        }
+        other => bail!("Unrecognised action '{other}'"),
+    }
+}

@@ -1,0 +1,92 @@
+//! fence_ups's metadata XML, rendered from the option table in args.rs in fence-agents' format
+//! (valid for fence-agents' metadata.rng; what `stonith_admin --metadata` and pcs read).
+
+use super::args::{Content, ACTIONS, OPTIONS};
+
+const SHORTDESC: &str = "Fence agent for UPSes: cuts a node's power over APC Smart serial or NUT's upsd";
+const LONGDESC: &str = "fence_ups fences a node by cutting the load of the UPS that feeds it: directly over a \
+serial line speaking APC's Smart protocol (transport=apcsmart, serial_port=...), or through NUT's upsd \
+(transport=nut, ip=..., ups_name=...). It confirms that the load is off before it reports success, refuses \
+to act on a UPS whose serial number differs from ups_serial, and never writes the UPS's EEPROM.";
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+pub fn render(agent: &str) -> String {
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" ?>\n");
+    x.push_str(&format!("<resource-agent name=\"{}\" shortdesc=\"{}\" >\n", escape(agent), escape(SHORTDESC)));
+    x.push_str(&format!("<longdesc>{}</longdesc>\n", escape(LONGDESC)));
+    x.push_str("<vendor-url>https://networkupstools.org/</vendor-url>\n<parameters>\n");
+    for o in OPTIONS.iter().filter(|o| !o.hidden) {
+        let mut attrs = format!("name=\"{}\" unique=\"0\" required=\"{}\"", o.name, u8::from(o.required));
+        if o.deprecated {
+            attrs.push_str(" deprecated=\"1\"");
+        }
+        if let Some(old) = o.obsoletes {
+            attrs.push_str(&format!(" obsoletes=\"{old}\""));
+        }
+        x.push_str(&format!("\t<parameter {attrs}>\n"));
+        x.push_str(&format!("\t\t<getopt mixed=\"{}\" />\n", escape(&getopt(o))));
+        let default = o.default.map(|d| format!(" default=\"{}\"", escape(d))).unwrap_or_default();
+        match o.content {
+            Content::Select(values) => {
+                x.push_str(&format!("\t\t<content type=\"select\"{default} >\n"));
+                for v in values {
+                    x.push_str(&format!("\t\t\t<option value=\"{v}\" />\n"));
+                }
+                x.push_str("\t\t</content>\n");
+            }
+            c => x.push_str(&format!("\t\t<content type=\"{}\"{default} />\n", content_type(c))),
+        }
+        x.push_str(&format!("\t\t<shortdesc lang=\"en\">{}</shortdesc>\n\t</parameter>\n", escape(o.shortdesc)));
+    }
+    x.push_str("</parameters>\n<actions>\n");
+    for a in ACTIONS {
+        // `on` is not automatic: unfencing by power-on at start-up is the operator's choice.
+        let extra = if *a == "on" { " automatic=\"0\"" } else { "" };
+        x.push_str(&format!("\t<action name=\"{a}\"{extra} />\n"));
+    }
+    x.push_str("</actions>\n</resource-agent>\n");
+    x
+}
+
+fn content_type(c: Content) -> &'static str {
+    match c {
+        Content::String => "string",
+        Content::Boolean => "boolean",
+        Content::Second => "second",
+        Content::Integer => "integer",
+        Content::Select(_) => "select",
+    }
+}
+
+/// fence-agents' `getopt mixed`: "-o, --action=[action]".
+fn getopt(o: &super::args::Opt) -> String {
+    let long = if o.takes_value() { format!("--{}=[{}]", o.long, o.metavar) } else { format!("--{}", o.long) };
+    match o.short {
+        Some(c) => format!("-{c}, {long}"),
+        None => long,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parameters_actions_and_hides_pacemaker_extras() {
+        let x = render("fence_ups");
+        assert!(x.starts_with("<?xml"));
+        assert!(x.contains("<resource-agent name=\"fence_ups\""));
+        assert!(x.contains("<parameter name=\"plug\" unique=\"0\" required=\"0\" obsoletes=\"port\">"));
+        assert!(x.contains("<parameter name=\"port\" unique=\"0\" required=\"0\" deprecated=\"1\">"));
+        assert!(x.contains("<getopt mixed=\"-o, --action=[action]\" />"));
+        assert!(x.contains("<getopt mixed=\"-v, --verbose\" />"));
+        assert!(x.contains("<option value=\"nut\" />"));
+        assert!(x.contains("<action name=\"validate-all\" />"));
+        assert!(!x.contains("nodename"));
+        assert_eq!(x.matches("<parameter ").count(), OPTIONS.iter().filter(|o| !o.hidden).count());
+    }
+}

@@ -1,0 +1,201 @@
+//! The serial port to the UPS: 2400 8N1 without flow control, held exclusively. Two locks,
+//! because Pacemaker SIGKILLs a fence agent at its timeout (no clean-up runs):
+//! - `flock` on the open port (taken by the serialport crate with TIOCEXCL): the kernel drops it
+//!   when the process dies, so it never goes stale;
+//! - a UUCP lock file `/var/lock/LCK..<device>` holding our PID, which other programs (cluster-glue,
+//!   minicom, NUT on BSD) honour; a file whose owner is gone is stale and taken over.
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::ocf::Deadline;
+
+pub const LOCK_DIR: &str = "/var/lock";
+pub const BAUD: u32 = 2400;
+
+/// The UUCP lock file for a device: its path below /dev with `/` as `_`, so /dev/ttyS0 gives
+/// LCK..ttyS0 and /dev/pts/3 gives LCK..pts_3. Symlinks are resolved first: two names of one
+/// port must share one lock.
+pub fn lock_file_for(device: &Path, lock_dir: &Path) -> PathBuf {
+    let real = fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+    let name = real.strip_prefix("/dev").unwrap_or(&real).to_string_lossy().trim_start_matches('/').replace('/', "_");
+    lock_dir.join(format!("LCK..{name}"))
+}
+
+/// The PID in a lock file: HDB (ASCII, padded) or the old binary 4-byte form.
+pub fn parse_lock_pid(content: &[u8]) -> Option<i32> {
+    let text = String::from_utf8_lossy(content);
+    if let Ok(pid) = text.trim().parse::<i32>() {
+        return Some(pid).filter(|p| *p > 0);
+    }
+    if content.len() == 4 {
+        return Some(i32::from_ne_bytes(content.try_into().ok()?)).filter(|p| *p > 0);
+    }
+    None
+}
+
+/// A UUCP lock file we own; removed on drop.
+#[derive(Debug)]
+pub struct UucpLock {
+    path: PathBuf,
+}
+
+impl UucpLock {
+    /// Takes the lock, waiting (until the deadline) while a live process holds it, and taking
+    /// over a file whose owner is gone.
+    pub fn acquire(device: &Path, lock_dir: &Path, deadline: Deadline) -> Result<UucpLock> {
+        let path = lock_file_for(device, lock_dir);
+        let me = std::process::id() as i32;
+        let content = format!("{me:>10}\n");
+        // Write a private file, then link() it into place: the lock appears whole or not at all.
+        let tmp = lock_dir.join(format!("LTMP.{me}"));
+        fs::write(&tmp, &content).with_context(|| format!("cannot write lock file in {}", lock_dir.display()))?;
+        let result = loop {
+            match fs::hard_link(&tmp, &path) {
+                Ok(()) => break Ok(UucpLock { path: path.clone() }),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => break Err(anyhow!("cannot create lock file {}: {e}", path.display())),
+            }
+            let owner = fs::read(&path).ok().and_then(|c| parse_lock_pid(&c));
+            match owner {
+                Some(pid) if pid == me => break Ok(UucpLock { path: path.clone() }),
+                Some(pid) if crate::sys::proc::is_alive(pid) => {
+                    if deadline.expired() {
+                        break Err(anyhow!(
+                            "serial port {} is locked by process {pid} ({})",
+                            device.display(),
+                            path.display()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(100).min(deadline.remaining()));
+                }
+                // Stale (owner gone, e.g. SIGKILLed at its timeout) or unreadable: take it over.
+                _ => {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        };
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for UucpLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// An open, locked serial port. The UUCP lock is released after the port is closed.
+pub struct SerialLine {
+    port: serialport::TTYPort,
+    _lock: UucpLock,
+    pub name: String,
+}
+
+impl SerialLine {
+    pub fn open(device: &Path, deadline: Deadline) -> Result<SerialLine> {
+        Self::open_with_lock_dir(device, Path::new(LOCK_DIR), deadline)
+    }
+
+    pub fn open_with_lock_dir(device: &Path, lock_dir: &Path, deadline: Deadline) -> Result<SerialLine> {
+        if !device.exists() {
+            bail!("serial port {} does not exist", device.display());
+        }
+        let lock = UucpLock::acquire(device, lock_dir, deadline)?;
+        let name = device.display().to_string();
+        let builder = serialport::new(&name, BAUD)
+            .data_bits(serialport::DataBits::Eight)
+            .parity(serialport::Parity::None)
+            .stop_bits(serialport::StopBits::One)
+            .flow_control(serialport::FlowControl::None)
+            .timeout(Duration::from_millis(100));
+        // flock is non-blocking in the crate: retry while another process holds the port.
+        let port = loop {
+            match serialport::TTYPort::open(&builder) {
+                Ok(p) => break p,
+                Err(e) if e.kind == serialport::ErrorKind::NoDevice && !deadline.expired() => {
+                    std::thread::sleep(Duration::from_millis(100).min(deadline.remaining()));
+                }
+                Err(e) => bail!("cannot open serial port {name}: {e}"),
+            }
+        };
+        let mut line = SerialLine { port, _lock: lock, name };
+        line.discard_input();
+        Ok(line)
+    }
+
+    pub fn write_byte(&mut self, b: u8) -> Result<()> {
+        self.port.write_all(&[b]).with_context(|| format!("cannot write to {}", self.name))?;
+        let _ = self.port.flush();
+        Ok(())
+    }
+
+    /// Reads what arrives before `deadline`; empty on timeout.
+    pub fn read_some(&mut self, deadline: Deadline) -> Result<Vec<u8>> {
+        let wait = deadline.remaining();
+        if wait.is_zero() {
+            return Ok(Vec::new());
+        }
+        serialport::SerialPort::set_timeout(&mut self.port, wait).ok();
+        let mut buf = [0u8; 256];
+        match self.port.read(&mut buf) {
+            Ok(n) => Ok(buf[..n].to_vec()),
+            Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => Ok(Vec::new()),
+            Err(e) => Err(anyhow!("cannot read from {}: {e}", self.name)),
+        }
+    }
+
+    /// Drops whatever is buffered in the input (a stale reply, noise).
+    pub fn discard_input(&mut self) {
+        let _ = serialport::SerialPort::clear(&self.port, serialport::ClearBuffer::Input);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_file_names() {
+        let d = Path::new("/var/lock");
+        assert_eq!(lock_file_for(Path::new("/dev/ttyS0"), d), PathBuf::from("/var/lock/LCK..ttyS0"));
+        assert_eq!(lock_file_for(Path::new("/dev/pts/3"), d), PathBuf::from("/var/lock/LCK..pts_3"));
+    }
+
+    #[test]
+    fn lock_pid_formats() {
+        assert_eq!(parse_lock_pid(b"      1234\n"), Some(1234));
+        assert_eq!(parse_lock_pid(&4321i32.to_ne_bytes()), Some(4321));
+        assert_eq!(parse_lock_pid(b"garbage"), None);
+        assert_eq!(parse_lock_pid(b"0\n"), None);
+    }
+
+    #[test]
+    fn stale_lock_is_taken_over_live_one_waits_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("ttyFAKE");
+        fs::write(&dev, "").unwrap();
+        let lock = lock_file_for(&dev, dir.path());
+        // A PID that cannot exist (above pid_max) is a dead owner.
+        fs::write(&lock, format!("{:>10}\n", 99_999_999)).unwrap();
+        let held = UucpLock::acquire(&dev, dir.path(), Deadline::after(Duration::from_secs(1))).unwrap();
+        assert_eq!(parse_lock_pid(&fs::read(&lock).unwrap()), Some(std::process::id() as i32));
+        drop(held);
+        assert!(!lock.exists(), "released on drop");
+
+        // Owned by a live process (PID 1): we wait until the deadline, then name the owner.
+        fs::write(&lock, format!("{:>10}\n", 1)).unwrap();
+        let err = UucpLock::acquire(&dev, dir.path(), Deadline::after(Duration::from_millis(200))).unwrap_err();
+        assert!(err.to_string().contains("locked by process 1"), "{err}");
+        assert!(lock.exists(), "someone else's lock is left alone");
+    }
+}
