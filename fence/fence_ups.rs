@@ -24,6 +24,8 @@ const EXIT_OFF: i32 = 2;
 
 /// Room for connecting, the handshake and the identity check, on top of power_timeout.
 const CONNECT_BUDGET: Duration = Duration::from_secs(10);
+/// How long to wait for another process's lock on the serial port.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 pub fn main(argv: &[OsString]) -> i32 {
     let args = match read_args(argv) {
@@ -83,7 +85,7 @@ fn run(cfg: &Config, log: &FenceLog) -> Result<i32> {
     let connect = deadline.at_most(CONNECT_BUDGET);
     match &cfg.transport {
         Transport::ApcSmart { serial_port } => {
-            let line = SerialLine::open(serial_port, connect)?;
+            let line = SerialLine::open(serial_port, connect.at_most(LOCK_WAIT))?;
             let mut ups = SmartUps::new(line, log);
             act(cfg, &mut ups, deadline, log)
         }
@@ -138,25 +140,23 @@ fn act(cfg: &Config, ups: &mut dyn Ups, deadline: Deadline, log: &FenceLog) -> R
             Ok(EXIT_OK)
         }
         "off" => {
-            let phase = deadline.at_most(cfg.power_timeout + Duration::from_secs(1));
-            match ups::set_power(ups, Power::Off, phase, log)? {
+            match ups::set_power(ups, Power::Off, cfg.power_timeout, deadline, log)? {
                 Change::Done => println!("Success: Powered OFF"),
                 Change::Already => println!("Success: Already OFF"),
             }
             Ok(EXIT_OK)
         }
         "on" => {
-            match ups::set_power(ups, Power::On, deadline, log)? {
+            match ups::set_power(ups, Power::On, cfg.power_timeout, deadline, log)? {
                 Change::Done => println!("Success: Powered ON"),
                 Change::Already => println!("Success: Already ON"),
             }
             Ok(EXIT_OK)
         }
         "reboot" => {
-            let off_phase = Deadline::after(cfg.power_timeout).at_most(deadline.remaining());
-            ups::set_power(ups, Power::Off, off_phase, log)?;
+            ups::set_power(ups, Power::Off, cfg.power_timeout, deadline, log)?;
             // Success needs only the off part (FenceAgentAPI): the node is fenced.
-            if let Err(e) = ups::set_power(ups, Power::On, deadline, log) {
+            if let Err(e) = ups::set_power(ups, Power::On, cfg.power_timeout, deadline, log) {
                 log.warn(format!("the load is off but could not be turned back on: {e:#}"));
             }
             println!("Success: Rebooted");

@@ -132,6 +132,8 @@ pub struct NutUps<'a> {
     stream: Option<(BufReader<TcpStream>, TcpStream)>,
     log: &'a FenceLog,
     logged_in: bool,
+    /// The driver's last tracking result, shown if the confirmation never comes.
+    last_tracking: Option<String>,
 }
 
 impl<'a> NutUps<'a> {
@@ -152,6 +154,7 @@ impl<'a> NutUps<'a> {
             stream: None,
             log,
             logged_in: false,
+            last_tracking: None,
         }
     }
 
@@ -255,11 +258,9 @@ impl<'a> NutUps<'a> {
                     Err(e) => Some(format!("{e:#}")),
                 }
             });
-            match result.as_deref() {
-                Some("SUCCESS") => self.log.debug(format!("the driver reports {cmd} done")),
-                Some(other) => self.log.warn(format!("the driver's result for {cmd}: {other}; checking ups.status")),
-                None => self.log.debug(format!("{cmd} still pending at the driver; checking ups.status")),
-            }
+            let result = result.unwrap_or_else(|| "PENDING".into());
+            self.log.debug(format!("the driver's result for {cmd}: {result}; ups.status decides"));
+            self.last_tracking = Some(format!("{cmd}: {result}"));
         }
         Ok(())
     }
@@ -291,7 +292,10 @@ impl Drop for NutUps<'_> {
 
 impl Ups for NutUps<'_> {
     fn describe(&self) -> String {
-        format!("NUT UPS {}@{}:{}", self.ups, self.host, self.port)
+        match &self.last_tracking {
+            Some(t) => format!("NUT UPS {}@{}:{} (driver's result for {t})", self.ups, self.host, self.port),
+            None => format!("NUT UPS {}@{}:{}", self.ups, self.host, self.port),
+        }
     }
 
     fn serial_number(&mut self, deadline: Deadline) -> Result<Option<String>> {

@@ -50,8 +50,15 @@ pub enum Change {
     Already,
 }
 
-/// Turns the load to `target` and waits until the UPS confirms it, within the deadline.
-pub fn set_power(ups: &mut dyn Ups, target: Power, deadline: Deadline, log: &FenceLog) -> Result<Change> {
+/// Turns the load to `target` and waits until the UPS confirms it: at most `confirm_within`
+/// (power_timeout) after the command, and never past the deadline.
+pub fn set_power(
+    ups: &mut dyn Ups,
+    target: Power,
+    confirm_within: Duration,
+    deadline: Deadline,
+    log: &FenceLog,
+) -> Result<Change> {
     if ups.power(deadline)? == target {
         return Ok(Change::Already);
     }
@@ -59,6 +66,7 @@ pub fn set_power(ups: &mut dyn Ups, target: Power, deadline: Deadline, log: &Fen
         Power::Off => ups.cut_load(deadline)?,
         Power::On => ups.restore_load(deadline)?,
     }
+    let deadline = deadline.at_most(confirm_within);
     let mut last_err = None;
     let confirmed = deadline.poll(CONFIRM_POLL, || match ups.power(deadline) {
         Ok(p) if p == target => Some(()),
