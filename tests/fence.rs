@@ -191,6 +191,35 @@ fn command_line_options_and_list_monitor() {
 }
 
 #[test]
+fn ups_sim_command_runs_its_hook_on_load_off_and_cleans_up() {
+    if !need_pty_tests() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ups");
+    let marker = dir.path().join("node2-cut");
+    let mut sim = ChildGuard(
+        Command::new(bin())
+            .args(["ups-sim", "--link", link.to_str().unwrap(), "--serial", "QS42", "--on-load-off", "touch"])
+            .arg(&marker)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut events = BufReader::new(sim.0.stdout.take().unwrap()).lines();
+    assert!(events.next().unwrap().unwrap().starts_with("ready "));
+    // `delay` holds the off back before anything is sent.
+    let out = run_argv(&["-o", "off", "--serial-port", link.to_str().unwrap(), "--ups-serial", "QS42", "--delay", "1"]);
+    out.expect(0);
+    assert!(out.elapsed >= Duration::from_millis(2500), "1 s delay + 1.6 s between the Z's: {:?}", out.elapsed);
+    assert_eq!(events.next().unwrap().unwrap(), "load off");
+    wait_for("the --on-load-off command", Duration::from_secs(5), || marker.exists());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sim.pid()), nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("ups-sim to exit", Duration::from_secs(5), || sim.0.try_wait().unwrap().is_some());
+    assert!(!link.exists(), "the link goes with the simulator");
+}
+
+#[test]
 fn another_ups_serial_number_is_refused_without_touching_the_load() {
     if !need_pty_tests() {
         return;
@@ -700,7 +729,19 @@ fn nut_errors_wrong_password_unknown_ups_stale_driver_and_no_confirmation() {
     stderr_has(&out, "Timed out waiting to power OFF");
     assert!(out.elapsed >= Duration::from_secs(3) && out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
 
-    // The driver stops: upsd has no data for the UPS.
+    // The driver hangs: after MAXAGE (5 s) upsd calls its data stale.
+    let driver_pid = nix::unistd::Pid::from_raw(upsd.driver.as_ref().unwrap().pid());
+    nix::sys::signal::kill(driver_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_for("upsd to call the data stale", Duration::from_secs(20), || {
+        upsd.ask(&["GET VAR fake ups.status"]).last().is_some_and(|r| r.contains("DATA-STALE"))
+    });
+    let out = run_stdin(&upsd.params(&port, "status"));
+    let _ = nix::sys::signal::kill(driver_pid, nix::sys::signal::Signal::SIGCONT);
+    out.expect(1);
+    stderr_has(&out, "DATA-STALE");
+    stderr_has(&out, "stale data");
+
+    // The driver is gone: upsd has no connection to it.
     drop(upsd.driver.take());
     let out = run_stdin(&upsd.params(&port, "status"));
     out.expect(1);
