@@ -1,1 +1,3 @@
 //! Networking edges: netlink, ARP / neighbour advertisements, probes.
+
+pub mod http;
