@@ -365,7 +365,9 @@ in /lib/modules)",
                 OcfError::generic(format!("O_DIRECT read of parameter 'device' {} failed: {e}", cfg.device))
             })?;
         }
-        if depth >= 20 {
+        if depth >= 20 && cfg.options.flags.contains(nix::mount::MsFlags::MS_RDONLY) {
+            ctx.log.debug("mounted read-only: no status file write at depth 20");
+        } else if depth >= 20 {
             let status = status_file(ctx, &dir);
             if let Some(parent) = status.parent() {
                 fs::create_dir_all(parent).map_err(|e| {

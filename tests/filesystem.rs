@@ -336,3 +336,42 @@ fn crm_resource_gives_the_right_codes() {
     assert_eq!(mounted_source(&setup.dir), None);
     crm(&["--force-check"], &opts).expect(7);
 }
+
+#[test]
+fn fsck_runs_only_where_needed() {
+    if !need_fs_tools("mkfs.ext4", "e2fsprogs") {
+        return;
+    }
+    let checked = |setup: &Setup, fsck: &str| {
+        let fs = setup.agent("ext4").param("fsck", fsck);
+        let out = fs.run("start");
+        out.expect(0);
+        fs.run("stop").expect(0);
+        out.stderr.contains("checking")
+    };
+    let journaled = Setup::ext4();
+    assert!(!checked(&journaled, "auto"), "a journaled ext4 needs no fsck");
+    assert!(checked(&journaled, "yes"));
+    let no_journal = Setup::new(&["mkfs.ext4", "-q", "-O", "^has_journal"], 64);
+    assert!(checked(&no_journal, "auto"), "ext4 without a journal is checked");
+    assert!(!checked(&no_journal, "no"));
+}
+
+#[test]
+fn options_become_mount_flags_and_filesystem_data() {
+    if !need_fs_tools("mkfs.ext4", "e2fsprogs") {
+        return;
+    }
+    let setup = Setup::ext4();
+    let fs = setup.agent("ext4").param("options", "defaults,ro,noatime,errors=remount-ro,_netdev");
+    fs.run("start").expect(0);
+    let table = mount::mounts().unwrap();
+    let m = mount::mounted_at(&table, &setup.dir).unwrap();
+    let flags: Vec<&str> = m.mount_options.split(',').collect();
+    assert!(flags.contains(&"ro") && flags.contains(&"noatime"), "{}", m.mount_options);
+    assert!(m.super_options.contains("errors=remount-ro"), "{}", m.super_options);
+    // Read-only: depth 20 does not try to write its status file.
+    fs.clone().depth(20).run("monitor").expect(0);
+    assert!(!setup.dir.join(".hastack-status").exists());
+    fs.run("stop").expect(0);
+}
