@@ -13,6 +13,8 @@ packages=(
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # benchmarks
   hyperfine
+  # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
+  python3
 )
 [ $# -gt 0 ] && packages=("$@")
 
