@@ -1,1 +1,6 @@
 //! Networking edges: netlink, ARP / neighbour advertisements, probes.
+
+pub mod arp;
+pub mod ndisc;
+pub mod netlink;
+pub mod packet;

@@ -105,7 +105,7 @@ pub struct Outcome {
 impl Outcome {
     /// The last `ocf-exit-reason:` line, as Pacemaker keeps it.
     pub fn exit_reason(&self) -> Option<&str> {
-        self.stderr.lines().filter_map(|l| l.strip_prefix("ocf-exit-reason:")).last()
+        self.stderr.lines().rev().find_map(|l| l.strip_prefix("ocf-exit-reason:"))
     }
 
     /// Asserts the exit code, showing everything on failure.
