@@ -353,10 +353,10 @@ impl Agent for Vip {
             return Ok(OcfStatus::Success);
         };
         for a in &found {
-            netlink::del_address(a.index, a.ip, a.prefix_len).map_err(|e| {
-                net_error(&format!("cannot remove {}/{} from interface {}", a.ip, a.prefix_len, a.index), e)
-            })?;
-            ctx.log.info(format!("removed {}/{} from interface {}", a.ip, a.prefix_len, a.index));
+            let dev = netlink::link_by_index(a.index).ok().flatten().map(|l| l.name).unwrap_or(a.index.to_string());
+            netlink::del_address(a.index, a.ip, a.prefix_len)
+                .map_err(|e| net_error(&format!("cannot remove {}/{} from {dev}", a.ip, a.prefix_len), e))?;
+            ctx.log.info(format!("removed {}/{} from {dev}", a.ip, a.prefix_len));
         }
         match holders(&cfg)? {
             Some(left) if !left.is_empty() => {
