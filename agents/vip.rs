@@ -283,19 +283,26 @@ fn place(cfg: &VipConfig) -> OcfResult<Placement> {
 
 /// Where the address is now: on the configured interface, or anywhere when no nic is set (the
 /// route that found the interface at start may be gone with the link, the address is not).
+struct Holders {
+    addrs: Vec<Addr>,
+    /// The configured interface, when it was looked up (only if the address is somewhere).
+    nic: Option<Link>,
+}
+
 /// Ok(None) when the configured interface does not exist.
-fn holders(cfg: &VipConfig) -> OcfResult<Option<Vec<Addr>>> {
-    let mut found = netlink::find_address(&cfg.ip).map_err(|e| net_error("cannot list addresses", e))?;
-    if let Some(nic) = &cfg.nic {
-        if found.is_empty() {
-            return Ok(Some(found));
-        }
+fn holders(cfg: &VipConfig) -> OcfResult<Option<Holders>> {
+    let mut addrs = netlink::find_address(&cfg.ip).map_err(|e| net_error("cannot list addresses", e))?;
+    let mut nic_link = None;
+    if let (Some(nic), false) = (&cfg.nic, addrs.is_empty()) {
         match netlink::link_by_name(nic).map_err(|e| net_error(&format!("cannot look up interface '{nic}'"), e))? {
-            Some(link) => found.retain(|a| a.index == link.index),
+            Some(link) => {
+                addrs.retain(|a| a.index == link.index);
+                nic_link = Some(link);
+            }
             None => return Ok(None),
         }
     }
-    Ok(Some(found))
+    Ok(Some(Holders { addrs, nic: nic_link }))
 }
 
 impl Agent for Vip {
@@ -344,7 +351,7 @@ impl Agent for Vip {
 
     fn stop(&self, ctx: &Ctx) -> OcfResult {
         let cfg = VipConfig::from_params(&ctx.params)?;
-        let Some(found) = holders(&cfg)? else {
+        let Some(Holders { addrs: found, .. }) = holders(&cfg)? else {
             ctx.log.info(format!(
                 "interface '{}' does not exist: {} cannot be on it",
                 cfg.nic.as_deref().unwrap_or(""),
@@ -359,9 +366,10 @@ impl Agent for Vip {
             ctx.log.info(format!("removed {}/{} from {dev}", a.ip, a.prefix_len));
         }
         match holders(&cfg)? {
-            Some(left) if !left.is_empty() => {
-                Err(OcfError::generic(format!("{} is still on interface {} after removal", cfg.ip, left[0].index)))
-            }
+            Some(left) if !left.addrs.is_empty() => Err(OcfError::generic(format!(
+                "{} is still on interface {} after removal",
+                cfg.ip, left.addrs[0].index
+            ))),
             _ => Ok(OcfStatus::Success),
         }
     }
@@ -378,7 +386,7 @@ impl Agent for Vip {
             }
             Some(found) => found,
         };
-        let Some(addr) = found.first() else {
+        let Some(addr) = found.addrs.first() else {
             if ctx.is_probe() {
                 return Ok(OcfStatus::NotRunning);
             }
@@ -387,9 +395,13 @@ impl Agent for Vip {
         if addr.dad_failed {
             return Err(OcfError::generic(format!("the kernel found a duplicate of {}{where_}", cfg.ip)));
         }
-        let link = netlink::link_by_index(addr.index)
-            .map_err(|e| net_error("cannot look up the interface", e))?
-            .ok_or_else(|| OcfError::not_running(format!("the interface holding {} vanished", cfg.ip)))?;
+        // With a nic, holders() already has the link; otherwise one more request.
+        let link = match found.nic {
+            Some(link) => link,
+            None => netlink::link_by_index(addr.index)
+                .map_err(|e| net_error("cannot look up the interface", e))?
+                .ok_or_else(|| OcfError::not_running(format!("the interface holding {} vanished", cfg.ip)))?,
+        };
         if let Some(why) = link.down_reason() {
             return Err(OcfError::not_running(format!("{} is on {} but {why}", cfg.ip, link.name)));
         }
