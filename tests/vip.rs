@@ -278,7 +278,7 @@ fn vip_announcements_arrive_counted_and_spaced() {
     let seen = capture.join().unwrap();
     assert_eq!(seen.len(), 3, "announcements seen by host 2");
     for pair in seen.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(120), "announcements {:?} apart", pair[1] - pair[0]);
+        assert!(pair[1] - pair[0] >= Duration::from_millis(100), "announcements {:?} apart", pair[1] - pair[0]);
     }
     run.run("stop").expect(0);
 
