@@ -4,6 +4,7 @@
 use crate::ocf::Agent;
 
 pub mod filesystem;
+pub mod vip;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&filesystem::FILESYSTEM];
+pub static AGENTS: &[&dyn Agent] = &[&vip::Vip, &filesystem::FILESYSTEM];

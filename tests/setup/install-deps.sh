@@ -11,6 +11,8 @@ packages=(
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
+  # vip: the monitor-forks-nothing check
+  strace
   # benchmarks
   hyperfine
   # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
