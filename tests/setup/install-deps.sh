@@ -11,6 +11,8 @@ packages=(
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
+  # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
+  dpkg-dev rpm binutils lintian debootstrap
   # benchmarks
   hyperfine
 )
