@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::applets;
 
@@ -37,6 +37,13 @@ enum Command {
         /// The OCF action, e.g. start, monitor, meta-data.
         action: Option<String>,
     },
+    /// Write the man pages and shell completions (used by packaging).
+    #[command(hide = true)]
+    Doc {
+        /// Directory to write man/ and completions/ under.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -54,6 +61,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Install { root, binary } => install(&root, binary).map(|_| 0),
         Command::Ocf { agent, action } => run_ocf(&agent, action.as_deref()),
+        Command::Doc { out } => crate::doc::write_all(&out, Cli::command()).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+            0
+        }),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

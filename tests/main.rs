@@ -8,3 +8,4 @@ mod cli;
 mod conformance;
 mod vip;
 mod filesystem;
+mod packaging;

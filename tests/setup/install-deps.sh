@@ -13,6 +13,8 @@ packages=(
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # vip: the monitor-forks-nothing check
   strace
+  # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
+  dpkg-dev rpm binutils lintian debootstrap
   # benchmarks
   hyperfine
   # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
