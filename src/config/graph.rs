@@ -51,29 +51,31 @@ impl Transition {
         loop {
             let event = reader.read_event().map_err(|e| format!("transition graph: {e}"))?;
             match event {
-                Event::Start(e) | Event::Empty(e) => {
+                Event::Start(ref e) | Event::Empty(ref e) => {
                     let name = e.name().as_ref().to_vec();
                     match name.as_slice() {
                         b"synapse" => {
                             current = None;
+                            in_inputs = false;
                             pending_inputs.clear();
                         }
-                        b"inputs" => in_inputs = true,
+                        // `<inputs/>` (no inputs) has no end tag: only an opening one starts the list.
+                        b"inputs" => in_inputs = matches!(event, Event::Start(_)),
                         b"rsc_op" | b"pseudo_event" | b"crm_event" => {
-                            let id: u32 = attr(&e, "id").and_then(|v| v.parse().ok()).ok_or("action without id")?;
+                            let id: u32 = attr(e, "id").and_then(|v| v.parse().ok()).ok_or("action without id")?;
                             if in_inputs {
                                 pending_inputs.push(id);
                             } else {
-                                current = Some(action(&e, id, &name));
+                                current = Some(action(e, id, &name));
                             }
                         }
                         b"primitive" if !in_inputs => {
-                            if let (Some(a), Some(id)) = (current.as_mut(), attr(&e, "id")) {
+                            if let (Some(a), Some(id)) = (current.as_mut(), attr(e, "id")) {
                                 a.rsc = id.split(':').next().unwrap_or(&id).to_string();
                             }
                         }
                         b"attributes" if !in_inputs => {
-                            if let (Some(a), Some(ms)) = (current.as_mut(), attr(&e, "CRM_meta_interval")) {
+                            if let (Some(a), Some(ms)) = (current.as_mut(), attr(e, "CRM_meta_interval")) {
                                 a.interval_ms = ms.parse().unwrap_or(0);
                             }
                         }
@@ -141,11 +143,30 @@ impl Transition {
         false
     }
 
-    /// One line per agent action and fencing, in id order: `stonith node1`, `start vip1 on node2`.
+    /// Every action in an order the cluster may run them: each after all it waits for (ties by id).
+    pub fn in_order(&self) -> Vec<&Action> {
+        let mut done: BTreeSet<u32> = BTreeSet::new();
+        let mut out = Vec::new();
+        while out.len() < self.actions.len() {
+            let ready = self.actions.values().find(|a| {
+                !done.contains(&a.id) && a.inputs.iter().all(|i| done.contains(i) || !self.actions.contains_key(i))
+            });
+            // A cycle cannot come out of the scheduler; should one appear, list the rest by id.
+            let next = ready.or_else(|| self.actions.values().find(|a| !done.contains(&a.id))).expect("one is left");
+            done.insert(next.id);
+            out.push(next);
+        }
+        out
+    }
+
+    /// One line per fencing and per start/stop/promote/demote, in execution order: `stonith node1`,
+    /// `start vip1 on node2`. (Monitors, notifications and crm_simulate's `clear_failcount` for
+    /// an injected failure are left out.)
     pub fn summary(&self) -> Vec<String> {
-        self.actions
-            .values()
-            .filter(|a| a.kind != ActionKind::Pseudo && a.operation != "monitor")
+        const SHOWN: &[&str] = &["stonith", "start", "stop", "promote", "demote"];
+        self.in_order()
+            .into_iter()
+            .filter(|a| a.kind != ActionKind::Pseudo && SHOWN.contains(&a.operation.as_str()))
             .map(|a| match (&a.kind, a.node.as_deref()) {
                 (ActionKind::Cluster, Some(n)) => format!("{} {n}", a.operation),
                 (_, Some(n)) => format!("{} {} on {n}", a.operation, a.rsc),

@@ -66,8 +66,27 @@ pub struct Step {
 
 impl Sim {
     /// The rendered CIB with every node up and all resources started, as the cluster would be after
-    /// its first transitions.
-    pub fn start(cib_xml: &str, nodes: &[String]) -> Result<Sim> {
+    /// its first transitions. `promotable` are the primitives of promotable clones: each node gets
+    /// the promotion score their agent sets once its data is up to date (`master-<id>`), as the
+    /// DRBD agent does on a healthy pair.
+    pub fn start(cib_xml: &str, nodes: &[String], promotable: &[String]) -> Result<Sim> {
+        let mut sim = Sim::new(cib_xml)?;
+        let mut args = vec!["--quorum".to_string(), "true".to_string()];
+        for node in nodes {
+            args.extend(["--node-up".to_string(), node.clone()]);
+        }
+        sim.step(&args)?;
+        for node in nodes {
+            for rsc in promotable {
+                sim.set_node_attribute(node, &format!("master-{rsc}"), "10000")?;
+            }
+        }
+        sim.settle()?;
+        Ok(sim)
+    }
+
+    /// A simulation of the CIB as given (no node up yet).
+    pub fn new(cib_xml: &str) -> Result<Sim> {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("hastack-sim-{}-{n}", std::process::id()));
@@ -75,14 +94,7 @@ impl Sim {
         let dir = Scratch(dir);
         let state = dir.0.join("state-0.xml");
         std::fs::write(&state, cib_xml)?;
-        let mut sim = Sim { dir, state, steps: 0 };
-        let mut args = vec!["--quorum".to_string(), "true".to_string()];
-        for node in nodes {
-            args.extend(["--node-up".to_string(), node.clone()]);
-        }
-        sim.step(&args)?;
-        sim.settle()?;
-        Ok(sim)
+        Ok(Sim { dir, state, steps: 0 })
     }
 
     /// The current state (CIB with status), e.g. for crm_mon.
@@ -90,20 +102,26 @@ impl Sim {
         &self.state
     }
 
-    /// Runs one transition with extra crm_simulate options (node events, injected results).
+    /// Sets a transient node attribute, as an agent (crm_attribute) or attrd would.
+    pub fn set_node_attribute(&self, node: &str, name: &str, value: &str) -> Result<()> {
+        let args = ["--node", node, "--name", name, "--update", value, "--lifetime", "reboot"];
+        let out = tool("crm_attribute", &args, Some(&self.state))?;
+        if !out.success() {
+            bail!("crm_attribute {}: {}{}", args.join(" "), out.stdout, out.stderr);
+        }
+        Ok(())
+    }
+
+    /// Runs one transition with extra crm_simulate options (`--node-fail N`, `--op-inject OP@N=RC`)
+    /// and keeps the state after it. (`--in-place` on a copy: in Pacemaker 2.1.5 `--save-output`
+    /// saves the state *before* the transition.)
     pub fn step(&mut self, args: &[String]) -> Result<Step> {
         self.steps += 1;
         let graph = self.dir.0.join(format!("graph-{}.xml", self.steps));
         let next = self.dir.0.join(format!("state-{}.xml", self.steps));
-        let mut argv: Vec<String> = vec![
-            "--xml-file".into(),
-            path_str(&self.state)?,
-            "--simulate".into(),
-            "--save-graph".into(),
-            path_str(&graph)?,
-            "--save-output".into(),
-            path_str(&next)?,
-        ];
+        std::fs::copy(&self.state, &next).with_context(|| format!("cannot copy {}", self.state.display()))?;
+        let mut argv: Vec<String> =
+            vec!["--xml-file".into(), path_str(&next)?, "--in-place".into(), "--save-graph".into(), path_str(&graph)?];
         argv.extend(args.iter().cloned());
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = tool("crm_simulate", &argv, None)?;
@@ -128,13 +146,18 @@ impl Sim {
         bail!("the cluster did not settle after {MAX_SETTLE_ROUNDS} transitions")
     }
 
-    /// Where each resource runs now: (resource id with instance, role, node).
+    /// Where each resource runs now: (resource id, role, node), clone instances once per node.
     pub fn placement(&self) -> Result<Vec<(String, String, String)>> {
         let out = tool("crm_mon", &["--one-shot", "--output-as=xml", "--inactive"], Some(&self.state))?;
         if !out.success() {
             bail!("crm_mon: {}{}", out.stdout, out.stderr);
         }
         Ok(parse_placement(&out.stdout))
+    }
+
+    /// The nodes `rsc` (a primitive id) is active on.
+    pub fn nodes_of(&self, rsc: &str) -> Result<Vec<String>> {
+        Ok(self.placement()?.into_iter().filter(|(id, _, _)| id == rsc).map(|(_, _, node)| node).collect())
     }
 }
 
