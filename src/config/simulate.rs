@@ -176,9 +176,11 @@ pub fn parse_placement(xml: &str) -> Vec<(String, String, String)> {
     };
     while let Ok(event) = reader.read_event() {
         match event {
-            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"resource" => {
+            Event::Start(e) if e.name().as_ref() == b"resource" => {
                 current = Some((attr(&e, "id").unwrap_or_default(), attr(&e, "role").unwrap_or_default()));
             }
+            // A resource element without children runs nowhere (a stopped instance).
+            Event::Empty(e) if e.name().as_ref() == b"resource" => current = None,
             Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"node" => {
                 if let (Some((id, role)), Some(name)) = (current.as_ref(), attr(&e, "name")) {
                     out.push((id.clone(), role.clone(), name));

@@ -346,6 +346,12 @@ impl<'a> Checker<'a> {
                     listed.push(node.get_ref());
                 }
             }
+            if let (Some(failover), None) = (&g.failover, &self.stack.alert) {
+                self.problem(
+                    failover.span(),
+                    format!("group '{id}' has a failover list but the stack has no [alert]: nobody would hear when it stops for good"),
+                );
+            }
             if let Some(p) = &g.with_promoted {
                 if !promotable.contains(&p.get_ref().as_str()) {
                     self.problem(
