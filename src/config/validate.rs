@@ -482,3 +482,35 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_lines() {
+        assert_eq!(duration_ms("10s"), Some(10_000));
+        assert_eq!(duration_ms("500ms"), Some(500));
+        assert_eq!(duration_ms("2min"), Some(120_000));
+        assert_eq!(duration_ms("15"), Some(15_000));
+        for bad in ["", "s", "10 s", "-1s", "1.5s", "10sec5"] {
+            assert!(!is_valid_duration(bad), "{bad:?} accepted");
+        }
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+        assert!(is_valid_id("fence-node1") && !is_valid_id("1node") && !is_valid_id("a b"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let src = "[cluster]\nname = \"c\"\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\"]\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.2\", \"nonsense\"]\n";
+        let stack: Stack = toml::from_str(src).unwrap();
+        let problems: Vec<(usize, String)> =
+            check(&stack, src).into_iter().map(|p| (line_of(src, p.span.start), p.message)).collect();
+        let has = |line: usize, words: &str| problems.iter().any(|(l, m)| *l == line && m.contains(words));
+        assert!(has(6, "needs exactly two links"), "{problems:?}");
+        assert!(has(9, "duplicate node 'n1'"), "{problems:?}");
+        assert!(has(10, "'nonsense' is not an IP address"), "{problems:?}");
+    }
+}
