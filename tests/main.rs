@@ -5,7 +5,8 @@
 mod support;
 
 mod cli;
+mod config;
 mod conformance;
-mod vip;
 mod filesystem;
 mod packaging;
+mod vip;

@@ -9,6 +9,8 @@ set -euo pipefail
 packages=(
   # conformance: ocf-tester + ra-api-1.dtd, crm_resource, pcs's OCF 1.1 RelaxNG, xmllint
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
+  # hastack config: apply the rendered crmsh script offline (pcs is above)
+  crmsh
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # vip: the monitor-forks-nothing check
