@@ -4,7 +4,7 @@
 PREFIX ?= /usr
 CARGO ?= cargo
 
-.PHONY: all build install test test-deps lint bench clean
+.PHONY: all build install test test-deps lint bench clean packages
 
 all: build
 
@@ -33,6 +33,11 @@ test: test-deps lint
 	else \
 		$(CARGO) test --locked; \
 	fi; rc=$$?; tests/setup/cleanup.sh; exit $$rc
+
+# .deb and .rpm into target/packages/, from one staging tree (packaging/build.sh).
+packages: build
+	tests/setup/install-deps.sh dpkg-dev rpm binutils lintian
+	packaging/build.sh target/release/hastack target/packages
 
 bench: build
 	bench/run.sh

@@ -3,5 +3,8 @@
 
 use crate::ocf::Agent;
 
+pub mod filesystem;
+pub mod vip;
+
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[];
+pub static AGENTS: &[&dyn Agent] = &[&vip::Vip, &filesystem::FILESYSTEM];

@@ -52,6 +52,35 @@ pub fn render(agent: &str) -> String {
     x
 }
 
+/// `fence_ups(8)`, from the same option table as the metadata.
+pub fn man_page(agent: &str) -> String {
+    use crate::doc::roff_escape as esc;
+    let mut m = format!(
+        ".TH \"{}\" \"8\" \"\" \"hastack {}\" \"System Administration\"\n.nh\n.ad l\n",
+        agent.to_uppercase(),
+        env!("CARGO_PKG_VERSION")
+    );
+    m.push_str(&format!(".SH NAME\n{} \\- {}\n", esc(agent), esc(SHORTDESC)));
+    m.push_str(&format!(
+        ".SH SYNOPSIS\n.B {}\n[\\fIOPTIONS\\fR]\n.br\n.B {}\n< name=value lines\n",
+        esc(agent),
+        esc(agent)
+    ));
+    m.push_str(&format!(".SH DESCRIPTION\n{}\n", esc(LONGDESC)));
+    m.push_str(".PP\nExit codes: 0 success (status: the load is on), 2 status: the load is off, 1 any error.\n");
+    m.push_str(".SH OPTIONS\n");
+    for o in OPTIONS.iter().filter(|o| !o.hidden && !o.deprecated) {
+        let default = o.default.map(|d| format!(" (default {d})")).unwrap_or_default();
+        m.push_str(&format!(".TP\n.B {}\n", esc(&getopt(o))));
+        m.push_str(&format!("{}{}. On stdin: \\fB{}\\fR.\n", esc(o.shortdesc), esc(&default), esc(o.name)));
+    }
+    m.push_str(&format!(".SH ACTIONS\n{}\n", esc(&ACTIONS.join(", "))));
+    m.push_str(".SH EXAMPLE\n.nf\n");
+    m.push_str(&esc("echo -e 'action=status\\nserial_port=/dev/ttyS0' | fence_ups"));
+    m.push_str("\n.fi\n.SH SEE ALSO\nhastack(8), stonith_admin(8), pcs(8)\n");
+    m
+}
+
 fn content_type(c: Content) -> &'static str {
     match c {
         Content::String => "string",
@@ -74,6 +103,16 @@ fn getopt(o: &super::args::Opt) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn man_page_lists_current_options() {
+        let m = man_page("fence_ups");
+        assert!(m.starts_with(".TH \"FENCE_UPS\" \"8\""));
+        assert!(m.contains("\\-\\-serial\\-port=[path]"), "{m}");
+        assert!(m.contains("On stdin: \\fBpassword\\fR"));
+        assert!(!m.contains("On stdin: \\fBpasswd\\fR"), "deprecated spellings are left out");
+        assert!(!m.contains("nodename"));
+    }
 
     #[test]
     fn lists_parameters_actions_and_hides_pacemaker_extras() {

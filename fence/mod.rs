@@ -24,3 +24,8 @@ pub type FenceMain = fn(&[OsString]) -> i32;
 
 /// Every fence agent: its name (the link under /usr/sbin) and its entry point.
 pub static FENCE_AGENTS: &[(&str, FenceMain)] = &[("fence_ups", fence_ups::main)];
+
+/// Man pages of the fence agents, `(name, roff)`, for `hastack doc`.
+pub fn man_pages() -> Vec<(&'static str, String)> {
+    vec![(fence_ups::NAME, metadata::man_page(fence_ups::NAME))]
+}

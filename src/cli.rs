@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::applets;
 
@@ -30,6 +30,11 @@ enum Command {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+    /// Render or check a stack's cluster configuration (crm-config/README.md).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Run an OCF agent without a link: `hastack ocf vip monitor` (for debugging).
     Ocf {
         /// The agent type, e.g. vip.
@@ -40,6 +45,33 @@ enum Command {
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
+    /// Write the man pages and shell completions (used by packaging).
+    #[command(hide = true)]
+    Doc {
+        /// Directory to write man/ and completions/ under.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print (or write) the stack's configuration: CIB XML, a pcs or crmsh script, or corosync.conf.
+    Render {
+        /// cib, pcs, crm or corosync.
+        #[arg(long, value_parser = ["cib", "pcs", "crm", "corosync"])]
+        format: String,
+        /// Write here (atomically) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The stack description (TOML).
+        stack: PathBuf,
+    },
+    /// Run crm_verify and the failure scenarios through crm_simulate; print what happens in each.
+    Check {
+        /// The stack description (TOML).
+        stack: PathBuf,
+    },
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -58,6 +90,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Install { root, binary } => install(&root, binary).map(|_| 0),
         Command::Ocf { agent, action } => run_ocf(&agent, action.as_deref()),
         Command::UpsSim(args) => crate::fence::sim::run_cli(args).map(|_| 0),
+        Command::Doc { out } => crate::doc::write_all(&out, Cli::command()).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+            0
+        }),
+        Command::Config { command } => run_config(command),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");
@@ -76,6 +115,28 @@ fn run_ocf(agent: &str, action: Option<&str>) -> Result<i32> {
         None => {
             let known: Vec<&str> = applets::all().iter().filter(|a| a.kind_name() == "ocf").map(|a| a.name).collect();
             bail!("unknown OCF agent '{agent}' (known: {})", known.join(", "))
+        }
+    }
+}
+
+fn run_config(command: ConfigCommand) -> Result<i32> {
+    use crate::config;
+    match command {
+        ConfigCommand::Render { format, output, stack } => {
+            let format = config::Format::parse(&format).expect("clap checked the format");
+            // Everything is rendered before anything is written: a refused stack writes nothing.
+            let text = config::load(&stack)?.render(format);
+            match output {
+                Some(path) => config::write_atomically(&path, &text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
+        ConfigCommand::Check { stack } => {
+            let report = config::check::run(&config::load(&stack)?)?;
+            print!("{}", report.text);
+            Ok(if report.ok { 0 } else { 1 })
         }
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod applets;
 pub mod cli;
+pub mod config;
+pub mod doc;
 pub mod net;
 pub mod ocf;
 pub mod sys;

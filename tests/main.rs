@@ -5,5 +5,9 @@
 mod support;
 
 mod cli;
+mod config;
 mod conformance;
 mod fence;
+mod filesystem;
+mod packaging;
+mod vip;

@@ -78,6 +78,40 @@ pub fn mounted_below<'a>(table: &'a [MountInfo], dir: &Path) -> Vec<&'a MountInf
     table.iter().filter(|m| m.mount_point != dir && m.mount_point.starts_with(dir)).collect()
 }
 
+/// The mount a path lies on, as path lookup in this namespace would find it: the mount whose
+/// mount point is the longest prefix of `path` (component-wise), the topmost where mounts stack.
+/// Used where the kernel only gives a path string (readlink of /proc/PID/cwd) and no mount ID.
+pub fn mount_containing<'a>(table: &'a [MountInfo], path: &Path) -> Option<&'a MountInfo> {
+    let mut best: Option<&MountInfo> = None;
+    for m in table {
+        if path.starts_with(&m.mount_point)
+            && best.is_none_or(|b| m.mount_point.components().count() >= b.mount_point.components().count())
+        {
+            best = Some(m);
+        }
+    }
+    best
+}
+
+/// The mount `id` and every mount on top of or below it (its mount subtree, by parent IDs),
+/// children before parents: the order in which they can be unmounted.
+pub fn subtree_post_order(table: &[MountInfo], id: u32) -> Vec<&MountInfo> {
+    fn visit<'a>(table: &'a [MountInfo], id: u32, out: &mut Vec<&'a MountInfo>, depth: usize) {
+        // Later mounts first: of two children, the one mounted last may sit on the other.
+        for child in table.iter().rev().filter(|m| m.parent_id == id && m.mount_id != id) {
+            if depth < 64 && !out.iter().any(|o| o.mount_id == child.mount_id) {
+                visit(table, child.mount_id, out, depth + 1);
+            }
+        }
+        if let Some(me) = table.iter().find(|m| m.mount_id == id) {
+            out.push(me);
+        }
+    }
+    let mut out = Vec::new();
+    visit(table, id, &mut out, 0);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +150,32 @@ mod tests {
     fn unescapes_octal() {
         assert_eq!(unescape("a\\040b\\134c"), "a b\\c");
         assert_eq!(unescape("plain\\"), "plain\\");
+    }
+
+    #[test]
+    fn finds_the_mount_a_path_lies_on() {
+        let t = parse(TABLE);
+        let id = |p: &str| mount_containing(&t, Path::new(p)).map(|m| m.mount_id);
+        assert_eq!(id("/srv/data/file"), Some(36));
+        assert_eq!(id("/srv/data"), Some(36));
+        assert_eq!(id("/srv/data/tmp/x"), Some(37));
+        assert_eq!(id("/srv/datafile"), Some(22));
+        assert_eq!(id("/mnt/bind dir/x"), Some(38));
+    }
+
+    #[test]
+    fn subtree_lists_children_first() {
+        let t = parse(
+            "22 1 8:1 / / rw - ext4 /dev/sda1 rw
+36 22 7:0 / /d rw - xfs /dev/loop0 rw
+37 36 0:40 / /d/a rw - tmpfs tmpfs rw
+39 37 0:41 / /d/a/b rw - tmpfs tmpfs rw
+40 36 0:42 / /d rw - tmpfs tmpfs rw
+41 22 7:0 / /elsewhere rw - xfs /dev/loop0 rw
+",
+        );
+        let ids: Vec<u32> = subtree_post_order(&t, 36).iter().map(|m| m.mount_id).collect();
+        assert_eq!(ids, vec![40, 39, 37, 36]);
+        assert!(subtree_post_order(&t, 99).is_empty());
     }
 }

@@ -9,13 +9,23 @@ set -euo pipefail
 packages=(
   # conformance: ocf-tester + ra-api-1.dtd, crm_resource, pcs's OCF 1.1 RelaxNG, xmllint
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
+  # hastack config: apply the rendered crmsh script offline (pcs is above)
+  crmsh
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # fence_ups: fence-agents' metadata.rng and reference agents, cluster-glue's apcsmart plugin (simulator
-  # oracle), NUT's upsd + dummy-ups (nut transport peer), pacemaker-fenced (stand-alone fencer)
-  fence-agents cluster-glue nut-server nut-client pacemaker pacemaker-cli-utils
+  # oracle), NUT's upsd + dummy-ups (nut transport peer); pacemaker-fenced comes with pacemaker above
+  fence-agents cluster-glue nut-server nut-client
+  # bench/fence.sh (and bench/vip.sh): summarise hyperfine's JSON
+  jq
+  # vip: the monitor-forks-nothing check
+  strace
+  # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
+  dpkg-dev rpm binutils lintian debootstrap
   # benchmarks
   hyperfine
+  # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
+  python3
 )
 [ $# -gt 0 ] && packages=("$@")
 

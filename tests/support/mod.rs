@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod guards;
+#[allow(unused_imports)]
 pub use guards::*;
 
 /// The binary under test.
@@ -105,7 +106,7 @@ pub struct Outcome {
 impl Outcome {
     /// The last `ocf-exit-reason:` line, as Pacemaker keeps it.
     pub fn exit_reason(&self) -> Option<&str> {
-        self.stderr.lines().filter_map(|l| l.strip_prefix("ocf-exit-reason:")).last()
+        self.stderr.lines().rev().find_map(|l| l.strip_prefix("ocf-exit-reason:"))
     }
 
     /// Asserts the exit code, showing everything on failure.

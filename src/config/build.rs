@@ -1,0 +1,223 @@
+//! A validated stack → the Pacemaker objects that encode its behaviour (DESIGN.md §1):
+//! - groups: members on one node, started in order and stopped in reverse (Pacemaker groups);
+//! - a group `with_promoted` a promotable clone: colocated with its Promoted instance and ordered
+//!   after the promotion (partition → mount → VIP2 → broker → database);
+//! - clones `after` a group: a mandatory order that is *not symmetrical*: the clone's instances never
+//!   start before the group has started, while a later stop or move of the group implies nothing for
+//!   them: they are not restarted by a data-layer move. (An Optional order would not do: it orders
+//!   only actions in the same transition, and with a real DRBD agent the promotion, hence the data
+//!   group's start, comes a transition after the clones' start; tests/config.rs shows both.)
+//! - preferred / ordered failover nodes: location scores falling along the list, every unlisted node
+//!   banned, so once the last listed node has failed the group stays stopped;
+//! - fence devices: `pcmk_host_list` = the node they fence, banned from every node but the one with
+//!   the serial cable; in a two-node cluster the device fencing the first node waits `fence_delay`,
+//!   so in a split the first node shoots first and survives;
+//! - migration-threshold and stickiness as resource defaults: a failed service is restarted in place
+//!   and moved only after migration-threshold failures; no automatic failback.
+
+use super::model::{Alert, Class, Clone, Cluster, Constraint, Group, Nv, Op, Primitive, Resource};
+use super::stack::{param_text, Layer, Monitor, Stack};
+use super::validate::duration_ms;
+
+pub const DEFAULT_MONITOR_INTERVAL: &str = "10s";
+pub const DEFAULT_MONITOR_INTERVAL_MS: u64 = 10_000;
+pub const DEFAULT_MONITOR_TIMEOUT: &str = "20s";
+pub const DEFAULT_PROMOTED_MONITOR_INTERVAL: &str = "9s";
+pub const DEFAULT_OP_TIMEOUT: &str = "60s";
+pub const DEFAULT_FENCE_MONITOR_INTERVAL: &str = "60s";
+/// Score step between consecutive nodes of a preference list: below the default stickiness (100),
+/// so a resource that moved does not move back by itself.
+pub const PREFERENCE_STEP: usize = 10;
+
+fn nv(k: &str, v: impl Into<String>) -> Nv {
+    (k.to_string(), v.into())
+}
+
+/// The cluster a validated stack describes.
+pub fn build(stack: &Stack) -> Cluster {
+    let nodes: Vec<String> = stack.nodes.iter().map(|n| n.get_ref().name.get_ref().clone()).collect();
+    let c = &stack.cluster;
+    let mut cluster = Cluster {
+        properties: vec![nv("stonith-enabled", "true")],
+        rsc_defaults: vec![
+            nv("migration-threshold", c.migration_threshold.get_ref().to_string()),
+            nv("resource-stickiness", c.resource_stickiness.get_ref().to_string()),
+        ],
+        ..Cluster::default()
+    };
+    if let Some(t) = &c.failure_timeout {
+        cluster.rsc_defaults.push(nv("failure-timeout", t.get_ref()));
+    }
+
+    for fence in &stack.fences {
+        let f = fence.get_ref();
+        let id = f.id.get_ref().clone();
+        let target = f.fences.get_ref().clone();
+        let mut params = params_of(&f.params);
+        params.push(nv("pcmk_host_list", &target));
+        if let (Some(delay), true) = (&c.fence_delay, nodes.len() == 2 && nodes.first() == Some(&target)) {
+            params.push(nv("pcmk_delay_base", delay.get_ref()));
+        }
+        let monitor = f.monitor.as_ref().map(|m| m.get_ref().clone());
+        let ops = vec![match monitor {
+            Some(m) => monitor_op(&m, None),
+            None => op("monitor", DEFAULT_FENCE_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, None),
+        }];
+        let agent = f.agent.get_ref().clone();
+        cluster.resources.push(Resource::Primitive(Primitive {
+            id: id.clone(),
+            class: Class::Stonith,
+            agent,
+            params,
+            meta: vec![],
+            ops,
+        }));
+        let cable = f.cable.as_ref().map(|c| c.get_ref().as_str());
+        for node in nodes.iter().filter(|n| Some(n.as_str()) != cable) {
+            cluster.constraints.push(Constraint::Location {
+                id: format!("loc-{id}-not-{node}"),
+                rsc: id.clone(),
+                node: node.clone(),
+                score: "-INFINITY".into(),
+            });
+        }
+    }
+
+    for group in &stack.groups {
+        let g = group.get_ref();
+        let id = g.id.get_ref().clone();
+        let members = g.layers.iter().map(|l| primitive(l.get_ref(), false)).collect();
+        cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
+        let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
+        if let Some(failover) = &g.failover {
+            ranked.extend(failover.get_ref().iter().map(|n| n.get_ref().clone()));
+        }
+        let score = |i: usize| (PREFERENCE_STEP * (ranked.len() - i)).to_string();
+        // The group's own preference; for a group on a promoted clone it also steers the
+        // promotion (colocated resources' preferences count), and the group's stickiness keeps
+        // the promotion where it is when the other node comes back: no failback.
+        for (i, node) in ranked.iter().enumerate() {
+            cluster.constraints.push(Constraint::Location {
+                id: format!("loc-{id}-{node}"),
+                rsc: id.clone(),
+                node: node.clone(),
+                score: score(i),
+            });
+        }
+        if let Some(promotable) = &g.with_promoted {
+            let clone_id = promotable.get_ref().clone();
+            cluster.constraints.push(Constraint::Colocation {
+                id: format!("col-{id}-with-{clone_id}"),
+                rsc: id.clone(),
+                with_rsc: clone_id.clone(),
+                with_role: Some("Promoted".into()),
+                score: "INFINITY".into(),
+            });
+            cluster.constraints.push(Constraint::Order {
+                id: format!("ord-{clone_id}-then-{id}"),
+                first: clone_id,
+                first_action: "promote".into(),
+                then: id.clone(),
+                then_action: "start".into(),
+                symmetrical: true,
+            });
+        }
+        if g.failover.is_some() {
+            for node in nodes.iter().filter(|n| !ranked.contains(n)) {
+                cluster.constraints.push(Constraint::Location {
+                    id: format!("loc-{id}-not-{node}"),
+                    rsc: id.clone(),
+                    node: node.clone(),
+                    score: "-INFINITY".into(),
+                });
+            }
+        }
+    }
+
+    for clone in &stack.clones {
+        let c = clone.get_ref();
+        let id = c.id.get_ref().clone();
+        let mut meta = vec![nv("interleave", "true")];
+        if c.promotable {
+            meta.extend([
+                nv("promotable", "true"),
+                nv("promoted-max", "1"),
+                nv("promoted-node-max", "1"),
+                nv("clone-node-max", "1"),
+                nv("notify", "true"),
+            ]);
+        }
+        let child = primitive(c.layer.get_ref(), c.promotable);
+        cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
+        for after in &c.after {
+            let group = after.get_ref();
+            cluster.constraints.push(Constraint::Order {
+                id: format!("ord-{group}-then-{id}"),
+                first: group.clone(),
+                first_action: "start".into(),
+                then: id.clone(),
+                then_action: "start".into(),
+                symmetrical: false,
+            });
+        }
+    }
+
+    if let Some(alert) = &stack.alert {
+        let a = alert.get_ref();
+        let id = a.id.get_ref().clone();
+        let recipients = a.recipient.iter().map(|r| nv(&format!("{id}-recipient"), r.get_ref())).collect();
+        cluster.alerts.push(Alert { id, path: a.path.get_ref().clone(), recipients });
+    }
+    cluster
+}
+
+fn params_of(params: &super::stack::Params) -> Vec<Nv> {
+    params.get_ref().iter().filter_map(|(k, v)| param_text(v.get_ref()).map(|t| (k.clone(), t))).collect()
+}
+
+fn op(name: &str, interval: &str, timeout: &str, role: Option<&str>) -> Op {
+    Op { name: name.into(), interval: interval.into(), timeout: timeout.into(), role: role.map(Into::into) }
+}
+
+fn monitor_op(m: &Monitor, role: Option<&str>) -> Op {
+    op("monitor", m.interval.get_ref(), m.timeout.get_ref(), role)
+}
+
+fn primitive(layer: &Layer, promotable: bool) -> Primitive {
+    let timeout = |name: &str| layer.timeouts.get(name).map_or(DEFAULT_OP_TIMEOUT.to_string(), |t| t.get_ref().clone());
+    let mut ops = Vec::new();
+    let mut lifecycle = vec!["start", "stop"];
+    if promotable {
+        lifecycle.extend(["promote", "demote"]);
+    }
+    if layer.timeouts.contains_key("notify") {
+        lifecycle.push("notify");
+    }
+    for name in lifecycle {
+        ops.push(op(name, "0s", &timeout(name), None));
+    }
+    ops.push(match &layer.monitor {
+        Some(m) => monitor_op(m.get_ref(), None),
+        None => op("monitor", DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, None),
+    });
+    if promotable {
+        ops.push(match &layer.promoted_monitor {
+            Some(m) => monitor_op(m.get_ref(), Some("Promoted")),
+            None => op("monitor", DEFAULT_PROMOTED_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, Some("Promoted")),
+        });
+    }
+    let meta = layer.migration_threshold.iter().map(|t| nv("migration-threshold", t.get_ref().to_string())).collect();
+    Primitive {
+        id: layer.id.get_ref().clone(),
+        class: Class::Ocf,
+        agent: layer.agent.get_ref().clone(),
+        params: params_of(&layer.params),
+        meta,
+        ops,
+    }
+}
+
+/// The interval of a monitor in milliseconds, as the operation key names it (`db_monitor_10000`).
+pub fn interval_ms(op: &Op) -> u64 {
+    duration_ms(&op.interval).unwrap_or(0)
+}

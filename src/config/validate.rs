@@ -1,0 +1,516 @@
+//! Checks a parsed stack before anything is rendered; every problem names the line it is on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::agent_params::{self, Rules, FENCE_TYPES, OCF_TYPES};
+use super::stack::{param_text, Layer, Monitor, Params, Stack};
+
+/// One problem: where (a byte range of the source) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+/// Operations whose timeout a layer may set in `timeouts`.
+pub const TIMED_OPS: &[&str] = &["start", "stop", "promote", "demote", "notify"];
+
+/// For one unique parameter: value → (the layer that used it first, where).
+type FirstUses = BTreeMap<String, (String, Range<usize>)>;
+
+struct Checker<'a> {
+    stack: &'a Stack,
+    src: &'a str,
+    problems: Vec<Problem>,
+    node_names: Vec<&'a str>,
+}
+
+/// Every problem of `stack`, parsed from `src`, in source order.
+pub fn check(stack: &Stack, src: &str) -> Vec<Problem> {
+    let node_names = stack.nodes.iter().map(|n| n.get_ref().name.get_ref().as_str()).collect();
+    let mut c = Checker { stack, src, problems: Vec::new(), node_names };
+    c.cluster();
+    c.nodes();
+    c.ids();
+    c.layers();
+    c.groups();
+    c.clones();
+    c.fences();
+    c.alert();
+    c.problems.sort_by_key(|p| p.span.start);
+    c.problems
+}
+
+/// The 1-based line of a byte offset.
+pub fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// A field's span, or its parent's when the field took a default (empty span).
+fn at<T>(field: &Spanned<T>, parent: Range<usize>) -> Range<usize> {
+    if field.span().is_empty() {
+        parent
+    } else {
+        field.span()
+    }
+}
+
+/// Pacemaker ids are XML ids; node names must be usable in `#uname` rules and fence host lists.
+pub fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// A Pacemaker duration as this format accepts it: a number with an optional unit.
+pub fn is_valid_duration(d: &str) -> bool {
+    let digits = d.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &d[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && matches!(unit, "" | "ms" | "msec" | "s" | "sec" | "m" | "min" | "h" | "hr")
+}
+
+/// A duration in milliseconds (for comparing monitor intervals).
+pub fn duration_ms(d: &str) -> Option<u64> {
+    if !is_valid_duration(d) {
+        return None;
+    }
+    let digits = d.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let n: u64 = digits.parse().ok()?;
+    let factor = match &d[digits.len()..] {
+        "ms" | "msec" => 1,
+        "" | "s" | "sec" => 1000,
+        "m" | "min" => 60_000,
+        _ => 3_600_000,
+    };
+    n.checked_mul(factor)
+}
+
+impl<'a> Checker<'a> {
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(Problem { span, message: message.into() });
+    }
+
+    fn duration(&mut self, what: &str, d: &Spanned<String>, parent: Range<usize>) {
+        if !is_valid_duration(d.get_ref()) {
+            self.problem(at(d, parent), format!("{what}: '{}' is not a duration (e.g. 10s, 500ms, 2min)", d.get_ref()));
+        }
+    }
+
+    fn node_ref(&mut self, what: &str, node: &Spanned<String>) -> bool {
+        if self.node_names.contains(&node.get_ref().as_str()) {
+            return true;
+        }
+        self.problem(
+            node.span(),
+            format!("{what}: unknown node '{}' (nodes: {})", node.get_ref(), self.node_names.join(", ")),
+        );
+        false
+    }
+
+    fn cluster(&mut self) {
+        let c = &self.stack.cluster;
+        if !is_valid_id(c.name.get_ref()) {
+            self.problem(c.name.span(), format!("cluster name '{}' is not a valid name", c.name.get_ref()));
+        }
+        if *c.migration_threshold.get_ref() < 1 {
+            self.problem(c.migration_threshold.span(), "migration_threshold must be at least 1");
+        }
+        if *c.resource_stickiness.get_ref() < 0 {
+            self.problem(c.resource_stickiness.span(), "resource_stickiness must not be negative");
+        }
+        for (what, d) in [("failure_timeout", &c.failure_timeout), ("fence_delay", &c.fence_delay)] {
+            if let Some(d) = d {
+                self.duration(what, d, d.span());
+            }
+        }
+        if let (Some(delay), false) = (&c.fence_delay, self.stack.nodes.len() == 2) {
+            self.problem(
+                delay.span(),
+                "fence_delay is for two-node clusters (it decides which node wins a fence race)",
+            );
+        }
+    }
+
+    fn nodes(&mut self) {
+        if self.stack.nodes.len() < 2 {
+            self.problem(0..0, "a cluster needs at least two [[node]] entries");
+        }
+        let mut seen_names: HashMap<&str, usize> = HashMap::new();
+        let mut seen_addrs: HashMap<IpAddr, &str> = HashMap::new();
+        for node in &self.stack.nodes {
+            let n = node.get_ref();
+            let name = n.name.get_ref().as_str();
+            if !is_valid_id(name) {
+                self.problem(n.name.span(), format!("node name '{name}' is not a valid name"));
+            }
+            if seen_names.insert(name, n.name.span().start).is_some() {
+                self.problem(n.name.span(), format!("duplicate node '{name}'"));
+            }
+            if n.links.get_ref().len() != 2 {
+                self.problem(
+                    n.links.span(),
+                    format!(
+                        "node '{name}' needs exactly two links (crossover, public), got {}",
+                        n.links.get_ref().len()
+                    ),
+                );
+            }
+            for link in n.links.get_ref() {
+                match link.get_ref().parse::<IpAddr>() {
+                    Err(_) => self.problem(
+                        link.span(),
+                        format!("node '{name}': link address '{}' is not an IP address", link.get_ref()),
+                    ),
+                    Ok(addr) => {
+                        if let Some(other) = seen_addrs.insert(addr, name) {
+                            self.problem(
+                                link.span(),
+                                format!("node '{name}': link address {addr} is already used by node '{other}'"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every resource-like id in one namespace, as in the CIB.
+    fn ids(&mut self) {
+        let s = self.stack;
+        let mut ids: Vec<&Spanned<String>> = Vec::new();
+        for g in &s.groups {
+            ids.push(&g.get_ref().id);
+            ids.extend(g.get_ref().layers.iter().map(|l| &l.get_ref().id));
+        }
+        for c in &s.clones {
+            ids.push(&c.get_ref().id);
+            ids.push(&c.get_ref().layer.get_ref().id);
+        }
+        ids.extend(s.fences.iter().map(|f| &f.get_ref().id));
+        ids.extend(s.alert.iter().map(|a| &a.get_ref().id));
+        let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+        for id in ids {
+            let text = id.get_ref().as_str();
+            if !is_valid_id(text) {
+                self.problem(
+                    id.span(),
+                    format!("id '{text}' is not valid (a letter, then letters, digits, '_', '-', '.')"),
+                );
+            } else if let Some(first) = seen.get(text) {
+                let line = line_of(self.src, first.start);
+                self.problem(id.span(), format!("duplicate id '{text}' (first used on line {line})"));
+            } else {
+                seen.insert(text, id.span());
+            }
+        }
+    }
+
+    fn all_layers(&self) -> Vec<(&'a Spanned<Layer>, bool)> {
+        let s = self.stack;
+        let grouped = s.groups.iter().flat_map(|g| g.get_ref().layers.iter().map(|l| (l, false)));
+        let cloned = s.clones.iter().map(|c| (&c.get_ref().layer, c.get_ref().promotable));
+        grouped.chain(cloned).collect()
+    }
+
+    fn layers(&mut self) {
+        // Parameter values that must be unique per agent: (agent, param) -> value -> first layer.
+        let mut unique_seen: BTreeMap<(String, String), FirstUses> = BTreeMap::new();
+        for (layer, promotable) in self.all_layers() {
+            let span = layer.span();
+            let l = layer.get_ref();
+            let id = l.id.get_ref().clone();
+            let agent = l.agent.get_ref().as_str();
+            match agent_params::rules(agent).filter(|_| OCF_TYPES.contains(&agent)) {
+                None => self.problem(
+                    l.agent.span(),
+                    format!("layer '{id}': unknown agent '{agent}' (known: {})", OCF_TYPES.join(", ")),
+                ),
+                Some(rules) => {
+                    self.params(&format!("layer '{id}'"), &rules, &l.params, span.clone());
+                    for name in rules.unique() {
+                        let Some(value) = l.params.get_ref().get(name) else { continue };
+                        let Some(text) = param_text(value.get_ref()) else { continue };
+                        let firsts = unique_seen.entry((agent.to_string(), name.to_string())).or_default();
+                        if let Some((first, first_span)) = firsts.get(&text) {
+                            let what = if agent == "vip" { "duplicate virtual IP" } else { "duplicate value" };
+                            let msg = format!(
+                                "layer '{id}': {what} {name}={text}, already used by layer '{first}' on line {}",
+                                line_of(self.src, first_span.start)
+                            );
+                            self.problem(value.span(), msg);
+                        } else {
+                            firsts.insert(text, (id.clone(), value.span()));
+                        }
+                    }
+                }
+            }
+            if let Some(m) = &l.monitor {
+                self.monitor(&id, m);
+            }
+            match (&l.promoted_monitor, promotable) {
+                (Some(pm), true) => {
+                    self.monitor(&id, pm);
+                    let interval = |m: &Monitor| duration_ms(m.interval.get_ref());
+                    let mine = interval(pm.get_ref());
+                    let other = l
+                        .monitor
+                        .as_ref()
+                        .map_or(Some(super::build::DEFAULT_MONITOR_INTERVAL_MS), |m| interval(m.get_ref()));
+                    if mine.is_some() && mine == other {
+                        self.problem(
+                            pm.get_ref().interval.span(),
+                            format!("layer '{id}': promoted_monitor needs an interval different from monitor's"),
+                        );
+                    }
+                }
+                (Some(pm), false) => {
+                    self.problem(pm.span(), format!("layer '{id}': promoted_monitor is only for promotable clones"))
+                }
+                (None, _) => {}
+            }
+            for (op, d) in &l.timeouts {
+                if !TIMED_OPS.contains(&op.as_str()) {
+                    self.problem(
+                        d.span(),
+                        format!("layer '{id}': unknown operation '{op}' in timeouts (known: {})", TIMED_OPS.join(", ")),
+                    );
+                }
+                self.duration(&format!("layer '{id}': timeouts.{op}"), d, span.clone());
+            }
+            if let Some(t) = &l.migration_threshold {
+                if *t.get_ref() < 1 {
+                    self.problem(t.span(), format!("layer '{id}': migration_threshold must be at least 1"));
+                }
+            }
+        }
+    }
+
+    fn monitor(&mut self, id: &str, m: &Spanned<Monitor>) {
+        let span = m.span();
+        self.duration(&format!("layer '{id}': monitor interval"), &m.get_ref().interval, span.clone());
+        self.duration(&format!("layer '{id}': monitor timeout"), &m.get_ref().timeout, span);
+        if duration_ms(m.get_ref().interval.get_ref()) == Some(0) {
+            self.problem(m.get_ref().interval.span(), format!("layer '{id}': a monitor interval must not be 0"));
+        }
+    }
+
+    fn params(&mut self, owner: &str, rules: &Rules, params: &Params, parent: Range<usize>) {
+        let given: Vec<(&str, Option<String>)> =
+            params.get_ref().iter().map(|(k, v)| (k.as_str(), param_text(v.get_ref()))).collect();
+        for (param, message) in rules.check(&given) {
+            let span = match param.as_deref().and_then(|p| params.get_ref().get(p)) {
+                Some(v) => v.span(),
+                None => at(params, parent.clone()),
+            };
+            self.problem(span, format!("{owner}: {message}"));
+        }
+    }
+
+    fn groups(&mut self) {
+        let promotable: Vec<&str> = self
+            .stack
+            .clones
+            .iter()
+            .filter(|c| c.get_ref().promotable)
+            .map(|c| c.get_ref().id.get_ref().as_str())
+            .collect();
+        for group in &self.stack.groups {
+            let g = group.get_ref();
+            let id = g.id.get_ref();
+            if g.layers.is_empty() {
+                self.problem(group.span(), format!("group '{id}' has no [[group.layer]]"));
+            }
+            let mut listed: Vec<&str> = Vec::new();
+            if let Some(prefer) = &g.prefer {
+                if self.node_ref(&format!("group '{id}': prefer"), prefer) {
+                    listed.push(prefer.get_ref());
+                }
+            }
+            if let Some(failover) = &g.failover {
+                if g.prefer.is_none() {
+                    self.problem(failover.span(), format!("group '{id}': failover needs a prefer node first"));
+                }
+                for node in failover.get_ref() {
+                    if !self.node_ref(&format!("group '{id}': failover"), node) {
+                        continue;
+                    }
+                    if listed.contains(&node.get_ref().as_str()) {
+                        self.problem(node.span(), format!("group '{id}': node '{}' listed twice", node.get_ref()));
+                    }
+                    listed.push(node.get_ref());
+                }
+            }
+            if let (Some(failover), None) = (&g.failover, &self.stack.alert) {
+                self.problem(
+                    failover.span(),
+                    format!("group '{id}' has a failover list but the stack has no [alert]: nobody would hear when it stops for good"),
+                );
+            }
+            if let Some(p) = &g.with_promoted {
+                if !promotable.contains(&p.get_ref().as_str()) {
+                    self.problem(
+                        p.span(),
+                        format!(
+                            "group '{id}': with_promoted '{}' is not a promotable clone (promotable clones: {})",
+                            p.get_ref(),
+                            promotable.join(", ")
+                        ),
+                    );
+                }
+                if g.failover.is_some() {
+                    self.problem(
+                        p.span(),
+                        format!("group '{id}': with_promoted and failover exclude each other (the group follows the promotion)"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn clones(&mut self) {
+        let groups: Vec<&str> = self.stack.groups.iter().map(|g| g.get_ref().id.get_ref().as_str()).collect();
+        for clone in &self.stack.clones {
+            let c = clone.get_ref();
+            for after in &c.after {
+                if !groups.contains(&after.get_ref().as_str()) {
+                    self.problem(
+                        after.span(),
+                        format!(
+                            "clone '{}': after '{}' is not a group (groups: {})",
+                            c.id.get_ref(),
+                            after.get_ref(),
+                            groups.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn fences(&mut self) {
+        let mut fenced: Vec<&str> = Vec::new();
+        for fence in &self.stack.fences {
+            let f = fence.get_ref();
+            let id = f.id.get_ref();
+            let agent = f.agent.get_ref().as_str();
+            match agent_params::rules(agent).filter(|_| FENCE_TYPES.contains(&agent)) {
+                None => self.problem(
+                    at(&f.agent, fence.span()),
+                    format!("fence device '{id}': unknown fence agent '{agent}' (known: {})", FENCE_TYPES.join(", ")),
+                ),
+                Some(rules) => {
+                    self.params(&format!("fence device '{id}'"), &rules, &f.params, fence.span());
+                    self.fence_transport(id, &f.params, fence.span());
+                }
+            }
+            if self.node_ref(&format!("fence device '{id}': fences"), &f.fences) {
+                fenced.push(f.fences.get_ref());
+            }
+            match &f.cable {
+                None => self.problem(
+                    fence.span(),
+                    format!(
+                        "fence device '{id}' has no cable node: set cable = \"<node>\", the node its UPS's serial cable is plugged into"
+                    ),
+                ),
+                Some(cable) => {
+                    if self.node_ref(&format!("fence device '{id}': cable"), cable) && cable.get_ref() == f.fences.get_ref()
+                    {
+                        self.problem(
+                            cable.span(),
+                            format!(
+                                "fence device '{id}': the cable node must not be the node it fences ('{}'): a node cannot fence itself",
+                                cable.get_ref()
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(m) = &f.monitor {
+                self.monitor(id, m);
+            }
+        }
+        if !self.stack.fences.is_empty() || !self.stack.groups.is_empty() || !self.stack.clones.is_empty() {
+            for node in &self.stack.nodes {
+                let name = node.get_ref().name.get_ref().as_str();
+                if !fenced.contains(&name) {
+                    self.problem(
+                        node.span(),
+                        format!("node '{name}' has no fence device ([[fence]] with fences = \"{name}\"): fencing is required"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// fence_ups needs the address of its UPS: a serial port (APC Smart) or a NUT server.
+    fn fence_transport(&mut self, id: &str, params: &Params, parent: Range<usize>) {
+        let p = params.get_ref();
+        let text = |name: &str| p.get(name).and_then(|v| param_text(v.get_ref()));
+        let transport = text("transport").unwrap_or_else(|| "apcsmart".into());
+        let needed: &[&str] = match transport.as_str() {
+            "apcsmart" => &["serial_port"],
+            "nut" => &["ipaddr", "ups_name"],
+            other => {
+                let span = p.get("transport").map(|v| v.span()).unwrap_or(parent);
+                self.problem(span, format!("fence device '{id}': transport '{other}' is not apcsmart or nut"));
+                return;
+            }
+        };
+        for name in needed {
+            if text(name).is_none() {
+                self.problem(
+                    at(params, parent.clone()),
+                    format!("fence device '{id}': missing required parameter '{name}' (transport {transport})"),
+                );
+            }
+        }
+    }
+
+    fn alert(&mut self) {
+        if let Some(alert) = &self.stack.alert {
+            let path = &alert.get_ref().path;
+            if !path.get_ref().starts_with('/') {
+                self.problem(path.span(), format!("alert path '{}' must be absolute", path.get_ref()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_lines() {
+        assert_eq!(duration_ms("10s"), Some(10_000));
+        assert_eq!(duration_ms("500ms"), Some(500));
+        assert_eq!(duration_ms("2min"), Some(120_000));
+        assert_eq!(duration_ms("15"), Some(15_000));
+        for bad in ["", "s", "10 s", "-1s", "1.5s", "10sec5"] {
+            assert!(!is_valid_duration(bad), "{bad:?} accepted");
+        }
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+        assert!(is_valid_id("fence-node1") && !is_valid_id("1node") && !is_valid_id("a b"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let src = "[cluster]\nname = \"c\"\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\"]\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.2\", \"nonsense\"]\n";
+        let stack: Stack = toml::from_str(src).unwrap();
+        let problems: Vec<(usize, String)> =
+            check(&stack, src).into_iter().map(|p| (line_of(src, p.span.start), p.message)).collect();
+        let has = |line: usize, words: &str| problems.iter().any(|(l, m)| *l == line && m.contains(words));
+        assert!(has(6, "needs exactly two links"), "{problems:?}");
+        assert!(has(9, "duplicate node 'n1'"), "{problems:?}");
+        assert!(has(10, "'nonsense' is not an IP address"), "{problems:?}");
+    }
+}

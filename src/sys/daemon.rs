@@ -1,0 +1,266 @@
+//! Managing a service daemon the way every service agent needs (DESIGN.md §3): start it in its
+//! own session and wait until it is ready or has died (fail fast with its last log lines), know
+//! it by identity rather than by a PID file alone, and stop its whole process tree with
+//! escalation inside the time budget.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::ocf::Deadline;
+use crate::sys::proc;
+
+/// A process known by PID and start time, so a reused PID is never mistaken for our daemon.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: i32,
+    pub starttime: u64,
+}
+
+impl Identity {
+    /// The identity of a live process.
+    pub fn of(pid: i32) -> Option<Identity> {
+        let s = proc::stat(pid)?;
+        (s.state != 'Z' && s.state != 'X').then_some(Identity { pid, starttime: s.starttime })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        proc::is_same_process(self.pid, self.starttime)
+    }
+
+    /// `PID STARTTIME`, as kept in a state file.
+    pub fn to_line(self) -> String {
+        format!("{} {}\n", self.pid, self.starttime)
+    }
+
+    pub fn parse(line: &str) -> Option<Identity> {
+        let mut it = line.split_whitespace();
+        Some(Identity { pid: it.next()?.parse().ok()?, starttime: it.next()?.parse().ok()? })
+    }
+}
+
+/// Where agents keep what they know between actions (identities), cleared at boot with /run.
+pub const STATE_DIR: &str = "/run/hastack";
+
+/// The state file of one resource instance, e.g. `/run/hastack/nginx-web1.id`.
+pub fn state_file(agent: &str, instance: &str) -> PathBuf {
+    let safe: String =
+        instance.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    Path::new(STATE_DIR).join(format!("{agent}-{safe}.id"))
+}
+
+pub fn save_identity(path: &Path, id: Identity) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, id.to_line())?;
+    fs::rename(tmp, path)
+}
+
+/// The saved identity if that process still lives.
+pub fn load_live_identity(path: &Path) -> Option<Identity> {
+    Identity::parse(&fs::read_to_string(path).ok()?).filter(Identity::is_alive)
+}
+
+/// The PID in a PID file (first token), if it names a live process.
+pub fn read_pidfile(path: &Path) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(path).ok()?.split_whitespace().next()?.parse().ok()?;
+    (pid > 0 && proc::is_alive(pid)).then_some(pid)
+}
+
+/// The last `n` lines of a log file, joined with " | " for an exit reason.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(64 * 1024)..]).into_owned(),
+        Err(_) => return String::new(),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// What waiting for a started daemon found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The process we started (and everything it left behind) is gone.
+    Died,
+    TimedOut,
+}
+
+/// Waits until `ready()` holds, the daemon `alive()` no more, or the deadline passes. Polls fast
+/// at first (most services are ready in milliseconds after they bind), then every 50 ms.
+pub fn wait_ready(deadline: Deadline, mut alive: impl FnMut() -> bool, mut ready: impl FnMut() -> bool) -> Readiness {
+    let mut step = Duration::from_millis(2);
+    loop {
+        if ready() {
+            return Readiness::Ready;
+        }
+        if !alive() {
+            // It may have become ready and handed over in the same instant (a forking daemon).
+            return if ready() { Readiness::Ready } else { Readiness::Died };
+        }
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Readiness::TimedOut;
+        }
+        std::thread::sleep(step.min(left));
+        step = (step * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Every live process of a daemon: the root and its descendants, plus anything left in its
+/// session (workers re-parented to init after the master was SIGKILLed keep the session).
+pub fn process_tree(root: i32, session: Option<i32>) -> Vec<i32> {
+    let mut pids = vec![root];
+    pids.extend(proc::descendants(root));
+    if let Some(sid) = session.filter(|s| *s > 1) {
+        for pid in proc::all_pids() {
+            if !pids.contains(&pid) && proc::stat(pid).is_some_and(|s| s.session == sid && s.state != 'Z') {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.retain(|p| proc::is_alive(*p) && *p != std::process::id() as i32);
+    pids
+}
+
+/// Stops a process tree: `graceful` to the root (e.g. SIGTERM, or SIGQUIT for nginx's graceful
+/// stop), wait up to `graceful_share` of the budget, then SIGKILL to every process of the tree.
+/// Returns the PIDs that survived (empty = stopped).
+pub fn stop_tree(
+    root: i32,
+    session: Option<i32>,
+    graceful: Signal,
+    graceful_share: f64,
+    deadline: Deadline,
+) -> Vec<i32> {
+    let tree = process_tree(root, session);
+    if tree.is_empty() {
+        return tree;
+    }
+    proc::signal(root, graceful);
+    let left = proc::wait_gone(&tree, deadline.fraction(graceful_share));
+    if left.is_empty() {
+        return left;
+    }
+    // Pick up anything forked meanwhile.
+    let mut all = process_tree(root, session);
+    for pid in left {
+        if !all.contains(&pid) {
+            all.push(pid);
+        }
+    }
+    proc::signal_and_wait(&all, Signal::SIGKILL, deadline)
+}
+
+/// TCP sockets in LISTEN state from /proc/net/tcp and tcp6: (port, socket inode).
+pub fn listening_sockets() -> Vec<(u16, u64)> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .flat_map(|text| parse_listeners(&text))
+        .collect()
+}
+
+/// Parses /proc/net/tcp{,6}: `sl local_address rem_address st ... inode`; state 0A = LISTEN.
+pub fn parse_listeners(text: &str) -> Vec<(u16, u64)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(3)? != &"0A" {
+                return None;
+            }
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            Some((port, f.get(9)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Socket inodes a process holds open.
+pub fn socket_inodes(pid: i32) -> Vec<u64> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.filter_map(|e| {
+        let target = fs::read_link(e.ok()?.path()).ok()?;
+        target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    })
+    .collect()
+}
+
+/// Whether any of `pids` listens on TCP `port`.
+pub fn listens_on(pids: &[i32], port: u16) -> bool {
+    let inodes: Vec<u64> = listening_sockets().into_iter().filter(|(p, _)| *p == port).map(|(_, i)| i).collect();
+    !inodes.is_empty() && pids.iter().any(|pid| socket_inodes(*pid).iter().any(|i| inodes.contains(i)))
+}
+
+/// The PIDs (from all processes) that listen on TCP `port`: who holds a port we need.
+pub fn port_holders(port: u16) -> Vec<i32> {
+    let inodes: Vec<u64> = listening_sockets().into_iter().filter(|(p, _)| *p == port).map(|(_, i)| i).collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    proc::all_pids().into_iter().filter(|pid| socket_inodes(*pid).iter().any(|i| inodes.contains(i))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trip_and_liveness() {
+        let me = Identity::of(std::process::id() as i32).unwrap();
+        assert_eq!(Identity::parse(&me.to_line()), Some(me));
+        assert!(me.is_alive());
+        assert!(!Identity { starttime: me.starttime + 1, ..me }.is_alive());
+        assert_eq!(Identity::parse("garbage"), None);
+    }
+
+    #[test]
+    fn parses_listeners() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F91 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 12346 1 0000000000000000 20 4 30 10 -1
+";
+        assert_eq!(parse_listeners(text), vec![(8080, 12345)]);
+    }
+
+    #[test]
+    fn own_listener_is_found() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let me = std::process::id() as i32;
+        assert!(listens_on(&[me], port));
+        assert!(port_holders(port).contains(&me));
+        drop(l);
+        assert!(!listens_on(&[me], port));
+    }
+
+    #[test]
+    fn tail_joins_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        fs::write(&p, "a\nb\n\nc\nd\n").unwrap();
+        assert_eq!(tail(&p, 2), "c | d");
+        assert_eq!(tail(&dir.path().join("none"), 2), "");
+    }
+
+    #[test]
+    fn stop_tree_kills_children_and_reports_nothing_left() {
+        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]).spawn().unwrap();
+        let pid = child.id() as i32;
+        // Wait for the two sleeps to exist.
+        let deadline = Deadline::after(Duration::from_secs(5));
+        assert!(deadline
+            .poll(Duration::from_millis(5), || (proc::descendants(pid).len() >= 2).then_some(()))
+            .is_some());
+        let kids = proc::descendants(pid);
+        // sh ignores nothing; SIGTERM ends it, the sleeps are then orphans that stop_tree must kill.
+        let left = stop_tree(pid, None, Signal::SIGTERM, 0.5, Deadline::after(Duration::from_secs(5)));
+        let _ = child.wait();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(kids.iter().all(|k| !proc::is_alive(*k)));
+    }
+}

@@ -1,0 +1,527 @@
+//! `hastack config`: the rendered cluster configuration checked by Pacemaker's own tools.
+//! crm_verify and crm_simulate never run agents, so these tests need no agent installed; pcs and
+//! crmsh apply their scripts offline to an empty CIB file (`pcs -f`, `CIB_file=`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hastack::config::check::{clone_churn, Facts};
+use hastack::config::graph::Transition;
+use hastack::config::simulate::{verify, Sim};
+use hastack::config::{self, Format, Loaded};
+
+use crate::support::{bin, need_program, run_with_deadline};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crm-config").join(name)
+}
+
+fn two_node() -> Loaded {
+    config::load(&example("stack.toml")).expect("the shipped two-node stack is valid")
+}
+
+fn three_node() -> Loaded {
+    config::load(&example("stack-3node.toml")).expect("the shipped three-node stack is valid")
+}
+
+fn need_pacemaker_tools() -> bool {
+    need_program("crm_simulate", "pacemaker-cli-utils") && need_program("crm_verify", "pacemaker-cli-utils")
+}
+
+/// The two-node stack running as designed: everything on node1, DRBD Promoted there.
+fn running_two_node(loaded: &Loaded) -> (Sim, Facts) {
+    let facts = Facts::of(loaded);
+    let sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
+    for rsc in ["vip1", "haproxy", "fs", "vip2", "broker", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node1"], "{rsc} starts on the primary");
+    }
+    let drbd: Vec<_> = sim.placement().unwrap().into_iter().filter(|(id, _, _)| id.starts_with("drbd")).collect();
+    assert!(
+        drbd.iter().any(|(_, role, node)| role == "Promoted" && node == "node1"),
+        "DRBD Primary on node1: {drbd:?}"
+    );
+    for rsc in ["web", "tomcat"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node1", "node2"], "{rsc} runs on both nodes");
+    }
+    (sim, facts)
+}
+
+#[track_caller]
+fn action_id(t: &Transition, op: &str, rsc: &str, node: &str) -> u32 {
+    t.find(op, rsc, Some(node)).unwrap_or_else(|| panic!("no '{op} {rsc} on {node}' in {:?}", t.summary())).id
+}
+
+#[track_caller]
+fn assert_chain(t: &Transition, chain: &[(&str, &str, &str)]) {
+    for pair in chain.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let (first, then) = (action_id(t, a.0, a.1, a.2), action_id(t, b.0, b.1, b.2));
+        assert!(t.waits_for(then, first), "{b:?} does not wait for {a:?}: {:?}", t.summary());
+    }
+}
+
+#[test]
+fn config_rendered_cibs_pass_crm_verify() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    for loaded in [two_node(), three_node()] {
+        let sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
+        let verdict = verify(sim.state()).unwrap();
+        assert!(verdict.ok, "crm_verify refused the CIB:\n{}", verdict.messages);
+    }
+}
+
+#[test]
+fn config_primary_lost_fences_it_first_then_starts_the_stack_on_the_secondary() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = two_node();
+    let (mut sim, facts) = running_two_node(&loaded);
+    let t = sim.step(&["--node-fail".into(), "node1".into()]).unwrap().transition;
+
+    assert_eq!(t.fenced_nodes(), vec!["node1"], "only the lost primary is fenced");
+    let fence = t.fencing("node1").unwrap().id;
+    for (op, rsc) in [
+        ("start", "vip1"),
+        ("start", "haproxy"),
+        ("promote", "drbd"),
+        ("start", "fs"),
+        ("start", "vip2"),
+        ("start", "broker"),
+        ("start", "db"),
+    ] {
+        let id = action_id(&t, op, rsc, "node2");
+        assert!(t.waits_for(id, fence), "{op} {rsc} on node2 does not wait for the fencing of node1");
+    }
+    assert_chain(&t, &[("start", "vip1", "node2"), ("start", "haproxy", "node2")]);
+    assert_chain(
+        &t,
+        &[
+            ("promote", "drbd", "node2"),
+            ("start", "fs", "node2"),
+            ("start", "vip2", "node2"),
+            ("start", "broker", "node2"),
+            ("start", "db", "node2"),
+        ],
+    );
+    assert_eq!(clone_churn(&t, &facts, &["node2"]), Vec::<String>::new(), "HTTP/app instances on node2 were touched");
+    for rsc in ["web", "tomcat"] {
+        assert!(t.find("start", rsc, None).is_none() && t.find("stop", rsc, None).is_none(), "{rsc} restarted");
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node2"], "{rsc} keeps running on node2");
+    }
+    for rsc in ["vip1", "haproxy", "fs", "vip2", "broker", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node2"], "{rsc} runs on the secondary after the failover");
+    }
+}
+
+#[test]
+fn config_database_failure_restarts_in_place_then_moves_the_data_group_only() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = two_node();
+    assert_eq!(*loaded.stack.cluster.migration_threshold.get_ref(), 3, "the scenario below assumes 3");
+    let (mut sim, facts) = running_two_node(&loaded);
+    let everyone = ["node1", "node2"];
+    let inject = vec!["--op-inject".to_string(), "db_monitor_10000@node1=1".to_string()];
+    for failure in 1..=2 {
+        let t = sim.step(&inject).unwrap().transition;
+        assert_chain(&t, &[("stop", "db", "node1"), ("start", "db", "node1")]);
+        let others: Vec<String> =
+            t.resource_actions().filter(|a| a.rsc != "db").map(|a| format!("{} {}", a.operation, a.rsc)).collect();
+        assert!(others.is_empty(), "failure {failure}: more than db restarted: {others:?}");
+        assert_eq!(sim.nodes_of("db").unwrap(), vec!["node1"], "failure {failure}: db restarted in place");
+    }
+    let t = sim.step(&inject).unwrap().transition;
+    // The whole data group moves, stopped in reverse and started in order after the promotion.
+    assert_chain(
+        &t,
+        &[
+            ("stop", "db", "node1"),
+            ("stop", "broker", "node1"),
+            ("stop", "vip2", "node1"),
+            ("stop", "fs", "node1"),
+            ("demote", "drbd", "node1"),
+            ("promote", "drbd", "node2"),
+            ("start", "fs", "node2"),
+            ("start", "vip2", "node2"),
+            ("start", "broker", "node2"),
+            ("start", "db", "node2"),
+        ],
+    );
+    assert!(t.fenced_nodes().is_empty(), "a service failure fences nobody");
+    assert_eq!(clone_churn(&t, &facts, &everyone), Vec::<String>::new(), "HTTP/app instances were touched");
+    for rsc in ["vip1", "haproxy"] {
+        assert!(t.find("stop", rsc, None).is_none(), "{rsc} moved with the data group");
+    }
+    assert_eq!(sim.nodes_of("db").unwrap(), vec!["node2"]);
+    assert_eq!(sim.nodes_of("haproxy").unwrap(), vec!["node1"], "the load balancer stays");
+    assert_eq!(sim.nodes_of("tomcat").unwrap(), vec!["node1", "node2"]);
+}
+
+#[test]
+fn config_secondary_lost_fences_it_and_nothing_moves_on_the_primary() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = two_node();
+    let (mut sim, facts) = running_two_node(&loaded);
+    let t = sim.step(&["--node-fail".into(), "node2".into()]).unwrap().transition;
+    assert_eq!(t.fenced_nodes(), vec!["node2"]);
+    let on_primary: Vec<String> = t
+        .resource_actions()
+        .filter(|a| a.node.as_deref() == Some("node1") && a.operation != "notify")
+        .map(|a| format!("{} {}", a.operation, a.rsc))
+        .collect();
+    assert!(on_primary.is_empty(), "actions on the primary: {on_primary:?}");
+    assert_eq!(clone_churn(&t, &facts, &["node1"]), Vec::<String>::new());
+    for rsc in ["vip1", "haproxy", "fs", "vip2", "broker", "db", "web", "tomcat"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node1"], "{rsc} stays on the primary");
+    }
+}
+
+/// Why the app clone's order after the data group is mandatory and not symmetrical (and not
+/// Optional): with a real DRBD agent the promotion score appears only after DRBD has started, so
+/// the data group starts a transition after everything else. The app servers must wait for it.
+#[test]
+fn config_app_servers_first_start_waits_for_the_data_layers() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = two_node();
+    let facts = Facts::of(&loaded);
+    let mut sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
+    let t = sim
+        .step(&[
+            "--quorum".into(),
+            "true".into(),
+            "--node-up".into(),
+            "node1".into(),
+            "--node-up".into(),
+            "node2".into(),
+        ])
+        .unwrap()
+        .transition;
+    assert!(t.find("start", "drbd", Some("node1")).is_some(), "DRBD starts: {:?}", t.summary());
+    assert!(t.find("start", "db", None).is_none(), "no promotion score yet, so no data layers");
+    assert!(t.find("start", "tomcat", None).is_none(), "tomcat started before the data layers: {:?}", t.summary());
+    assert!(t.find("start", "web", Some("node1")).is_some(), "the HTTP servers do not wait");
+    // The DRBD agent now reports both disks up to date.
+    for node in &facts.nodes {
+        sim.set_node_attribute(node, "master-drbd", "10000").unwrap();
+    }
+    let t = sim.step(&[]).unwrap().transition;
+    for node in ["node1", "node2"] {
+        let tomcat = action_id(&t, "start", "tomcat", node);
+        assert!(t.waits_for(tomcat, action_id(&t, "start", "db", "node1")), "tomcat on {node} before the database");
+    }
+}
+
+#[test]
+fn config_n_node_group_fails_over_in_list_order_then_stays_stopped() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = three_node();
+    let facts = Facts::of(&loaded);
+    let mut sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
+    assert_eq!(sim.nodes_of("orders-app").unwrap(), vec!["alpha"], "the preferred node");
+    assert_eq!(sim.nodes_of("billing-db").unwrap(), vec!["beta"]);
+    let threshold = 2;
+    let mut went = Vec::new();
+    for node in ["alpha", "beta", "gamma"] {
+        went.push(sim.nodes_of("orders-app").unwrap());
+        for _ in 0..threshold {
+            let t = sim.step(&["--op-inject".into(), format!("orders-app_monitor_10000@{node}=1")]).unwrap().transition;
+            assert_eq!(clone_churn(&t, &facts, &["alpha", "beta", "gamma"]), Vec::<String>::new());
+            assert!(t.fenced_nodes().is_empty());
+        }
+    }
+    assert_eq!(went, vec![vec!["alpha"], vec!["beta"], vec!["gamma"]], "the ordered failover list");
+    assert!(sim.nodes_of("orders-app").unwrap().is_empty(), "after the last node failed, orders-app stays stopped");
+    let t = sim.step(&[]).unwrap().transition;
+    assert!(t.find("start", "orders-app", None).is_none(), "no further move: {:?}", t.summary());
+    assert_eq!(sim.nodes_of("billing-db").unwrap(), vec!["beta"], "the other group is untouched");
+    // The operator hears about it through the alert agent.
+    let cib = loaded.render(Format::Cib);
+    assert!(cib.contains(r#"<alert id="operator" path="/usr/local/lib/hastack/alert-operator">"#), "{cib}");
+}
+
+#[test]
+fn config_three_node_loss_moves_the_group_to_the_next_listed_node() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let loaded = three_node();
+    let facts = Facts::of(&loaded);
+    let mut sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
+    let t = sim.step(&["--node-fail".into(), "alpha".into()]).unwrap().transition;
+    let fence = t.fencing("alpha").expect("alpha is fenced").id;
+    assert!(t.waits_for(action_id(&t, "start", "orders-ip", "beta"), fence));
+    assert_eq!(sim.nodes_of("orders-app").unwrap(), vec!["beta"], "beta comes before gamma in the list");
+}
+
+#[test]
+fn config_fence_devices_run_only_on_their_cable_node() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    for (loaded, devices) in [
+        (two_node(), vec![("fence-node1", "node1", "node2"), ("fence-node2", "node2", "node1")]),
+        (
+            three_node(),
+            vec![("fence-alpha", "alpha", "beta"), ("fence-beta", "beta", "gamma"), ("fence-gamma", "gamma", "alpha")],
+        ),
+    ] {
+        let facts = Facts::of(&loaded);
+        let sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
+        let cib = loaded.render(Format::Cib);
+        assert!(cib.contains(r#"name="stonith-enabled" value="true""#));
+        for (device, target, cable) in devices {
+            assert_eq!(sim.nodes_of(device).unwrap(), vec![cable], "{device} runs where its cable is");
+            assert!(cib.contains(&format!(r#"name="pcmk_host_list" value="{target}""#)), "{device} fences {target}");
+            assert!(
+                cib.contains(&format!(r#"rsc="{device}" node="{target}" score="-INFINITY""#)),
+                "{device} banned from {target}"
+            );
+        }
+    }
+    // Two nodes: the device that fences the primary waits, so the primary wins a fence race.
+    let cib = two_node().render(Format::Cib);
+    assert!(cib.contains(r#"id="fence-node1-instance_attributes-pcmk_delay_base" name="pcmk_delay_base" value="15s""#));
+    assert!(!cib.contains("fence-node2-instance_attributes-pcmk_delay_base"));
+}
+
+/// A CIB's configuration reduced to what the cluster does: element names and attributes, without
+/// the generated ids of nested elements, children sorted except where order matters (groups).
+fn normalized(cib: &str) -> BTreeMap<String, Vec<String>> {
+    use quick_xml::events::Event;
+    #[derive(Default)]
+    struct El {
+        name: String,
+        attrs: Vec<(String, String)>,
+        kids: Vec<String>,
+    }
+    const KEEP_ID: &[&str] = &["primitive", "group", "clone", "rsc_location", "rsc_colocation", "rsc_order", "alert"];
+    fn canon(el: El) -> String {
+        let mut attrs: Vec<(String, String)> =
+            el.attrs.into_iter().filter(|(k, _)| k != "id" || KEEP_ID.contains(&el.name.as_str())).collect();
+        attrs.sort();
+        let mut kids = el.kids;
+        if el.name != "group" {
+            kids.sort();
+        }
+        format!("{}{attrs:?}[{}]", el.name, kids.join(","))
+    }
+    let mut reader = quick_xml::Reader::from_str(cib);
+    reader.config_mut().trim_text(true);
+    let mut stack: Vec<El> = Vec::new();
+    let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    loop {
+        let event = reader.read_event().unwrap();
+        let (start, end) = match &event {
+            Event::Start(_) => (true, false),
+            Event::Empty(_) => (true, true),
+            Event::End(_) => (false, true),
+            Event::Eof => break,
+            _ => (false, false),
+        };
+        if start {
+            let (Event::Start(e) | Event::Empty(e)) = &event else { unreachable!() };
+            let attrs = e
+                .attributes()
+                .map(|a| {
+                    let a = a.unwrap();
+                    (String::from_utf8_lossy(a.key.as_ref()).into_owned(), a.unescape_value().unwrap().into_owned())
+                })
+                .collect();
+            stack.push(El { name: String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs, kids: Vec::new() });
+        }
+        if end {
+            let el = stack.pop().unwrap();
+            // Depth 3 = a child of a configuration section (cib > configuration > section > child).
+            if stack.len() == 3 && stack[1].name == "configuration" {
+                let section = stack[2].name.clone();
+                if section != "nodes" {
+                    sections.entry(section).or_default().push(canon(el));
+                }
+            } else if let Some(parent) = stack.last_mut() {
+                parent.kids.push(canon(el));
+            }
+        }
+    }
+    for items in sections.values_mut() {
+        items.sort();
+    }
+    sections
+}
+
+fn empty_cib(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("cibadmin").arg("--empty").output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+#[test]
+fn config_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
+    if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
+        return;
+    }
+    for loaded in [two_node(), three_node()] {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = normalized(&loaded.render(Format::Cib));
+        assert!(expected["resources"].len() >= 4 && expected["constraints"].len() >= 4, "{expected:?}");
+
+        let script = dir.path().join("stack.pcs");
+        std::fs::write(&script, loaded.render(Format::Pcs)).unwrap();
+        let pcs_cib = empty_cib(dir.path(), "pcs.xml");
+        let out = run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300));
+        out.expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
+
+        let crm = dir.path().join("stack.crm");
+        std::fs::write(&crm, loaded.render(Format::Crm)).unwrap();
+        let crm_cib = empty_cib(dir.path(), "crm.xml");
+        let mut cmd = Command::new("crm");
+        cmd.args(["-F", "configure", "load", "update"]).arg(&crm).env("CIB_file", &crm_cib);
+        run_with_deadline(&mut cmd, Duration::from_secs(120)).expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
+    }
+}
+
+#[test]
+fn config_check_command_reports_every_scenario() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let out = run_with_deadline(
+        Command::new(bin()).args(["config", "check"]).arg(example("stack.toml")),
+        Duration::from_secs(120),
+    );
+    out.expect(0);
+    for needle in [
+        "ok: crm_verify accepts the configuration",
+        "== node node1 lost",
+        "transition: stonith node1, start vip1 on node2, start haproxy on node2, promote drbd on node2, start fs on node2, start vip2 on node2, start broker on node2, start db on node2",
+        "== node node2 lost",
+        "failure 1 on node1: stop db on node1, start db on node1",
+        "after 3 failures on node1: group data on node2",
+        "all scenarios behave as the stack promises",
+    ] {
+        assert!(out.stdout.contains(needle), "check output lacks {needle:?}:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
+}
+
+/// The rendered files shipped in crm-config/ are what the renderer makes of the stacks.
+#[test]
+fn config_shipped_renderings_are_current() {
+    for (stack, outputs) in [
+        (
+            "stack.toml",
+            [("stack.cib.xml", "cib"), ("stack.pcs", "pcs"), ("stack.crm", "crm"), ("corosync.conf", "corosync")],
+        ),
+        (
+            "stack-3node.toml",
+            [
+                ("stack-3node.cib.xml", "cib"),
+                ("stack-3node.pcs", "pcs"),
+                ("stack-3node.crm", "crm"),
+                ("corosync-3node.conf", "corosync"),
+            ],
+        ),
+    ] {
+        let loaded = config::load(&example(stack)).unwrap();
+        for (file, format) in outputs {
+            let shipped = std::fs::read_to_string(example(file)).unwrap_or_default();
+            assert!(
+                shipped == loaded.render(Format::parse(format).unwrap()),
+                "crm-config/{file} is stale: hastack config render --format {format} -o crm-config/{file} crm-config/{stack}"
+            );
+        }
+    }
+}
+
+/// A stack with one mistake: (what is replaced, by what, the line and words the error must have).
+const MISTAKES: &[(&str, &str, &str, &[&str])] = &[
+    ("agent = \"postgresql\"", "agent = \"postgress\"", "unknown agent", &["layer 'db'", "unknown agent 'postgress'"]),
+    (
+        "params = { device = \"/dev/drbd0\", directory = \"/srv/data\", fstype = \"ext4\" }",
+        "params = { device = \"/dev/drbd0\", fstype = \"ext4\" }",
+        "missing parameter",
+        &["layer 'fs'", "missing required parameter 'directory'"],
+    ),
+    ("cable = \"node1\"\n", "", "fence device without a cable node", &["fence device 'fence-node2' has no cable node"]),
+    (
+        "ip = \"192.168.122.20\"",
+        "ip = \"192.168.122.10\"",
+        "duplicate virtual IP",
+        &["layer 'vip2'", "duplicate virtual IP ip=192.168.122.10", "layer 'vip1' on line"],
+    ),
+];
+
+#[test]
+fn config_malformed_stacks_are_rejected_with_the_line_and_nothing_is_written() {
+    let good = std::fs::read_to_string(example("stack.toml")).unwrap();
+    for (from, to, what, words) in MISTAKES {
+        assert_eq!(good.matches(from).count(), 1, "{what}: '{from}' must occur once in stack.toml");
+        let bad = good.replace(from, to);
+        // The line the mistake is on (for the cable: the [[fence]] table it is missing from).
+        let at = good.find(from).unwrap();
+        let mut line = good[..at].lines().count() + usize::from(good[..at].ends_with('\n'));
+        if to.is_empty() {
+            line = good[..at].rfind("[[fence]]").map(|p| good[..p].lines().count() + 1).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let stack = dir.path().join("stack.toml");
+        std::fs::write(&stack, &bad).unwrap();
+        for format in ["cib", "pcs", "crm"] {
+            let output = dir.path().join(format!("out.{format}"));
+            let out = run_with_deadline(
+                Command::new(bin()).args(["config", "render", "--format", format, "-o"]).arg(&output).arg(&stack),
+                Duration::from_secs(30),
+            );
+            out.expect(1);
+            let prefix = format!("{}:{line}: ", stack.display());
+            let message = out
+                .stderr
+                .lines()
+                .find(|l| l.contains(&prefix))
+                .unwrap_or_else(|| panic!("{what}: no error naming line {line} ({prefix}) in:\n{}", out.stderr));
+            for word in *words {
+                assert!(message.contains(word), "{what}: {message:?} lacks {word:?}");
+            }
+            assert!(!output.exists(), "{what}: {format} output written although the stack was refused");
+            assert!(out.stdout.is_empty(), "{what}: something printed on stdout: {}", out.stdout);
+            let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(leftovers.len(), 1, "{what}: files left behind: {leftovers:?}");
+        }
+    }
+}
+
+#[test]
+fn config_render_to_stdout_and_file_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("stack.cib.xml");
+    let to_file = run_with_deadline(
+        Command::new(bin())
+            .args(["config", "render", "--format", "cib", "--output"])
+            .arg(&output)
+            .arg(example("stack.toml")),
+        Duration::from_secs(30),
+    );
+    to_file.expect(0);
+    let to_stdout = run_with_deadline(
+        Command::new(bin()).args(["config", "render", "--format", "cib"]).arg(example("stack.toml")),
+        Duration::from_secs(30),
+    );
+    to_stdout.expect(0);
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), to_stdout.stdout);
+    assert!(to_stdout.stdout.starts_with("<?xml"));
+}
