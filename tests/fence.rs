@@ -195,7 +195,7 @@ fn ups_sim_command_runs_its_hook_on_load_off_and_cleans_up() {
     if !need_pty_tests() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new().prefix("hst-ups").tempdir().unwrap();
     let link = dir.path().join("ups");
     let marker = dir.path().join("node2-cut");
     let mut sim = ChildGuard(
@@ -860,6 +860,10 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     assert!(!good.load_on(), "fenced's off cut the load: {}", good.transcript());
     fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
     assert!(good.load_on());
+    good.clear_log();
+    fencer.admin(&["-B", "node2", "-t", "40"]).expect(0);
+    let kinds: Vec<Event> = good.events().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, on");
 
     // Wrong identity: refused, and the UPS's load untouched.
     let started = Instant::now();

@@ -14,4 +14,9 @@ losetup -a 2>/dev/null | grep 'hst-loop' | cut -d: -f1 | while read -r dev; do
   awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   losetup -d "$dev" 2>/dev/null
 done
+# fence tests: NUT daemons configured from a hst-nut temp dir, and UPS simulators linked under /tmp/hst-ups*.
+for pid in $(pgrep -f '^/lib/nut/' 2>/dev/null); do
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^NUT_CONFPATH=/tmp/hst-nut' && kill -KILL "$pid" 2>/dev/null
+done
+pgrep -f 'ups-sim --link /tmp/hst-ups' 2>/dev/null | xargs -r kill -KILL 2>/dev/null
 exit 0
