@@ -154,6 +154,8 @@ pub static OPTIONS: &[Opt] = &[
     opt("delay", "delay", Second, "Wait seconds before fencing (off, reboot)").metavar("seconds").default("0"),
     opt("verbose", "verbose", Boolean, "Verbose mode: log every exchange with the UPS").short('v'),
     opt("debug_file", "debug-file", Str, "Write debugging output to this file").short('D').metavar("debugfile"),
+    opt("version", "version", Boolean, "Display version information and exit").short('V'),
+    opt("help", "help", Boolean, "Display help and exit").short('h'),
     // Sent by Pacemaker on its own: accepted quietly, never documented.
     opt("nodename", "", Str, "").hidden(),
     opt("nodeid", "", Str, "").hidden(),

@@ -36,6 +36,14 @@ pub fn main(argv: &[OsString]) -> i32 {
         Ok(l) => l,
         Err(e) => return fail(&FenceLog::quiet(), &e),
     };
+    if args.flag("help") {
+        print!("{}", super::metadata::usage(NAME));
+        return EXIT_OK;
+    }
+    if args.flag("version") {
+        println!("{NAME} (hastack) {}", env!("CARGO_PKG_VERSION"));
+        return EXIT_OK;
+    }
     if !args.ignored.is_empty() {
         log.debug(format!("ignoring parameters fence_ups does not know: {}", args.ignored.join(", ")));
     }

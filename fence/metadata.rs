@@ -52,6 +52,17 @@ pub fn render(agent: &str) -> String {
     x
 }
 
+/// `--help`: the options, as fence-agents prints them.
+pub fn usage(agent: &str) -> String {
+    let mut u = format!("Usage:\n\t{agent} [options]\n\t{agent} < name=value lines (what Pacemaker sends)\nOptions:\n");
+    for o in OPTIONS.iter().filter(|o| !o.hidden && !o.deprecated) {
+        let default = o.default.map(|d| format!(" (default {d})")).unwrap_or_default();
+        u.push_str(&format!("   {:<32} {}{default}\n", getopt(o), o.shortdesc));
+    }
+    u.push_str(&format!("Actions: {}\n", ACTIONS.join(", ")));
+    u
+}
+
 /// `fence_ups(8)`, from the same option table as the metadata.
 pub fn man_page(agent: &str) -> String {
     use crate::doc::roff_escape as esc;

@@ -177,6 +177,10 @@ fn command_line_options_and_list_monitor() {
     list.expect(0);
     assert_eq!(list.stdout, "node1,\nnode2,\n");
     run_argv(&["-o", "status", "--serial-port", sim.port(), "-n", "node3", "--hostlist", "node1,node2"]).expect(1);
+    let help = run_argv(&["-h"]);
+    help.expect(0);
+    assert!(help.stdout.contains("--serial-port=[path]") && help.stdout.contains("validate-all"), "{}", help.stdout);
+    assert!(run_argv(&["-V"]).expect(0).stdout.starts_with("fence_ups "));
     let bad = run_argv(&["-o", "status", "--bogus"]);
     bad.expect(1);
     stderr_has(&bad, "--bogus");
