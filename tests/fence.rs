@@ -859,6 +859,15 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     register("ups-node3", &swapped, "node3");
     register("ups-node4", &dead, "node4");
 
+    // Without pcmk_host_list the fencer asks the device itself (dynamic-list runs `list`).
+    fencer
+        .admin(&["-R", "ups-dyn", "-a", "fence_ups", "-o", &format!("serial_port={}", good.port()), "-o", "hostlist=node5"])
+        .expect(0);
+    let targets = fencer.admin(&["-l", "node5"]);
+    targets.expect(0);
+    assert!(targets.stdout.contains("ups-dyn") && !targets.stdout.contains("ups-node2"), "{}", targets.stdout);
+    fencer.admin(&["-D", "ups-dyn"]).expect(0);
+
     let off = fencer.admin(&["-F", "node2", "-t", "40"]);
     off.expect(0);
     assert!(!good.load_on(), "fenced's off cut the load: {}", good.transcript());
