@@ -861,7 +861,16 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
 
     // Without pcmk_host_list the fencer asks the device itself (dynamic-list runs `list`).
     fencer
-        .admin(&["-R", "ups-dyn", "-a", "fence_ups", "-o", &format!("serial_port={}", good.port()), "-o", "hostlist=node5"])
+        .admin(&[
+            "-R",
+            "ups-dyn",
+            "-a",
+            "fence_ups",
+            "-o",
+            &format!("serial_port={}", good.port()),
+            "-o",
+            "hostlist=node5",
+        ])
         .expect(0);
     let targets = fencer.admin(&["-l", "node5"]);
     targets.expect(0);
