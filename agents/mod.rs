@@ -1,7 +1,9 @@
 //! The OCF resource agents, one module each (DESIGN.md §2). Each holds its parameter table and
 //! its actions; everything shared lives in the `ocf`, `sys` and `net` runtime modules.
 
+pub mod drbd;
+
 use crate::ocf::Agent;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[];
+pub static AGENTS: &[&dyn Agent] = &[&drbd::Drbd];

@@ -13,6 +13,9 @@ packages=(
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # benchmarks
   hyperfine
+  # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
+  # initramfs made of this machine's busybox, drbd-utils and the hastack binary
+  qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
 )
 [ $# -gt 0 ] && packages=("$@")
 
