@@ -184,7 +184,8 @@ impl Agent for Drbd {
         // DRBD refuses while it still sees a lost peer as Primary (until its ping timeout): retry.
         let mut last = String::new();
         loop {
-            let out = drbdadm(ctx, &["primary", res], ctx.deadline.at_most(STEP_LIMIT))?;
+            let out = drbdadm(ctx, &["primary", res], ctx.deadline.at_most(STEP_LIMIT))
+                .map_err(|e| earlier_reason(e, &format!("could not promote {res} in time"), &last))?;
             if out.success() {
                 break;
             }
@@ -321,9 +322,10 @@ fn stop_resource(ctx: &Ctx) -> OcfResult {
         ctx.log.warn(format!("{res} is still Primary; demoting before stop"));
         make_secondary(ctx, ctx.deadline.fraction(0.5))?;
     }
-    let mut last;
+    let mut last = String::new();
     loop {
-        let out = drbdadm(ctx, &["down", res], ctx.deadline.at_most(STEP_LIMIT))?;
+        let out = drbdadm(ctx, &["down", res], ctx.deadline.at_most(STEP_LIMIT))
+            .map_err(|e| earlier_reason(e, &format!("could not take {res} down"), &last))?;
         last = last_line(&out.message());
         if out.success() && !read_state(ctx)?.is_up() {
             ctx.log.info(format!("{res} is down"));
@@ -340,13 +342,15 @@ fn stop_resource(ctx: &Ctx) -> OcfResult {
 /// unmounted by the resource stopped just before us, say).
 fn make_secondary(ctx: &Ctx, deadline: Deadline) -> OcfResult<()> {
     let res = ctx.params.str("drbd_resource");
+    let mut last = String::new();
     loop {
-        let out = drbdadm(ctx, &["secondary", res], deadline.at_most(STEP_LIMIT))?;
+        let out = drbdadm(ctx, &["secondary", res], deadline.at_most(STEP_LIMIT))
+            .map_err(|e| earlier_reason(e, &format!("could not demote {res} (is its device still open?)"), &last))?;
         if out.success() {
             ctx.log.info(format!("{res} demoted to Secondary"));
             return Ok(());
         }
-        let last = last_line(&out.message());
+        last = last_line(&out.message());
         if deadline.remaining() <= RETRY_PAUSE {
             return Err(OcfError::generic(format!("could not demote {res} (is its device still open?): {last}")));
         }
@@ -431,6 +435,15 @@ fn tool(ctx: &Ctx, program: &str, args: &[&str], deadline: Deadline) -> OcfResul
         RunError::Spawn(err) => OcfError::installed(format!("cannot run {program}: {err}")),
         RunError::TimedOut => OcfError::generic(format!("{program} {} did not finish in time", args.join(" "))),
     })
+}
+
+/// A retry cut short by the deadline: the reason the earlier attempts gave says more than "did
+/// not finish in time".
+fn earlier_reason(e: OcfError, what: &str, last: &str) -> OcfError {
+    if last.is_empty() || e.status != OcfStatus::ErrGeneric {
+        return e;
+    }
+    OcfError::generic(format!("{what}: {last}"))
 }
 
 /// The line of a tool's output worth an exit reason: the last one, skipping drbdadm's closing

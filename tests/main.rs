@@ -6,3 +6,5 @@ mod support;
 
 mod cli;
 mod conformance;
+mod drbd;
+mod vm;

@@ -17,7 +17,7 @@ modules=/lib/modules/$kver
 
 root=$(mktemp -d /tmp/hst-initramfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib/drbd,lib64,etc,proc,sys,dev,run,tmp,mnt,modules,var/lib/drbd,var/run}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib/drbd,lib64,etc,proc,sys,dev,run,tmp,mnt,modules,var/lib/drbd,var/lock,var/run}
 
 # A binary with the shared libraries ldd finds for it, at the same paths.
 copy_with_libs() {
