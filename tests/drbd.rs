@@ -188,3 +188,132 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+/// A CIB file with a promotable clone of `drbd` on two online nodes, quorum ignored, no fencing:
+/// what the scheduler sees, without a cluster. The monitor ops are the agent's own role
+/// monitors, read from its meta-data.
+fn promotable_clone_cib(dir: &std::path::Path) -> std::path::PathBuf {
+    let cib = dir.join("cib.xml");
+    std::fs::write(&cib, sh("cibadmin", &["--empty"])).unwrap();
+    let metadata = AgentRun::new("drbd").run("meta-data");
+    metadata.expect(0);
+    let ops: String = metadata
+        .stdout
+        .lines()
+        .filter(|l| l.contains(r#"name="monitor""#) && l.contains("role="))
+        .map(|l| {
+            let attr = |name: &str| l.split(&format!("{name}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap();
+            let role = attr("role");
+            format!(r#"<op id="drbd-r0-monitor-{role}" name="monitor" interval="{}" role="{role}"/>"#, attr("interval"))
+        })
+        .collect();
+    assert_eq!(ops.matches("<op ").count(), 2, "two role monitors in the meta-data:\n{}", metadata.stdout);
+    let clone = format!(
+        r#"<clone id="drbd-clone"><meta_attributes id="drbd-clone-meta">
+<nvpair id="drbd-clone-promotable" name="promotable" value="true"/>
+<nvpair id="drbd-clone-promoted-max" name="promoted-max" value="1"/>
+<nvpair id="drbd-clone-clone-max" name="clone-max" value="2"/>
+<nvpair id="drbd-clone-clone-node-max" name="clone-node-max" value="1"/>
+<nvpair id="drbd-clone-notify" name="notify" value="true"/></meta_attributes>
+<primitive id="drbd-r0" class="ocf" provider="hastack" type="drbd">
+<instance_attributes id="drbd-r0-params"><nvpair id="drbd-r0-res" name="drbd_resource" value="r0"/></instance_attributes>
+<operations>{ops}</operations></primitive></clone>"#
+    );
+    let edit = |args: &[&str]| {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).env("CIB_file", &cib).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    edit(&["crm_attribute", "--name", "stonith-enabled", "--update", "false"]);
+    edit(&["crm_attribute", "--name", "no-quorum-policy", "--update", "ignore"]);
+    edit(&["cibadmin", "--create", "-o", "resources", "--xml-text", &clone]);
+    for id in ["1", "2"] {
+        edit(&["cibadmin", "--create", "-o", "nodes", "--xml-text", &format!(r#"<node id="{id}" uname="node{id}"/>"#)]);
+        let state = format!(
+            r#"<node_state id="{id}" uname="node{id}" in_ccm="true" crmd="online" join="member" expected="member"/>"#
+        );
+        edit(&["cibadmin", "--create", "-o", "status", "--xml-text", &state]);
+    }
+    cib
+}
+
+/// crm_simulate's transition for a CIB file: (summary lines, executed actions, revised status).
+fn simulate(cib: &std::path::Path, save: Option<&std::path::Path>) -> String {
+    let mut args = vec!["--xml-file".to_string(), cib.display().to_string(), "--simulate".into()];
+    if let Some(out) = save {
+        args.extend(["--save-output".to_string(), out.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sh("crm_simulate", &args)
+}
+
+/// The node crm_simulate's revised status shows as Promoted, if any.
+fn promoted_node(simulation: &str) -> Option<String> {
+    let revised = simulation.split("Revised Cluster Status").nth(1)?;
+    let line = revised.lines().find(|l| l.trim_start().starts_with("* Promoted:"))?;
+    Some(line.split('[').nth(1)?.split(']').next()?.trim().to_string())
+}
+
+/// Sets a node's promotion score in a CIB file the way the agent does: `crm_attribute
+/// --promotion=RESOURCE`, the node taken from `OCF_RESKEY_CRM_meta_on_node`, as under Pacemaker.
+fn score_on(cib: &std::path::Path, node: &str, args: &[&str]) {
+    let out = std::process::Command::new("crm_attribute")
+        .arg("--promotion=drbd-r0")
+        .args(args)
+        .env("CIB_file", cib)
+        .env("OCF_RESKEY_CRM_meta_on_node", node)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "crm_attribute {args:?} on {node}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn drbd_scores_decide_promotion_in_crm_simulate() {
+    if !need_program("crm_simulate", "pacemaker-cli-utils") || !need_program("cibadmin", "pacemaker-cli-utils") {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("hst-drbd-sim").tempdir().unwrap();
+    let cib = promotable_clone_cib(dir.path());
+    let started = dir.path().join("started.xml");
+
+    // No score anywhere (fresh, Inconsistent data): both instances start, none is promoted.
+    let run = simulate(&cib, Some(&started));
+    assert!(run.contains("start on node1") && run.contains("start on node2"), "{run}");
+    assert!(run.contains("drbd-clone_post_notify_running_0"), "start notifications are scheduled:\n{run}");
+    assert_eq!(promoted_node(&run), None, "promoted without a score:\n{run}");
+    assert_eq!(promoted_node(&simulate(&started, None)), None);
+
+    // UpToDate with the peer unknown (1000) loses to UpToDate with the peer known (10000).
+    score_on(&started, "node1", &["--update", "1000"]);
+    score_on(&started, "node2", &["--update", "10000"]);
+    let run = simulate(&started, None);
+    assert_eq!(promoted_node(&run).as_deref(), Some("node2"), "{run}");
+    for step in ["pre_notify_promote", "post_notify_promoted", "notify on node1", "notify on node2"] {
+        assert!(run.contains(step), "promotion notifications ({step}) missing:\n{run}");
+    }
+
+    // Consistent (5) is still promotable when nothing better exists...
+    score_on(&started, "node2", &["--update", "5"]);
+    score_on(&started, "node1", &["--delete"]);
+    assert_eq!(promoted_node(&simulate(&started, None)).as_deref(), Some("node2"));
+
+    // ...and the agent's own stop takes the score away through the real crm_attribute: with no
+    // score left, nothing is promoted. (The resource name is absent from an empty DRBD
+    // configuration, so stop touches no DRBD device on this host.)
+    let conf = dir.path().join("drbd.conf");
+    std::fs::write(&conf, "").unwrap();
+    let drbd = AgentRun::new("drbd")
+        .param("drbd_resource", "hst-absent")
+        .param("drbdconf", conf.display())
+        .env("OCF_RESOURCE_INSTANCE", "drbd-r0")
+        .env("OCF_RESKEY_CRM_meta_on_node", "node2")
+        .env("CIB_file", started.display());
+    // A probe finding the resource down leaves the score alone; a recurring monitor removes it.
+    drbd.run("monitor").expect(7);
+    assert_eq!(promoted_node(&simulate(&started, None)).as_deref(), Some("node2"));
+    drbd.run("stop").expect(0);
+    let run = simulate(&started, None);
+    assert_eq!(promoted_node(&run), None, "promoted after stop removed the score:\n{run}");
+    score_on(&started, "node2", &["--update", "5"]);
+    drbd.clone().recurring().run("monitor").expect(7);
+    assert_eq!(promoted_node(&simulate(&started, None)), None);
+}
