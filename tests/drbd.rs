@@ -90,10 +90,11 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     let (port_a, port_b) = free_udp_ports();
     let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
     let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
-    let (mut a, mut b) = std::thread::scope(|s| {
-        let a = s.spawn(|| Vm::boot(dir.path(), &kernel, &initramfs, &disks[0], &spec_a, BOOT_LIMIT));
-        let b = s.spawn(|| Vm::boot(dir.path(), &kernel, &initramfs, &disks[1], &spec_b, BOOT_LIMIT));
-        (a.join().unwrap(), b.join().unwrap())
+    let mut a = Vm::start(dir.path(), &kernel, &initramfs, &disks[0], &spec_a);
+    let mut b = Vm::start(dir.path(), &kernel, &initramfs, &disks[1], &spec_b);
+    std::thread::scope(|s| {
+        s.spawn(|| a.wait_ready(BOOT_LIMIT));
+        b.wait_ready(BOOT_LIMIT);
     });
     let booted = test_started.elapsed();
 

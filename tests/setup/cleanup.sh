@@ -14,4 +14,6 @@ losetup -a 2>/dev/null | grep 'hst-loop' | cut -d: -f1 | while read -r dev; do
   awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   losetup -d "$dev" 2>/dev/null
 done
+# DRBD VM tests: their qemu processes die with the test (PDEATHSIG); their disk files stay.
+rm -rf /tmp/hst-drbd* /tmp/hst-initramfs.* 2>/dev/null
 exit 0

@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,12 +74,21 @@ pub fn free_udp_ports() -> (u16, u16) {
 }
 
 impl Vm {
-    /// Starts qemu and waits (up to `limit`) until the VM's init serves the command channel.
-    pub fn boot(dir: &Path, kernel: &Kernel, initramfs: &Path, disk: &Path, spec: &VmSpec, limit: Duration) -> Vm {
+    /// Starts qemu and connects to its command channel; [`Vm::wait_ready`] waits for the boot.
+    /// qemu gets SIGKILL if the thread that started it ends (the test, even when nextest kills
+    /// it), so no VM outlives its test.
+    pub fn start(dir: &Path, kernel: &Kernel, initramfs: &Path, disk: &Path, spec: &VmSpec) -> Vm {
         let socket = dir.join(format!("{}.sock", spec.node));
         let console = dir.join(format!("{}-console.log", spec.node));
         let append = format!("console=ttyS0 quiet panic=-1 hst.node={} hst.ip={}", spec.node, spec.ip);
-        let child = Command::new("qemu-system-x86_64")
+        let mut qemu = Command::new("qemu-system-x86_64");
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            qemu.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let child = qemu
             .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
             .arg("-kernel")
             .arg(&kernel.image)
@@ -114,11 +124,13 @@ impl Vm {
             assert!(started.elapsed() < Duration::from_secs(10), "qemu for {} never opened its channel", spec.node);
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut vm =
-            Vm { node: spec.node.to_string(), qemu: Some(qemu), channel, pending: Vec::new(), console, seq: 0 };
-        let ready = format!("@@READY {}\n", spec.node);
-        vm.read_until(|buf| find(buf, ready.as_bytes()).map(|i| i + ready.len()), started + limit, "boot");
-        vm
+        Vm { node: spec.node.to_string(), qemu: Some(qemu), channel, pending: Vec::new(), console, seq: 0 }
+    }
+
+    /// Waits (up to `limit`) until the VM's init serves the command channel.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let ready = format!("@@READY {}\n", self.node);
+        self.read_until(|buf| find(buf, ready.as_bytes()).map(|i| i + ready.len()), Instant::now() + limit, "boot");
     }
 
     /// Runs a busybox-sh command line in the VM; panics if no answer within `limit`.
