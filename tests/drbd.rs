@@ -318,3 +318,70 @@ fn drbd_scores_decide_promotion_in_crm_simulate() {
     drbd.clone().recurring().run("monitor").expect(7);
     assert_eq!(promoted_node(&simulate(&started, None)), None);
 }
+
+/// Monitor cost of this agent against LINBIT's shell agent on the same resource in one VM
+/// (BENCHMARKS.md). A measurement, not a test of speed: ignored by default, run with
+/// `cargo nextest run --run-ignored only -E 'test(bench_drbd)' --no-capture`.
+#[test]
+#[ignore]
+fn bench_drbd_monitor_cost_against_linbit() {
+    if !need_root("booting qemu VMs") || !need_program("qemu-system-x86_64", "qemu-system-x86") {
+        return;
+    }
+    let Some(kernel) = debian_kernel() else {
+        skip_or_fail("no /boot/vmlinuz-* with drbd.ko (Debian package linux-image-amd64)");
+        return;
+    };
+    let dir = tempfile::Builder::new().prefix("hst-drbd-bench").tempdir().unwrap();
+    let initramfs = build_initramfs(dir.path(), &kernel);
+    let disk = dir.path().join("vma.img");
+    std::fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
+    let (port_a, port_b) = free_udp_ports();
+    let spec = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
+    let mut vm = Vm::start(dir.path(), &kernel, &initramfs, &disk, &spec);
+    vm.wait_ready(BOOT_LIMIT);
+    // A lone Secondary with UpToDate data (forced once), its peer absent: score 1000 from both.
+    vm.ok(
+        "drbdadm -- --force create-md r0 && drbdadm up r0 && drbdadm disconnect r0 && drbdadm primary --force r0 && drbdadm secondary r0",
+        CMD_LIMIT,
+    );
+    // LINBIT's agent wants the legacy clone names and a feature set; both agents get the same.
+    let env = format!(
+        "env OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=drbd-r0 OCF_RESKEY_drbd_resource=r0 \
+         OCF_RESKEY_CRM_meta_timeout=20000 OCF_RESKEY_CRM_meta_interval=15000 {CLONE_META} \
+         OCF_RESKEY_CRM_meta_master_max=1 OCF_RESKEY_CRM_meta_master_node_max=1 \
+         OCF_RESKEY_crm_feature_set=3.16.1 HA_SBIN_DIR=/usr/sbin"
+    );
+    let runs = 20;
+    let mut report = Vec::new();
+    for (name, command, code, score) in [
+        ("linbit drbd", format!("{env} /usr/lib/ocf/resource.d/linbit/drbd monitor"), 0, "-Q -l reboot -v 1000"),
+        ("hastack drbd", format!("{env} {AGENT} monitor"), 190, "--promotion=drbd-r0 --update 1000"),
+        ("/bin/true", "/bin/true".to_string(), 0, ""),
+    ] {
+        score_calls(&mut vm);
+        let once = vm.sh(&command, CMD_LIMIT);
+        assert_eq!(once.code, code, "{name}: {}", once.stderr);
+        assert_eq!(score_calls(&mut vm).last().map(String::as_str).unwrap_or(""), score, "{name}");
+        // busybox time over the loop: wall, user and system CPU of every process it spawned;
+        // the last PID counter in /proc/loadavg counts the processes (and threads) created.
+        let looped = vm.ok(
+            &format!(
+                "p0=$(cut -d' ' -f5 /proc/loadavg); time -p sh -c 'for i in $(seq {runs}); do {command} >/dev/null 2>&1; done' 2>&1; \
+                 p1=$(cut -d' ' -f5 /proc/loadavg); echo tasks $((p1 - p0))"
+            ),
+            Duration::from_secs(600),
+        );
+        let field = |key: &str| -> f64 {
+            looped.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN)
+        };
+        let per = |v: f64| v * 1000.0 / runs as f64;
+        report.push(format!(
+            "{name:14} wall {:6.1} ms  cpu {:6.1} ms  tasks {:4.1} per monitor",
+            per(field("real ")),
+            per(field("user ") + field("sys ")),
+            field("tasks ") / runs as f64
+        ));
+    }
+    eprintln!("drbd monitor cost in a TCG VM ({runs} runs each):\n{}", report.join("\n"));
+}

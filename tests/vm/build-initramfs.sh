@@ -40,6 +40,13 @@ copy_with_libs "$hastack" /usr/sbin/hastack
 strip "$root/usr/sbin/hastack"
 "$hastack" install --root "$root" --binary /usr/sbin/hastack >/dev/null
 
+# LINBIT's shell agent, for the monitor-cost comparison (BENCHMARKS.md): bash, the OCF shell
+# library and the agent from drbd-utils.
+copy_with_libs /bin/bash
+mkdir -p "$root/usr/lib/ocf/lib/heartbeat" "$root/usr/lib/ocf/resource.d/linbit"
+cp /usr/lib/ocf/lib/heartbeat/ocf-* "$root/usr/lib/ocf/lib/heartbeat/"
+cp /usr/lib/ocf/resource.d/linbit/drbd /usr/lib/ocf/resource.d/linbit/drbd.shellfuncs.sh "$root/usr/lib/ocf/resource.d/linbit/"
+
 # The agents set promotion scores with crm_attribute; there is no cluster in the VM, so a stub
 # records each call (its argv, one line) for the test to assert.
 cat >"$root/usr/sbin/crm_attribute" <<'EOF'
@@ -47,6 +54,8 @@ cat >"$root/usr/sbin/crm_attribute" <<'EOF'
 echo "$*" >>/run/crm_attribute.log
 EOF
 chmod 755 "$root/usr/sbin/crm_attribute"
+# LINBIT's agent uses the older crm_master (and reads the score first: no output = no score).
+cp "$root/usr/sbin/crm_attribute" "$root/usr/sbin/crm_master"
 
 # Kernel modules in dependency order (modprobe resolves it for the VM's kernel, not the host's).
 : >"$root/modules/order"
