@@ -148,7 +148,7 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     monitor(&mut a).expect(8);
     assert_last_score(&mut a, "--update 10000");
     // B cannot be promoted while A is Primary: the promote retries until its deadline, then says why.
-    agent(&mut b, "promote", 3_000, "").expect(1).reason_contains("Multiple primaries");
+    agent(&mut b, "promote", 6_000, "").expect(1).reason_contains("Multiple primaries");
     a.ok("mkfs.ext4 -q /dev/drbd0", CMD_LIMIT);
     // TODO(lead): mount through the `filesystem` agent once it lands on main
     // (OCF_RESKEY_device=/dev/drbd0 OCF_RESKEY_directory=/mnt OCF_RESKEY_fstype=ext4).
@@ -169,7 +169,7 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     assert_eq!(read, written, "data written with fsync on A before the power cut differs on B");
 
     // Demote and stop are idempotent; stop removes the score.
-    agent(&mut b, "demote", 3_000, "").expect(1).reason_contains("still open");
+    agent(&mut b, "demote", 6_000, "").expect(1).reason_contains("still open");
     b.ok("umount /mnt", CMD_LIMIT);
     agent(&mut b, "demote", 30_000, "").expect(0);
     agent(&mut b, "demote", 30_000, "").expect(0);
