@@ -3,8 +3,9 @@
 
 use crate::ocf::Agent;
 
+pub mod drbd;
 pub mod filesystem;
 pub mod vip;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&vip::Vip, &filesystem::FILESYSTEM];
+pub static AGENTS: &[&dyn Agent] = &[&vip::Vip, &filesystem::FILESYSTEM, &drbd::Drbd];

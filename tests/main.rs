@@ -11,3 +11,5 @@ mod fence;
 mod filesystem;
 mod packaging;
 mod vip;
+mod drbd;
+mod vm;

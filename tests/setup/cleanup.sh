@@ -19,4 +19,7 @@ for pid in $(pgrep -f '^/lib/nut/' 2>/dev/null); do
   tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^NUT_CONFPATH=/tmp/hst-nut' && kill -KILL "$pid" 2>/dev/null
 done
 pgrep -f 'ups-sim --link /tmp/hst-ups' 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+
+# DRBD VM tests: their qemu processes die with the test (PDEATHSIG); their disk files stay.
+rm -rf /tmp/hst-drbd* /tmp/hst-initramfs.* 2>/dev/null
 exit 0

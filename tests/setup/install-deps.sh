@@ -26,6 +26,9 @@ packages=(
   hyperfine
   # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
   python3
+  # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
+  # initramfs made of this machine's busybox, drbd-utils and the hastack binary
+  qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
 )
 [ $# -gt 0 ] && packages=("$@")
 

@@ -1,0 +1,222 @@
+//! qemu virtual machines for the DRBD tier (DESIGN.md §6): this machine's kernel has no DRBD
+//! module and KVM hangs here, so each VM is qemu in TCG mode booting Debian's
+//! `linux-image-amd64` kernel from a small initramfs (`build-initramfs.sh`) with a sparse disk
+//! file as virtio-blk. Two VMs talk over qemu's UDP socket networking on loopback; the test
+//! talks to each over a command channel on its second serial port (a unix socket here).
+//!
+//! Every wait has a deadline; qemu processes and files go on drop, also when a test fails.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{bin, ChildGuard, Outcome};
+
+/// Debian's kernel image and the version its modules are installed under.
+pub struct Kernel {
+    pub version: String,
+    pub image: PathBuf,
+}
+
+/// The newest /boot/vmlinuz-* whose modules include drbd.ko (the host's running kernel has none).
+pub fn debian_kernel() -> Option<Kernel> {
+    let mut found: Vec<Kernel> = std::fs::read_dir("/boot")
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let version = name.strip_prefix("vmlinuz-")?.to_string();
+            let drbd = format!("/lib/modules/{version}/kernel/drivers/block/drbd/drbd.ko");
+            Path::new(&drbd).exists().then(|| Kernel { image: PathBuf::from("/boot").join(&name), version })
+        })
+        .collect();
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    found.pop()
+}
+
+/// Builds the VMs' initramfs into `dir` with the hastack binary under test.
+pub fn build_initramfs(dir: &Path, kernel: &Kernel) -> PathBuf {
+    let out = dir.join("initramfs.cpio.gz");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/build-initramfs.sh");
+    let result =
+        Command::new(script).arg(&out).arg(&kernel.version).arg(bin()).output().expect("run build-initramfs.sh");
+    assert!(result.status.success(), "build-initramfs.sh failed: {}", String::from_utf8_lossy(&result.stderr));
+    out
+}
+
+/// Where a VM sits on the test network: its node name (the `on` section in drbd.conf), its
+/// address inside the VMs' private link, and the loopback UDP ports qemu uses for the link.
+pub struct VmSpec<'a> {
+    pub node: &'a str,
+    pub ip: &'a str,
+    pub mac: &'a str,
+    pub udp_local: u16,
+    pub udp_peer: u16,
+}
+
+/// A running VM. Dropping it kills qemu (a power cut, as far as the VM can tell).
+pub struct Vm {
+    pub node: String,
+    qemu: Option<ChildGuard>,
+    channel: UnixStream,
+    pending: Vec<u8>,
+    console: PathBuf,
+    seq: u32,
+}
+
+/// Two free loopback UDP ports for the VMs' link (the kernel picks them; qemu binds them next).
+pub fn free_udp_ports() -> (u16, u16) {
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+}
+
+impl Vm {
+    /// Starts qemu and connects to its command channel; [`Vm::wait_ready`] waits for the boot.
+    /// qemu gets SIGKILL if the thread that started it ends (the test, even when nextest kills
+    /// it), so no VM outlives its test.
+    pub fn start(dir: &Path, kernel: &Kernel, initramfs: &Path, disk: &Path, spec: &VmSpec) -> Vm {
+        let socket = dir.join(format!("{}.sock", spec.node));
+        let console = dir.join(format!("{}-console.log", spec.node));
+        let append = format!("console=ttyS0 quiet panic=-1 hst.node={} hst.ip={}", spec.node, spec.ip);
+        let mut qemu = Command::new("qemu-system-x86_64");
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            qemu.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let child = qemu
+            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(&kernel.image)
+            .arg("-initrd")
+            .arg(initramfs)
+            .args(["-append", &append])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-chardev")
+            .arg(format!("socket,id=cmd,path={},server=on,wait=off", socket.display()))
+            .args(["-serial", "chardev:cmd"])
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", disk.display()))
+            .arg("-netdev")
+            .arg(format!("socket,id=n0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}", spec.udp_peer, spec.udp_local))
+            .arg("-device")
+            .arg(format!("virtio-net-pci,netdev=n0,mac={},romfile=", spec.mac))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{}-qemu.err", spec.node))).unwrap())
+            .spawn()
+            .expect("start qemu-system-x86_64");
+        let mut qemu = ChildGuard(child);
+        let started = Instant::now();
+        let channel = loop {
+            if let Ok(s) = UnixStream::connect(&socket) {
+                break s;
+            }
+            if let Ok(Some(status)) = qemu.0.try_wait() {
+                let err = std::fs::read_to_string(dir.join(format!("{}-qemu.err", spec.node))).unwrap_or_default();
+                panic!("qemu for {} exited at once ({status}): {err}", spec.node);
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "qemu for {} never opened its channel", spec.node);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Vm { node: spec.node.to_string(), qemu: Some(qemu), channel, pending: Vec::new(), console, seq: 0 }
+    }
+
+    /// Waits (up to `limit`) until the VM's init serves the command channel.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let ready = format!("@@READY {}\n", self.node);
+        self.read_until(|buf| find(buf, ready.as_bytes()).map(|i| i + ready.len()), Instant::now() + limit, "boot");
+    }
+
+    /// Runs a busybox-sh command line in the VM; panics if no answer within `limit`.
+    pub fn sh(&mut self, command: &str, limit: Duration) -> Outcome {
+        assert!(!command.contains('\n'), "one line per command");
+        self.seq += 1;
+        let id = self.seq;
+        let started = Instant::now();
+        self.channel.write_all(format!("{id} {command}\n").as_bytes()).expect("write to the VM's channel");
+        let end_tag = format!("@@END {id} ");
+        let reply = self.read_until(
+            |buf| {
+                let at = find(buf, end_tag.as_bytes())?;
+                let eol = buf[at..].iter().position(|&b| b == b'\n')?;
+                Some(at + eol + 1)
+            },
+            started + limit,
+            command,
+        );
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let section = |from: &str, to: &str| -> String {
+            let start = text.find(from).map(|i| i + from.len()).unwrap_or(0);
+            let end = text[start..].find(to).map(|i| start + i).unwrap_or(text.len());
+            // The VM adds one newline after each section so the markers start a line.
+            text[start..end].strip_suffix('\n').unwrap_or(&text[start..end]).to_string()
+        };
+        let stdout = section(&format!("@@OUT {id}\n"), &format!("@@ERR {id}\n"));
+        let stderr = section(&format!("@@ERR {id}\n"), &end_tag);
+        let code = text[text.find(&end_tag).unwrap() + end_tag.len()..].trim().parse().unwrap_or(-1);
+        Outcome { code, stdout, stderr, elapsed: started.elapsed() }
+    }
+
+    /// A command that must succeed; returns its stdout.
+    #[track_caller]
+    pub fn ok(&mut self, command: &str, limit: Duration) -> String {
+        let out = self.sh(command, limit);
+        assert_eq!(out.code, 0, "{}: `{command}` failed:\n{}\n{}", self.node, out.stdout, out.stderr);
+        out.stdout
+    }
+
+    /// Kills qemu with SIGKILL: the VM loses power mid-flight, disk caches and all.
+    pub fn power_cut(&mut self) {
+        if let Some(mut qemu) = self.qemu.take() {
+            let _ = qemu.0.kill();
+            let _ = qemu.0.wait();
+        }
+    }
+
+    /// The kernel's console output so far, for failure messages.
+    pub fn console_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.console).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Reads from the channel until `complete` finds the end of a message (returning its
+    /// length); returns that message and keeps the rest.
+    fn read_until(&mut self, complete: impl Fn(&[u8]) -> Option<usize>, deadline: Instant, what: &str) -> Vec<u8> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(len) = complete(&self.pending) {
+                let rest = self.pending.split_off(len);
+                return std::mem::replace(&mut self.pending, rest);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "{}: no answer to `{what}` in time; received so far: {:?}\nconsole:\n{}",
+                    self.node,
+                    String::from_utf8_lossy(&self.pending),
+                    self.console_tail()
+                );
+            }
+            self.channel.set_read_timeout(Some(left.min(Duration::from_millis(500)))).unwrap();
+            match self.channel.read(&mut chunk) {
+                Ok(0) => {
+                    panic!("{}: the VM's channel closed (qemu gone?)\nconsole:\n{}", self.node, self.console_tail())
+                }
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("{}: reading the VM's channel: {e}", self.node),
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
