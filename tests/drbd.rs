@@ -27,6 +27,16 @@ fn agent(vm: &mut Vm, action: &str, timeout_ms: u64, extra: &str) -> Outcome {
     vm.sh(&command, Duration::from_millis(timeout_ms) + CMD_LIMIT)
 }
 
+/// The `filesystem` agent on the DRBD device, as the data group runs it after the promote.
+fn filesystem(vm: &mut Vm, action: &str, extra: &str) -> Outcome {
+    let command = format!(
+        "env OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=fs-r0 OCF_RESKEY_device=/dev/drbd0 \
+         OCF_RESKEY_directory=/mnt OCF_RESKEY_fstype=ext4 OCF_RESKEY_CRM_meta_timeout=20000 {extra} \
+         /usr/lib/ocf/resource.d/hastack/filesystem {action}"
+    );
+    vm.sh(&command, Duration::from_millis(20_000) + CMD_LIMIT)
+}
+
 /// A recurring monitor (a probe has no interval).
 fn monitor(vm: &mut Vm) -> Outcome {
     agent(vm, "monitor", 20_000, "OCF_RESKEY_CRM_meta_interval=15000")
@@ -150,9 +160,7 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     // B cannot be promoted while A is Primary: the promote retries until its deadline, then says why.
     agent(&mut b, "promote", 6_000, "").expect(1).reason_contains("Multiple primaries");
     a.ok("mkfs.ext4 -q /dev/drbd0", CMD_LIMIT);
-    // TODO(lead): mount through the `filesystem` agent once it lands on main
-    // (OCF_RESKEY_device=/dev/drbd0 OCF_RESKEY_directory=/mnt OCF_RESKEY_fstype=ext4).
-    a.ok("mount -t ext4 /dev/drbd0 /mnt", CMD_LIMIT);
+    filesystem(&mut a, "start", "").expect(0);
     let written =
         a.ok("dd if=/dev/urandom of=/mnt/data bs=4k count=512 conv=fsync 2>/dev/null && md5sum /mnt/data", CMD_LIMIT);
 
@@ -163,14 +171,15 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     let failover = promote.elapsed;
     monitor(&mut b).expect(191);
     assert_last_score(&mut b, "--update 10000");
-    // TODO(lead): mount through the `filesystem` agent, as above.
-    b.ok("mount -t ext4 /dev/drbd0 /mnt", CMD_LIMIT);
+    filesystem(&mut b, "start", "").expect(0);
+    filesystem(&mut b, "monitor", "OCF_RESKEY_CRM_meta_interval=20000 OCF_CHECK_LEVEL=20").expect(0);
     let read = b.ok("md5sum /mnt/data", CMD_LIMIT);
     assert_eq!(read, written, "data written with fsync on A before the power cut differs on B");
 
     // Demote and stop are idempotent; stop removes the score.
     agent(&mut b, "demote", 6_000, "").expect(1).reason_contains("still open");
-    b.ok("umount /mnt", CMD_LIMIT);
+    filesystem(&mut b, "stop", "").expect(0);
+    filesystem(&mut b, "monitor", "OCF_RESKEY_CRM_meta_interval=20000").expect(7);
     agent(&mut b, "demote", 30_000, "").expect(0);
     agent(&mut b, "demote", 30_000, "").expect(0);
     monitor(&mut b).expect(190);
