@@ -3,5 +3,8 @@
 
 use crate::ocf::Agent;
 
+pub mod front_service;
+pub mod nginx;
+
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[];
+pub static AGENTS: &[&dyn Agent] = &[&nginx::Nginx];

@@ -11,6 +11,8 @@ packages=(
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
+  # front layer (haproxy, apache, nginx, tomcat agents)
+  haproxy apache2 nginx tomcat10 curl wget
   # benchmarks
   hyperfine
 )

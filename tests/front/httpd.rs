@@ -1,0 +1,124 @@
+//! nginx and apache: the web servers, each test with its own instance and port block.
+
+use std::path::Path;
+
+use super::*;
+
+// ---------------------------------------------------------------- nginx
+
+fn nginx_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let d = dir.display();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let conf = dir.join("nginx.conf");
+    write(
+        &conf,
+        &format!(
+            "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nworker_processes 2;\n{extra}\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp;\n  \
+             fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n  \
+             server {{ listen 127.0.0.1:{port}; location = / {{ return 200 \"ok\\n\"; }} location /missing {{ return 404; }} \
+             location /status {{ stub_status; }} }}\n}}\n"
+        ),
+    );
+    conf
+}
+
+struct Nginx {
+    _stop: StopOnDrop,
+    run: AgentRun,
+    instance: String,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn nginx(port: u16) -> Option<Nginx> {
+    if !can_run("nginx", "nginx") {
+        return None;
+    }
+    let dir = open_tempdir();
+    let conf = nginx_conf(dir.path(), port, "");
+    let instance = unique_name("ngx");
+    let run = AgentRun::new("nginx")
+        .env("OCF_RESOURCE_INSTANCE", &instance)
+        .param("configfile", conf.display())
+        .param("pidfile", dir.path().join("nginx.pid").display());
+    Some(Nginx { _stop: StopOnDrop(run.clone()), run, instance, port, dir })
+}
+
+#[test]
+fn nginx_lifecycle_and_status_url() {
+    let Some(n) = nginx(18000) else { return };
+    lifecycle(&n.run, "nginx", &n.instance, &[0, 10], n.port);
+    // An explicit status URL (stub_status) at depth 10, and one that answers 404 fails.
+    let run = n.run.clone().param("statusurl", format!("http://127.0.0.1:{}/status", n.port));
+    run.clone().run("start").expect(0);
+    run.clone().recurring().depth(10).run("monitor").expect(0);
+    let bad = run.clone().param("statusurl", format!("http://127.0.0.1:{}/missing", n.port));
+    bad.clone().recurring().depth(10).run("monitor").expect(1).reason_contains("HTTP 404");
+    run.run("stop").expect(0);
+}
+
+#[test]
+fn nginx_kill9_of_master_leaves_no_orphan_on_the_port() {
+    let Some(n) = nginx(18002) else { return };
+    kill9(&n.run, "nginx", &n.instance, n.port);
+}
+
+#[test]
+fn nginx_sigstop_is_an_error_before_the_monitor_timeout() {
+    let Some(n) = nginx(18004) else { return };
+    sigstop(&n.run, "nginx", &n.instance, &[0, 10], n.port);
+}
+
+#[test]
+fn nginx_config_error_fails_start_with_nginx_message() {
+    let Some(n) = nginx(18006) else { return };
+    nginx_conf(n.dir.path(), n.port, "this_is_not_a_directive on;");
+    config_error(&n.run, "unknown directive \"this_is_not_a_directive\"");
+}
+
+#[test]
+fn nginx_port_taken_fails_start_naming_the_holder() {
+    let Some(n) = nginx(18008) else { return };
+    port_taken(&n.run, n.port);
+}
+
+#[test]
+fn nginx_missing_software_and_bad_parameters() {
+    let Some(n) = nginx(18010) else { return };
+    bad_params(
+        &n.run,
+        &[("binary", "/nonexistent/nginx"), ("configfile", "/nonexistent/nginx.conf")],
+        &[
+            ("configfile", "relative/nginx.conf", "absolute"),
+            ("statusurl", "ftp://127.0.0.1/", "http://"),
+            ("request_timeout", "0", "at least 1"),
+        ],
+    );
+}
+
+#[test]
+fn nginx_ocf_tester_and_crm_resource() {
+    let Some(n) = nginx(18012) else { return };
+    let conf = n.dir.path().join("nginx.conf").display().to_string();
+    ocf_tester("nginx", &n.instance, &[("configfile", conf.clone())]);
+    assert_port_free(n.port);
+    crm_resource("nginx", &[("configfile", conf)], n.port);
+}
+
+#[test]
+fn nginx_with_config_and_logs_on_a_mounted_filesystem() {
+    if !can_run("nginx", "nginx") || !need_program("mkfs.ext4", "e2fsprogs") {
+        return;
+    }
+    let mounted = MountedDir::new();
+    let port = 18014;
+    let conf = nginx_conf(&mounted.path, port, "");
+    let instance = unique_name("ngx");
+    let run = AgentRun::new("nginx").env("OCF_RESOURCE_INSTANCE", &instance).param("configfile", conf.display());
+    let _stop = StopOnDrop(run.clone());
+    lifecycle(&run, "nginx", &instance, &[0, 10], port);
+    assert!(mounted.path.join("error.log").exists(), "nginx logged on the mounted filesystem");
+}
