@@ -4,7 +4,8 @@
 use crate::ocf::Agent;
 
 pub mod front_service;
+pub mod haproxy;
 pub mod nginx;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&nginx::Nginx];
+pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &nginx::Nginx];
