@@ -98,6 +98,15 @@ pub fn adopt_from_pidfile(pidfile: Option<&str>, binary: &str) -> Option<i32> {
     (exe == wanted).then_some(pid)
 }
 
+/// Removes a PID file that names no live instance of `binary` (left by a SIGKILLed daemon):
+/// httpd refuses to start while its PID file names a process that answers `kill -0`, which a
+/// not yet reaped zombie or a reused PID does.
+pub fn remove_stale_pidfile(pidfile: &str, binary: &str) {
+    if Path::new(pidfile).exists() && adopt_from_pidfile(Some(pidfile), binary).is_none() {
+        let _ = fs::remove_file(pidfile);
+    }
+}
+
 /// Monitor's first step for every depth: the main process lives, is not stopped, and has left
 /// no orphans. Returns the main identity and its process tree.
 pub fn check_running(inst: &Instance, adopt: Option<i32>, what: &str) -> OcfResult<(Identity, Vec<i32>)> {

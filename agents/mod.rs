@@ -3,9 +3,10 @@
 
 use crate::ocf::Agent;
 
+pub mod apache;
 pub mod front_service;
 pub mod haproxy;
 pub mod nginx;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &nginx::Nginx];
+pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &apache::Apache, &nginx::Nginx];

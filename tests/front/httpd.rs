@@ -122,3 +122,111 @@ fn nginx_with_config_and_logs_on_a_mounted_filesystem() {
     lifecycle(&run, "nginx", &instance, &[0, 10], port);
     assert!(mounted.path.join("error.log").exists(), "nginx logged on the mounted filesystem");
 }
+
+// ---------------------------------------------------------------- apache
+
+fn apache_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let d = dir.display();
+    let m = "/usr/lib/apache2/modules";
+    for sub in ["htdocs", "run"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    write(&dir.join("htdocs/index.html"), "<html>ok</html>\n");
+    let conf = dir.join("httpd.conf");
+    write(
+        &conf,
+        &format!(
+            "LoadModule mpm_event_module {m}/mod_mpm_event.so\nLoadModule authz_core_module {m}/mod_authz_core.so\n\
+             LoadModule dir_module {m}/mod_dir.so\nLoadModule status_module {m}/mod_status.so\n\
+             ServerName localhost\nListen 127.0.0.1:{port}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\n\
+             DefaultRuntimeDir {d}/run\nUser www-data\nGroup www-data\nStartServers 1\n\
+             DocumentRoot {d}/htdocs\nDirectoryIndex index.html\n\
+             <Directory {d}/htdocs>\n  Require all granted\n</Directory>\n\
+             <Location /server-status>\n  SetHandler server-status\n  Require all granted\n</Location>\n{extra}\n"
+        ),
+    );
+    conf
+}
+
+struct Apache {
+    _stop: StopOnDrop,
+    run: AgentRun,
+    instance: String,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn apache(port: u16) -> Option<Apache> {
+    if !can_run("apache2", "apache2") {
+        return None;
+    }
+    let dir = open_tempdir();
+    let conf = apache_conf(dir.path(), port, "");
+    let instance = unique_name("apa");
+    let run = AgentRun::new("apache")
+        .env("OCF_RESOURCE_INSTANCE", &instance)
+        .param("configfile", conf.display())
+        .param("pidfile", dir.path().join("httpd.pid").display());
+    Some(Apache { _stop: StopOnDrop(run.clone()), run, instance, port, dir })
+}
+
+#[test]
+fn apache_lifecycle_and_status_url() {
+    let Some(a) = apache(18200) else { return };
+    lifecycle(&a.run, "apache", &a.instance, &[0, 10], a.port);
+    let run = a.run.clone().param("statusurl", format!("http://127.0.0.1:{}/server-status", a.port));
+    run.clone().run("start").expect(0);
+    run.clone().recurring().depth(10).run("monitor").expect(0);
+    let bad = run.clone().param("statusurl", format!("http://127.0.0.1:{}/missing", a.port));
+    bad.recurring().depth(10).run("monitor").expect(1).reason_contains("HTTP 404");
+    run.run("stop").expect(0);
+}
+
+#[test]
+fn apache_kill9_of_parent_leaves_no_orphan_on_the_port() {
+    let Some(a) = apache(18202) else { return };
+    kill9(&a.run, "apache", &a.instance, a.port);
+}
+
+#[test]
+fn apache_sigstop_is_an_error_before_the_monitor_timeout() {
+    let Some(a) = apache(18204) else { return };
+    sigstop(&a.run, "apache", &a.instance, &[0, 10], a.port);
+}
+
+#[test]
+fn apache_config_error_fails_start_with_httpd_message() {
+    let Some(a) = apache(18206) else { return };
+    apache_conf(a.dir.path(), a.port, "NoSuchDirective on");
+    config_error(&a.run, "Invalid command 'NoSuchDirective'");
+}
+
+#[test]
+fn apache_port_taken_fails_start_naming_the_holder() {
+    let Some(a) = apache(18208) else { return };
+    port_taken(&a.run, a.port);
+}
+
+#[test]
+fn apache_missing_software_and_bad_parameters() {
+    let Some(a) = apache(18210) else { return };
+    bad_params(
+        &a.run,
+        &[
+            ("binary", "/nonexistent/apache2"),
+            ("configfile", "/nonexistent/httpd.conf"),
+            ("envfile", "/nonexistent/envvars"),
+            ("server_root", "/nonexistent"),
+        ],
+        &[("configfile", "httpd.conf", "absolute"), ("statusurl", "https://127.0.0.1/", "https")],
+    );
+}
+
+#[test]
+fn apache_ocf_tester_and_crm_resource() {
+    let Some(a) = apache(18212) else { return };
+    let conf = a.dir.path().join("httpd.conf").display().to_string();
+    ocf_tester("apache", &a.instance, &[("configfile", conf.clone())]);
+    assert_port_free(a.port);
+    crm_resource("apache", &[("configfile", conf)], a.port);
+}
