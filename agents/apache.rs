@@ -214,6 +214,7 @@ impl Agent for Apache {
             logs: Vec::new(),
             ports: Vec::new(),
             fatal: &[],
+            quote: &[],
             ready: Box::new(|tree: &[i32]| {
                 // The parent binds every Listen before it forks children.
                 if daemon::listening_ports(tree).is_empty() {

@@ -161,6 +161,9 @@ pub struct Launch<'a> {
     /// Console text that means the start has failed even though the process still runs (nginx
     /// retries a failed bind for seconds after printing `[emerg]`).
     pub fatal: &'static [&'static str],
+    /// Console lines worth quoting when start fails (e.g. Tomcat's SEVERE lines among stack
+    /// traces); empty: the last lines.
+    pub quote: &'static [&'static str],
     pub ready: ReadyCheck<'a>,
 }
 
@@ -202,7 +205,8 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
             }
         },
     );
-    let output = || last_output(&inst.console, &log_starts);
+    let quote = launch.quote;
+    let output = || last_output(&inst.console, quote, &log_starts);
     match (readiness, failure) {
         (Readiness::Ready, None) => {
             ctx.log.info(format!("{name} is ready (PID {pid})"));
@@ -250,7 +254,7 @@ fn console_failure(console: &Path, fatal: &[&str]) -> Option<String> {
         return None;
     }
     let text = read_from(console, 0);
-    fatal.iter().any(|f| text.contains(f)).then(|| daemon::tail(console, 4))
+    fatal.iter().any(|f| text.contains(f)).then(|| pick_lines(&text, fatal, 4))
 }
 
 fn open_console(path: &Path) -> OcfResult<File> {
@@ -274,9 +278,9 @@ fn exit_status(child: &mut Child) -> String {
 }
 
 /// The last lines the daemon wrote: its console, then what its logs gained since the start.
-fn last_output(console: &Path, logs: &[(PathBuf, u64)]) -> String {
+fn last_output(console: &Path, quote: &[&str], logs: &[(PathBuf, u64)]) -> String {
     let mut parts = Vec::new();
-    let console_tail = daemon::tail(console, 4);
+    let console_tail = pick_lines(&read_from(console, 0), quote, 4);
     if !console_tail.is_empty() {
         parts.push(console_tail);
     }
@@ -288,6 +292,22 @@ fn last_output(console: &Path, logs: &[(PathBuf, u64)]) -> String {
         }
     }
     parts.join(" | ")
+}
+
+/// The last `n` lines of `text` worth an exit reason: no stack frames, no repeats, and only
+/// lines with one of the `markers` when any has one. Joined with " | ".
+pub fn pick_lines(text: &str, markers: &[&str], n: usize) -> String {
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let frame = line.starts_with("at ") || line.starts_with("...");
+        if line.is_empty() || frame || lines.last() == Some(&line) {
+            continue;
+        }
+        lines.push(line);
+    }
+    let marked: Vec<&str> = lines.iter().copied().filter(|l| markers.iter().any(|m| l.contains(m))).collect();
+    let chosen = if marked.is_empty() { lines } else { marked };
+    chosen[chosen.len().saturating_sub(n)..].join(" | ")
 }
 
 fn read_from(path: &Path, offset: u64) -> String {
@@ -425,4 +445,22 @@ pub fn config_check(what: &str, cmd: &mut Command, ctx: &Ctx) -> OcfResult<()> {
 
 fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_lines;
+
+    #[test]
+    fn quotes_messages_not_stack_traces() {
+        let console = "INFO starting\nSEVERE Parse fatal error at line [9]\n\
+                       \torg.xml.sax.SAXParseException; lineNumber: 9; bad tag\n\t\tat a.b(C.java:1)\n\
+                       \torg.xml.sax.SAXParseException; lineNumber: 9; bad tag\n\t... 5 more\nSEVERE Cannot start server\n";
+        assert_eq!(
+            pick_lines(console, &["SEVERE", "Exception;"], 4),
+            "SEVERE Parse fatal error at line [9] | org.xml.sax.SAXParseException; lineNumber: 9; bad tag | SEVERE Cannot start server"
+        );
+        assert_eq!(pick_lines("a\nb\n\nc\n", &[], 2), "b | c");
+        assert_eq!(pick_lines("a\nb\n", &["zzz"], 4), "a | b");
+    }
 }

@@ -333,6 +333,7 @@ impl Agent for Haproxy {
             logs: Vec::new(),
             ports: Vec::new(),
             fatal: &[],
+            quote: &[],
             ready: Box::new(|tree: &[i32]| {
                 // The master plus a worker, and the worker answers on the stats socket.
                 if tree.len() < 2 {

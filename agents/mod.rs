@@ -7,6 +7,7 @@ pub mod apache;
 pub mod front_service;
 pub mod haproxy;
 pub mod nginx;
+pub mod tomcat;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &apache::Apache, &nginx::Nginx];
+pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &apache::Apache, &nginx::Nginx, &tomcat::Tomcat];

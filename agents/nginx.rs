@@ -98,6 +98,7 @@ impl Agent for Nginx {
             logs: Vec::new(),
             ports: Vec::new(),
             fatal: &["[emerg]"],
+            quote: &[],
             ready: Box::new(|tree: &[i32]| {
                 // nginx binds every listen socket before it forks workers: one port means all.
                 if daemon::listening_ports(tree).is_empty() {

@@ -12,7 +12,7 @@ packages=(
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
   # front layer (haproxy, apache, nginx, tomcat agents)
-  haproxy apache2 nginx tomcat10 curl wget
+  haproxy apache2 nginx tomcat10 default-jre-headless curl wget python3
   # benchmarks
   hyperfine
 )
