@@ -38,7 +38,7 @@ impl Instance {
         Identity::parse(&fs::read_to_string(&self.state).ok()?)
     }
 
-    fn save(&self, id: Identity) -> OcfResult<()> {
+    pub fn save(&self, id: Identity) -> OcfResult<()> {
         daemon::save_identity(&self.state, id)
             .map_err(|e| OcfError::generic(format!("cannot write {}: {e}", self.state.display())))
     }
@@ -257,7 +257,7 @@ fn console_failure(console: &Path, fatal: &[&str]) -> Option<String> {
     fatal.iter().any(|f| text.contains(f)).then(|| pick_lines(&text, fatal, 4))
 }
 
-fn open_console(path: &Path) -> OcfResult<File> {
+pub fn open_console(path: &Path) -> OcfResult<File> {
     if let Some(dir) = path.parent() {
         let _ = fs::create_dir_all(dir);
     }
@@ -266,7 +266,7 @@ fn open_console(path: &Path) -> OcfResult<File> {
     Ok(file)
 }
 
-fn exit_status(child: &mut Child) -> String {
+pub fn exit_status(child: &mut Child) -> String {
     match child.wait() {
         Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
             (Some(code), _) => format!("exit code {code}"),
@@ -322,7 +322,7 @@ fn read_from(path: &Path, offset: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-fn kill_all(inst: &Instance, pid: i32, deadline: Deadline) {
+pub fn kill_all(inst: &Instance, pid: i32, deadline: Deadline) {
     let mut pids = tree_of(pid);
     pids.extend(daemon::session_members(pid));
     proc::signal_and_wait(&pids, Signal::SIGKILL, deadline);

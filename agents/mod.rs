@@ -4,10 +4,11 @@
 use crate::ocf::Agent;
 
 pub mod apache;
+pub mod app;
 pub mod front_service;
 pub mod haproxy;
 pub mod nginx;
 pub mod tomcat;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &apache::Apache, &nginx::Nginx, &tomcat::Tomcat];
+pub static AGENTS: &[&dyn Agent] = &[&haproxy::Haproxy, &apache::Apache, &nginx::Nginx, &tomcat::Tomcat, &app::App];
