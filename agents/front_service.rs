@@ -65,10 +65,12 @@ pub enum State {
     Stopped,
 }
 
-/// The processes of a running daemon: everything in its session and below it.
+/// The processes of a running daemon: it and its descendants. (Stop also sweeps its session;
+/// monitor does not need to scan every process for that.)
 pub fn tree_of(main: i32) -> Vec<i32> {
-    let session = proc::stat(main).map(|s| s.session).filter(|s| *s == main);
-    daemon::process_tree(main, session)
+    let mut tree = vec![main];
+    tree.extend(proc::descendants(main));
+    tree
 }
 
 /// The instance's state. `adopt` is the PID of an instance started outside the agent (from the

@@ -221,3 +221,22 @@ impl MountedDir {
 pub fn can_run(program: &str, package: &str) -> bool {
     need_root("front-layer agent tests") && need_program(program, package)
 }
+
+/// With no parameters every agent manages Debian's default instance: its files are found, and
+/// a probe finds it stopped (the packages' services are not running here).
+#[test]
+fn defaults_fit_debian_packages() {
+    for (agent, program, package) in [
+        ("nginx", "nginx", "nginx"),
+        ("apache", "apache2", "apache2"),
+        ("haproxy", "haproxy", "haproxy"),
+        ("tomcat", "java", "tomcat10"),
+    ] {
+        if !can_run(program, package) {
+            return;
+        }
+        let run = AgentRun::new(agent).env("OCF_RESOURCE_INSTANCE", unique_name("def"));
+        run.clone().depth(10).run("validate-all").expect(0);
+        run.run("monitor").expect(7);
+    }
+}

@@ -172,8 +172,12 @@ pub fn stop_tree(
     proc::signal_and_wait(&all, Signal::SIGKILL, deadline)
 }
 
-/// TCP sockets in LISTEN state from /proc/net/tcp and tcp6: (port, socket inode).
+/// TCP sockets in LISTEN state: (port, socket inode). From sock_diag netlink (listeners only,
+/// one request); from /proc/net/tcp and tcp6 if netlink is unavailable.
 pub fn listening_sockets() -> Vec<(u16, u64)> {
+    if let Ok(found) = crate::net::sockdiag::tcp_listeners() {
+        return found;
+    }
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| fs::read_to_string(p).ok())
