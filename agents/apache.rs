@@ -236,8 +236,12 @@ impl Agent for Apache {
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("apache", ctx);
-        let (main, tree) = svc::check_running(&inst, adopt(ctx), "httpd")?;
-        let ports = daemon::listening_ports(&tree);
+        let main = svc::check_running(&inst, adopt(ctx), "httpd")?;
+        // The master holds every listening socket; the workers only inherit them.
+        let mut ports = daemon::listening_ports(&[main.pid]);
+        if ports.is_empty() {
+            ports = daemon::listening_ports(&svc::tree_of(main.pid));
+        }
         let Some(first) = ports.first() else {
             return Err(OcfError::generic(format!("httpd (PID {}) listens on no TCP port", main.pid)));
         };

@@ -303,9 +303,9 @@ impl Agent for App {
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("app", ctx);
-        let (main, tree) = svc::check_running(&inst, located(ctx), "the service")?;
+        let main = svc::check_running(&inst, located(ctx), "the service")?;
         if let Some(p) = port(ctx) {
-            if !daemon::listening_ports(&tree).contains(&p) {
+            if !daemon::listening_ports(&svc::tree_of(main.pid)).contains(&p) {
                 return Err(OcfError::generic(format!("the service (PID {}) does not listen on port {p}", main.pid)));
             }
         }

@@ -51,10 +51,9 @@ impl Instance {
 /// What runs of an instance.
 #[derive(Debug)]
 pub enum State {
-    /// The main process (master, JVM) and every process of its session.
+    /// The main process (master, JVM) lives.
     Running {
         main: Identity,
-        tree: Vec<i32>,
     },
     /// The main process is gone but processes of its session remain: workers of a SIGKILLed
     /// master that may still hold the port (ClusterLabs nginx bug #1553).
@@ -78,7 +77,7 @@ pub fn tree_of(main: i32) -> Vec<i32> {
 pub fn state(inst: &Instance, adopt: Option<i32>) -> State {
     if let Some(id) = inst.saved() {
         if id.is_alive() {
-            return State::Running { main: id, tree: tree_of(id.pid) };
+            return State::Running { main: id };
         }
         // We started it with setsid: its session id is its PID, and outlives it in its workers.
         let left = daemon::session_members(id.pid);
@@ -87,7 +86,7 @@ pub fn state(inst: &Instance, adopt: Option<i32>) -> State {
         }
     }
     match adopt.and_then(Identity::of) {
-        Some(main) => State::Running { main, tree: tree_of(main.pid) },
+        Some(main) => State::Running { main },
         None => State::Stopped,
     }
 }
@@ -110,8 +109,9 @@ pub fn remove_stale_pidfile(pidfile: &str, binary: &str) {
 }
 
 /// Monitor's first step for every depth: the main process lives, is not stopped, and has left
-/// no orphans. Returns the main identity and its process tree.
-pub fn check_running(inst: &Instance, adopt: Option<i32>, what: &str) -> OcfResult<(Identity, Vec<i32>)> {
+/// no orphans. Only the main process is checked for a stop: that is cheap (no walk of every
+/// worker thread), and a hang of workers alone shows at depth 10, where requests time out.
+pub fn check_running(inst: &Instance, adopt: Option<i32>, what: &str) -> OcfResult<Identity> {
     match state(inst, adopt) {
         State::Stopped => Err(OcfError::not_running(format!("{what} is not running"))),
         State::Orphaned { main_pid, left } => Err(OcfError::generic(format!(
@@ -120,11 +120,11 @@ pub fn check_running(inst: &Instance, adopt: Option<i32>, what: &str) -> OcfResu
             list(&left),
             ports_note(&left)
         ))),
-        State::Running { main, tree } => match daemon::stopped_member(&tree) {
+        State::Running { main } => match daemon::stopped_member(&[main.pid]) {
             Some(pid) => {
                 Err(OcfError::generic(format!("{what} process {pid} is stopped (SIGSTOP or traced) and cannot serve")))
             }
-            None => Ok((main, tree)),
+            None => Ok(main),
         },
     }
 }

@@ -358,7 +358,7 @@ impl Agent for Haproxy {
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("haproxy", ctx);
-        let (main, _) = svc::check_running(&inst, adopt(ctx), "haproxy")?;
+        let main = svc::check_running(&inst, adopt(ctx), "haproxy")?;
         let addr = stats_addr(ctx)?;
         worker_pid(&addr, svc::request_deadline(ctx))
             .map_err(|e| OcfError::generic(format!("haproxy master {} runs but {e}", main.pid)))?;
@@ -373,7 +373,7 @@ impl Agent for Haproxy {
     /// worker answers on the stats socket. Old workers keep their established connections.
     fn reload(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("haproxy", ctx);
-        let (main, _) = svc::check_running(&inst, adopt(ctx), "haproxy")
+        let main = svc::check_running(&inst, adopt(ctx), "haproxy")
             .map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
         svc::config_check("haproxy", &mut check_command(ctx), ctx)?;
         let addr = stats_addr(ctx)?;

@@ -119,8 +119,12 @@ impl Agent for Nginx {
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("nginx", ctx);
-        let (main, tree) = svc::check_running(&inst, adopt(ctx), "nginx")?;
-        let ports = daemon::listening_ports(&tree);
+        let main = svc::check_running(&inst, adopt(ctx), "nginx")?;
+        // The master holds every listening socket; the workers only inherit them.
+        let mut ports = daemon::listening_ports(&[main.pid]);
+        if ports.is_empty() {
+            ports = daemon::listening_ports(&svc::tree_of(main.pid));
+        }
         let Some(first) = ports.first() else {
             return Err(OcfError::generic(format!("nginx (PID {}) listens on no TCP port", main.pid)));
         };

@@ -107,6 +107,10 @@ pub fn sigstop(run: &AgentRun, agent: &str, instance: &str, depths: &[u32], port
     for p in &members {
         proc::signal(*p, Signal::SIGSTOP);
     }
+    // The signal is delivered when the process next runs: wait until all have stopped.
+    wait_for("every process to stop", Duration::from_secs(10), || {
+        members.iter().all(|p| proc::stat(*p).is_none_or(|s| s.state == 'T'))
+    });
     for &depth in depths {
         let m = run.clone().timeout_ms(8000).recurring().depth(depth).run("monitor");
         m.expect(1);

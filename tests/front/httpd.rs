@@ -73,6 +73,28 @@ fn nginx_sigstop_is_an_error_before_the_monitor_timeout() {
 }
 
 #[test]
+fn nginx_hung_workers_give_an_error_at_depth_10_within_the_request_timeout() {
+    use nix::sys::signal::Signal;
+    let Some(n) = nginx(18016) else { return };
+    let run = n.run.clone().param("request_timeout", 1);
+    run.clone().run("start").expect(0);
+    let workers = proc::descendants(main_pid("nginx", &n.instance));
+    for w in &workers {
+        proc::signal(*w, Signal::SIGSTOP);
+    }
+    wait_for("the workers to stop", Duration::from_secs(10), || {
+        workers.iter().all(|p| proc::stat(*p).is_none_or(|s| s.state == 'T'))
+    });
+    // The master alone looks fine at depth 0; the request at depth 10 times out after 1 s.
+    run.clone().recurring().run("monitor").expect(0);
+    let m = run.clone().recurring().depth(10).timeout_ms(20000).run("monitor");
+    m.expect(1).reason_contains("in time");
+    assert!(m.elapsed < Duration::from_secs(3), "{:?}", m.elapsed);
+    run.run("stop").expect(0);
+    assert_port_free(n.port);
+}
+
+#[test]
 fn nginx_config_error_fails_start_with_nginx_message() {
     let Some(n) = nginx(18006) else { return };
     nginx_conf(n.dir.path(), n.port, "this_is_not_a_directive on;");
