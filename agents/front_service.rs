@@ -338,6 +338,7 @@ pub fn stop(inst: &Instance, adopt: Option<i32>, graceful: Signal, ctx: &Ctx) ->
     let left = match state(inst, adopt) {
         State::Stopped => {
             inst.forget();
+            let _ = fs::remove_file(&inst.console);
             return Ok(OcfStatus::Success);
         }
         State::Orphaned { main_pid, left } => {
@@ -361,7 +362,9 @@ pub fn stop(inst: &Instance, adopt: Option<i32>, graceful: Signal, ctx: &Ctx) ->
         }
     };
     if left.is_empty() {
+        // A clean stop: the console of this run is of no further use (a failed start's stays).
         inst.forget();
+        let _ = fs::remove_file(&inst.console);
         ctx.log.info(format!("{name} stopped"));
         Ok(OcfStatus::Success)
     } else {
