@@ -3,9 +3,24 @@
 
 use crate::ocf::Agent;
 
+pub mod apache;
+pub mod app;
 pub mod drbd;
 pub mod filesystem;
+pub mod front_service;
+pub mod haproxy;
+pub mod nginx;
+pub mod tomcat;
 pub mod vip;
 
-/// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&vip::Vip, &filesystem::FILESYSTEM, &drbd::Drbd];
+/// Every OCF agent, in the order `hastack list` shows them (the stack's layers, bottom up).
+pub static AGENTS: &[&dyn Agent] = &[
+    &vip::Vip,
+    &filesystem::FILESYSTEM,
+    &drbd::Drbd,
+    &haproxy::Haproxy,
+    &apache::Apache,
+    &nginx::Nginx,
+    &tomcat::Tomcat,
+    &app::App,
+];

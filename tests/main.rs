@@ -13,3 +13,4 @@ mod filesystem;
 mod packaging;
 mod vip;
 mod vm;
+mod front;

@@ -35,15 +35,10 @@ struct PendingAgent {
 
 const PENDING: &[PendingAgent] = &[
     PendingAgent { name: "drbd", required: &["drbd_resource"], unique: &["drbd_resource"] },
-    PendingAgent { name: "haproxy", required: &[], unique: &[] },
-    PendingAgent { name: "apache", required: &[], unique: &[] },
-    PendingAgent { name: "nginx", required: &[], unique: &[] },
-    PendingAgent { name: "tomcat", required: &[], unique: &[] },
     PendingAgent { name: "activemq", required: &[], unique: &[] },
     PendingAgent { name: "rabbitmq", required: &[], unique: &[] },
     PendingAgent { name: "postgresql", required: &[], unique: &[] },
     PendingAgent { name: "mariadb", required: &[], unique: &[] },
-    PendingAgent { name: "app", required: &["start_command"], unique: &[] },
     // fence_ups: which of serial_port / ipaddr is required depends on `transport`; see
     // validate::check_fence_params.
     PendingAgent { name: "fence_ups", required: &[], unique: &[] },

@@ -5,3 +5,4 @@ pub mod http;
 pub mod ndisc;
 pub mod netlink;
 pub mod packet;
+pub mod sockdiag;

@@ -127,6 +127,18 @@ pub fn process_tree(root: i32, session: Option<i32>) -> Vec<i32> {
     pids
 }
 
+/// The live processes of session `sid` (a daemon we started with setsid leads its own session,
+/// so this finds its workers even after the leader died and PID reuse made its PID ambiguous).
+pub fn session_members(sid: i32) -> Vec<i32> {
+    if sid <= 1 {
+        return Vec::new();
+    }
+    proc::all_pids()
+        .into_iter()
+        .filter(|pid| proc::stat(*pid).is_some_and(|s| s.session == sid && s.state != 'Z' && s.state != 'X'))
+        .collect()
+}
+
 /// Stops a process tree: `graceful` to the root (e.g. SIGTERM, or SIGQUIT for nginx's graceful
 /// stop), wait up to `graceful_share` of the budget, then SIGKILL to every process of the tree.
 /// Returns the PIDs that survived (empty = stopped).
@@ -142,6 +154,10 @@ pub fn stop_tree(
         return tree;
     }
     proc::signal(root, graceful);
+    // A SIGSTOPped service cannot act on the graceful signal until it is continued.
+    for &pid in &tree {
+        proc::signal(pid, Signal::SIGCONT);
+    }
     let left = proc::wait_gone(&tree, deadline.fraction(graceful_share));
     if left.is_empty() {
         return left;
@@ -156,8 +172,12 @@ pub fn stop_tree(
     proc::signal_and_wait(&all, Signal::SIGKILL, deadline)
 }
 
-/// TCP sockets in LISTEN state from /proc/net/tcp and tcp6: (port, socket inode).
+/// TCP sockets in LISTEN state: (port, socket inode). From sock_diag netlink (listeners only,
+/// one request); from /proc/net/tcp and tcp6 if netlink is unavailable.
 pub fn listening_sockets() -> Vec<(u16, u64)> {
+    if let Ok(found) = crate::net::sockdiag::tcp_listeners() {
+        return found;
+    }
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| fs::read_to_string(p).ok())
@@ -203,6 +223,54 @@ pub fn port_holders(port: u16) -> Vec<i32> {
         return Vec::new();
     }
     proc::all_pids().into_iter().filter(|pid| socket_inodes(*pid).iter().any(|i| inodes.contains(i))).collect()
+}
+
+/// The TCP ports any of `pids` listens on, sorted and without duplicates.
+pub fn listening_ports(pids: &[i32]) -> Vec<u16> {
+    let mine: Vec<u64> = pids.iter().flat_map(|p| socket_inodes(*p)).collect();
+    let mut ports: Vec<u16> =
+        listening_sockets().into_iter().filter(|(_, inode)| mine.contains(inode)).map(|(port, _)| port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The first of `pids` that is stopped by a signal (state T, e.g. SIGSTOP) or traced: a service
+/// that is there but cannot answer.
+pub fn stopped_member(pids: &[i32]) -> Option<i32> {
+    pids.iter().copied().find(|p| proc::stat(*p).is_some_and(|s| s.state == 'T' || s.state == 't'))
+}
+
+/// Ports named in a daemon's error message as `host:PORT` or `[v6]:PORT` (e.g. nginx's
+/// "bind() to 127.0.0.1:8080 failed", Apache's "could not bind to address 127.0.0.1:8080"),
+/// in order of appearance: candidates for "who holds the port we need".
+pub fn ports_in_message(text: &str) -> Vec<u16> {
+    let bytes = text.as_bytes();
+    let mut ports = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        // A ':' right after a digit, ']' or '*' (an address), followed by 1-5 digits.
+        if *b != b':' || i == 0 || !(bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b']' || bytes[i - 1] == b'*') {
+            continue;
+        }
+        let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(port) = digits.parse::<u16>() {
+            if digits.len() <= 5 && port > 0 && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+    }
+    ports
+}
+
+/// "port 8080 is held by PID 123 (nginx)" for the first of `ports` some process other than
+/// `ours` listens on: the exit reason when a daemon could not bind.
+pub fn describe_port_holder(ports: &[u16], ours: &[i32]) -> Option<String> {
+    ports.iter().find_map(|&port| {
+        let holders: Vec<i32> = port_holders(port).into_iter().filter(|p| !ours.contains(p)).collect();
+        let pid = *holders.first()?;
+        let name = proc::stat(pid).map(|s| s.comm).unwrap_or_default();
+        Some(format!("port {port} is already held by PID {pid} ({name})"))
+    })
 }
 
 #[cfg(test)]
@@ -262,5 +330,32 @@ mod tests {
         let _ = child.wait();
         assert!(left.is_empty(), "{left:?}");
         assert!(kids.iter().all(|k| !proc::is_alive(*k)));
+    }
+
+    #[test]
+    fn finds_ports_in_bind_errors() {
+        assert_eq!(
+            ports_in_message("nginx: [emerg] bind() to 127.0.0.1:18080 failed (98: Address already in use)"),
+            vec![18080]
+        );
+        assert_eq!(
+            ports_in_message("(98)Address already in use: AH00072: make_sock: could not bind to address [::]:80"),
+            vec![80]
+        );
+        assert_eq!(ports_in_message("cannot bind socket (Address already in use) [0.0.0.0:8443]"), vec![8443]);
+        assert_eq!(ports_in_message("at 10:30: error: 12:5"), vec![30, 5]);
+        assert!(ports_in_message("no ports: here").is_empty());
+    }
+
+    #[test]
+    fn names_the_holder_of_a_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let me = std::process::id() as i32;
+        let text = describe_port_holder(&[port], &[]).unwrap();
+        assert!(text.contains(&format!("PID {me}")), "{text}");
+        assert!(describe_port_holder(&[port], &[me]).is_none());
+        assert!(listening_ports(&[me]).contains(&port));
+        assert!(stopped_member(&[me]).is_none());
     }
 }

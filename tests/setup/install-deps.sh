@@ -22,6 +22,8 @@ packages=(
   strace
   # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
   dpkg-dev rpm binutils lintian debootstrap
+  # front layer (haproxy, apache, nginx, tomcat agents)
+  haproxy apache2 nginx tomcat10 default-jre-headless curl wget python3
   # benchmarks
   hyperfine
   # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
