@@ -3,5 +3,8 @@
 
 use crate::ocf::Agent;
 
+pub mod datalayer;
+pub mod postgresql;
+
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[];
+pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql];

@@ -1,3 +1,6 @@
 //! Networking edges: netlink, ARP / neighbour advertisements, probes.
 
 pub mod http;
+pub mod pgwire;
+pub mod unix;
+pub mod wire;

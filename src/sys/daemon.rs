@@ -156,6 +156,72 @@ pub fn stop_tree(
     proc::signal_and_wait(&all, Signal::SIGKILL, deadline)
 }
 
+/// Stops a process tree through a list of signals to the root, each step given a share of the
+/// remaining budget (e.g. PostgreSQL: SIGINT "fast", then SIGQUIT "immediate"), and finally
+/// SIGKILL to every process of the tree. Returns the PIDs that survived (empty = stopped).
+pub fn stop_tree_escalating(
+    root: i32,
+    session: Option<i32>,
+    steps: &[(Signal, f64)],
+    deadline: Deadline,
+    mut on_step: impl FnMut(Signal),
+) -> Vec<i32> {
+    let mut tree = process_tree(root, session);
+    for &(sig, share) in steps {
+        if tree.is_empty() {
+            return tree;
+        }
+        on_step(sig);
+        proc::signal(root, sig);
+        tree = proc::wait_gone(&tree, deadline.fraction(share));
+        // Pick up anything forked meanwhile (the root may be gone, its session remains).
+        for pid in process_tree(root, session) {
+            if !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+        tree.retain(|p| proc::is_alive(*p));
+    }
+    if tree.is_empty() {
+        return tree;
+    }
+    on_step(Signal::SIGKILL);
+    proc::signal_and_wait(&tree, Signal::SIGKILL, deadline)
+}
+
+/// The process holding a POSIX record lock (fcntl, as Java's FileChannel.lock and InnoDB use)
+/// on `path`, asked with F_GETLK: the kernel's word, not a guess from a PID file. None if the
+/// file is unlocked, missing, or locked only by this process.
+pub fn lock_holder(path: &Path) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let file = fs::OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // SAFETY: a zeroed flock is a valid argument; F_GETLK only writes into it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: a valid fd and a valid flock pointer.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    (rc == 0 && lock.l_type != libc::F_UNLCK as libc::c_short && lock.l_pid > 0).then_some(lock.l_pid)
+}
+
+/// Live processes with `path` open (from /proc/PID/fd): who uses a file, whatever its locks.
+pub fn processes_with_open(path: &Path) -> Vec<i32> {
+    let Ok(target) = path.canonicalize() else { return Vec::new() };
+    proc::all_pids()
+        .into_iter()
+        .filter(|pid| {
+            fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|dir| dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).any(|t| t == target))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The working directory of a process (PostgreSQL's postmaster lives in its data directory).
+pub fn cwd(pid: i32) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 /// TCP sockets in LISTEN state from /proc/net/tcp and tcp6: (port, socket inode).
 pub fn listening_sockets() -> Vec<(u16, u64)> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
@@ -262,5 +328,27 @@ mod tests {
         let _ = child.wait();
         assert!(left.is_empty(), "{left:?}");
         assert!(kids.iter().all(|k| !proc::is_alive(*k)));
+    }
+
+    #[test]
+    fn lock_holder_sees_another_process_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        fs::write(&p, "").unwrap();
+        assert_eq!(lock_holder(&p), None);
+        // flock(1) takes BSD locks, which F_GETLK does not see; a child taking an fcntl lock does.
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import fcntl,sys,time;f=open(sys.argv[1],'r+');fcntl.lockf(f,fcntl.LOCK_EX);print('x',flush=True);time.sleep(30)"])
+            .arg(&p)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(lock_holder(&p), Some(child.id() as i32));
+        assert!(processes_with_open(&p).contains(&(child.id() as i32)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(lock_holder(&p), None);
     }
 }

@@ -11,6 +11,8 @@ packages=(
   resource-agents pacemaker-cli-utils pacemaker pcs libxml2-utils
   # vip / filesystem: netns, loop devices, ext4/xfs
   iproute2 util-linux e2fsprogs xfsprogs kmod procps
+  # data layer: the databases and brokers the postgresql, mariadb, activemq, rabbitmq agents manage
+  postgresql mariadb-server mariadb-client activemq rabbitmq-server
   # benchmarks
   hyperfine
 )
