@@ -4,7 +4,8 @@
 use crate::ocf::Agent;
 
 pub mod datalayer;
+pub mod mariadb;
 pub mod postgresql;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql];
+pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql, &mariadb::Mariadb];

@@ -1,6 +1,7 @@
 //! Networking edges: netlink, ARP / neighbour advertisements, probes.
 
 pub mod http;
+pub mod mywire;
 pub mod pgwire;
 pub mod unix;
 pub mod wire;

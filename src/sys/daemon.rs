@@ -167,9 +167,12 @@ pub fn stop_tree_escalating(
     mut on_step: impl FnMut(Signal),
 ) -> Vec<i32> {
     let mut tree = process_tree(root, session);
+    // Every PID ever seen in the tree: when they are gone as processes, wait for their last
+    // threads to let go of files and locks.
+    let mut seen = tree.clone();
     for &(sig, share) in steps {
         if tree.is_empty() {
-            return tree;
+            break;
         }
         on_step(sig);
         proc::signal(root, sig);
@@ -179,14 +182,39 @@ pub fn stop_tree_escalating(
             if !tree.contains(&pid) {
                 tree.push(pid);
             }
+            if !seen.contains(&pid) {
+                seen.push(pid);
+            }
         }
         tree.retain(|p| proc::is_alive(*p));
     }
-    if tree.is_empty() {
-        return tree;
+    if !tree.is_empty() {
+        on_step(Signal::SIGKILL);
+        let left = proc::signal_and_wait(&tree, Signal::SIGKILL, deadline);
+        if !left.is_empty() {
+            return left;
+        }
     }
-    on_step(Signal::SIGKILL);
-    proc::signal_and_wait(&tree, Signal::SIGKILL, deadline)
+    wait_released(&seen, deadline)
+}
+
+/// Whether any thread of `pid` still runs. When a multi-threaded process is killed its main
+/// thread can already be a zombie (so `proc::is_alive` says no) while other threads still hold
+/// its files and locks: a stop that returns then leaves a busy mount and a locked store.
+pub fn any_thread_alive(pid: i32) -> bool {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).any(|tid| {
+        fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+            .ok()
+            .and_then(|l| proc::parse_stat(&l))
+            .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+    })
+}
+
+/// Waits until no thread of any of `pids` runs (see `any_thread_alive`); returns those left.
+pub fn wait_released(pids: &[i32], deadline: Deadline) -> Vec<i32> {
+    let left = || pids.iter().copied().filter(|p| any_thread_alive(*p)).collect::<Vec<_>>();
+    deadline.poll(Duration::from_millis(5), || Some(left()).filter(|l| l.is_empty())).unwrap_or_else(left)
 }
 
 /// The process holding a POSIX record lock (fcntl, as Java's FileChannel.lock and InnoDB use)

@@ -2,6 +2,7 @@
 //! Debian, each test with its own instance on its own loopback ports (19000-19999) and its data in
 //! a temporary directory, or on a loop-device ext4 for the failover-shaped no-loss tests.
 
+mod mariadb;
 mod postgresql;
 
 use std::net::TcpListener;
@@ -43,8 +44,10 @@ pub fn kill9_session(sid: i32) -> Vec<i32> {
     for p in &pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::Signal::SIGKILL);
     }
+    // All threads, not just the main one: a killed multi-threaded server holds its locks until
+    // its last thread is gone.
     wait_for("the killed server to be gone", Duration::from_secs(10), || {
-        pids.iter().all(|p| !hastack::sys::proc::is_alive(*p))
+        pids.iter().all(|p| !hastack::sys::daemon::any_thread_alive(*p))
     });
     pids
 }
