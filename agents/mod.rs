@@ -3,9 +3,10 @@
 
 use crate::ocf::Agent;
 
+pub mod activemq;
 pub mod datalayer;
 pub mod mariadb;
 pub mod postgresql;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql, &mariadb::Mariadb];
+pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql, &mariadb::Mariadb, &activemq::Activemq];

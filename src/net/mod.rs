@@ -3,5 +3,6 @@
 pub mod http;
 pub mod mywire;
 pub mod pgwire;
+pub mod stomp;
 pub mod unix;
 pub mod wire;
