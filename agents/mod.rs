@@ -7,6 +7,8 @@ pub mod activemq;
 pub mod datalayer;
 pub mod mariadb;
 pub mod postgresql;
+pub mod rabbitmq;
 
 /// Every OCF agent, in the order `hastack list` shows them.
-pub static AGENTS: &[&dyn Agent] = &[&postgresql::Postgresql, &mariadb::Mariadb, &activemq::Activemq];
+pub static AGENTS: &[&dyn Agent] =
+    &[&postgresql::Postgresql, &mariadb::Mariadb, &activemq::Activemq, &rabbitmq::Rabbitmq];

@@ -1,5 +1,6 @@
 //! Networking edges: netlink, ARP / neighbour advertisements, probes.
 
+pub mod amqp;
 pub mod http;
 pub mod mywire;
 pub mod pgwire;

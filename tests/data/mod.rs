@@ -5,6 +5,7 @@
 mod activemq;
 mod mariadb;
 mod postgresql;
+mod rabbitmq;
 
 use std::net::TcpListener;
 use std::path::Path;
