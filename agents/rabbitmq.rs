@@ -246,9 +246,13 @@ impl Agent for Rabbitmq {
             Readiness::Ready => Ok(OcfStatus::Success),
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
-                let lines = datalayer::log_since(&rmq.log, mark, 6);
+                let lines = erlang_error_lines(&datalayer::log_since(&rmq.log, mark, 60), 3);
                 let reason = format!("the node exited during start: {lines}");
-                if lines.contains("config") && (lines.contains("rror") || lines.contains("invalid")) {
+                // The node rejects its configuration: wrong wherever it starts.
+                if ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"]
+                    .iter()
+                    .any(|s| lines.contains(s))
+                {
                     Err(OcfError::configured(reason))
                 } else {
                     Err(OcfError::generic(reason))
@@ -348,6 +352,20 @@ fn health_round_trip(ctx: &Ctx, conn: &mut Amqp, deadline: Deadline) -> Result<(
     }
 }
 
+/// The lines of an Erlang crash worth an exit reason: without the empty and "neighbours:"
+/// lines of process reports.
+fn erlang_error_lines(joined: &str, n: usize) -> String {
+    let lines: Vec<&str> = joined
+        .split(" | ")
+        .map(str::trim)
+        .filter(|l| {
+            let text = l.rsplit_once("> ").map(|(_, t)| t.trim()).unwrap_or(if l.ends_with('>') { "" } else { l });
+            !text.is_empty() && text != "neighbours:"
+        })
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
 fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
     let p = &ctx.params;
     let mut cmd = Command::new(&rmq.server);
@@ -370,4 +388,18 @@ fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
         cmd.env("RABBITMQ_NODE_IP_ADDRESS", addr);
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erlang_crash_lines_keep_the_reason() {
+        let log = "t [error] <0.130.0>   neighbours: | t [error] <0.130.0> | t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file";
+        assert_eq!(
+            erlang_error_lines(log, 3),
+            "t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file"
+        );
+    }
 }

@@ -141,7 +141,7 @@ fn rabbitmq_faults_are_reported_and_recovered() {
     let conf = n.run.join("rabbitmq.conf");
     std::fs::write(&conf, "this is not = a valid setting\n").unwrap();
     let broken = a.run("start");
-    broken.expect(6);
+    broken.expect(6).reason_contains("configuration");
     assert!(broken.elapsed < Duration::from_secs(90), "{:?}", broken.elapsed);
     std::fs::write(&conf, "log.console = true\n").unwrap();
 
