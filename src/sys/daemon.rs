@@ -232,19 +232,6 @@ pub fn lock_holder(path: &Path) -> Option<i32> {
     (rc == 0 && lock.l_type != libc::F_UNLCK as libc::c_short && lock.l_pid > 0).then_some(lock.l_pid)
 }
 
-/// Live processes with `path` open (from /proc/PID/fd): who uses a file, whatever its locks.
-pub fn processes_with_open(path: &Path) -> Vec<i32> {
-    let Ok(target) = path.canonicalize() else { return Vec::new() };
-    proc::all_pids()
-        .into_iter()
-        .filter(|pid| {
-            fs::read_dir(format!("/proc/{pid}/fd"))
-                .map(|dir| dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).any(|t| t == target))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// The working directory of a process (PostgreSQL's postmaster lives in its data directory).
 pub fn cwd(pid: i32) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()
@@ -378,7 +365,6 @@ mod tests {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         assert_eq!(lock_holder(&p), Some(child.id() as i32));
-        assert!(processes_with_open(&p).contains(&(child.id() as i32)));
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(lock_holder(&p), None);
