@@ -1,15 +1,21 @@
 //! The OCF resource agents, one module each (DESIGN.md §2). Each holds its parameter table and
 //! its actions; everything shared lives in the `ocf`, `sys` and `net` runtime modules.
+//! `front_service` and `datalayer` are helpers shared by the service agents of their layer.
 
 use crate::ocf::Agent;
 
+pub mod activemq;
 pub mod apache;
 pub mod app;
+pub mod datalayer;
 pub mod drbd;
 pub mod filesystem;
 pub mod front_service;
 pub mod haproxy;
+pub mod mariadb;
 pub mod nginx;
+pub mod postgresql;
+pub mod rabbitmq;
 pub mod tomcat;
 pub mod vip;
 
@@ -22,5 +28,9 @@ pub static AGENTS: &[&dyn Agent] = &[
     &apache::Apache,
     &nginx::Nginx,
     &tomcat::Tomcat,
+    &activemq::Activemq,
+    &rabbitmq::Rabbitmq,
+    &postgresql::Postgresql,
+    &mariadb::Mariadb,
     &app::App,
 ];

@@ -35,10 +35,6 @@ struct PendingAgent {
 
 const PENDING: &[PendingAgent] = &[
     PendingAgent { name: "drbd", required: &["drbd_resource"], unique: &["drbd_resource"] },
-    PendingAgent { name: "activemq", required: &[], unique: &[] },
-    PendingAgent { name: "rabbitmq", required: &[], unique: &[] },
-    PendingAgent { name: "postgresql", required: &[], unique: &[] },
-    PendingAgent { name: "mariadb", required: &[], unique: &[] },
     // fence_ups: which of serial_port / ipaddr is required depends on `transport`; see
     // validate::check_fence_params.
     PendingAgent { name: "fence_ups", required: &[], unique: &[] },

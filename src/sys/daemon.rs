@@ -172,9 +172,90 @@ pub fn stop_tree(
     proc::signal_and_wait(&all, Signal::SIGKILL, deadline)
 }
 
-/// TCP sockets in LISTEN state: (port, socket inode). From sock_diag netlink (listeners only,
-/// one request); from /proc/net/tcp and tcp6 if netlink is unavailable.
+/// Stops a process tree through a list of signals to the root, each step given a share of the
+/// remaining budget (e.g. PostgreSQL: SIGINT "fast", then SIGQUIT "immediate"), and finally
+/// SIGKILL to every process of the tree. Returns the PIDs that survived (empty = stopped).
+pub fn stop_tree_escalating(
+    root: i32,
+    session: Option<i32>,
+    steps: &[(Signal, f64)],
+    deadline: Deadline,
+    mut on_step: impl FnMut(Signal),
+) -> Vec<i32> {
+    let mut tree = process_tree(root, session);
+    // Every PID ever seen in the tree: when they are gone as processes, wait for their last
+    // threads to let go of files and locks.
+    let mut seen = tree.clone();
+    for &(sig, share) in steps {
+        if tree.is_empty() {
+            break;
+        }
+        on_step(sig);
+        proc::signal(root, sig);
+        tree = proc::wait_gone(&tree, deadline.fraction(share));
+        // Pick up anything forked meanwhile (the root may be gone, its session remains).
+        for pid in process_tree(root, session) {
+            if !tree.contains(&pid) {
+                tree.push(pid);
+            }
+            if !seen.contains(&pid) {
+                seen.push(pid);
+            }
+        }
+        tree.retain(|p| proc::is_alive(*p));
+    }
+    if !tree.is_empty() {
+        on_step(Signal::SIGKILL);
+        let left = proc::signal_and_wait(&tree, Signal::SIGKILL, deadline);
+        if !left.is_empty() {
+            return left;
+        }
+    }
+    wait_released(&seen, deadline)
+}
+
+/// Whether any thread of `pid` still runs. When a multi-threaded process is killed its main
+/// thread can already be a zombie (so `proc::is_alive` says no) while other threads still hold
+/// its files and locks: a stop that returns then leaves a busy mount and a locked store.
+pub fn any_thread_alive(pid: i32) -> bool {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).any(|tid| {
+        fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+            .ok()
+            .and_then(|l| proc::parse_stat(&l))
+            .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+    })
+}
+
+/// Waits until no thread of any of `pids` runs (see `any_thread_alive`); returns those left.
+pub fn wait_released(pids: &[i32], deadline: Deadline) -> Vec<i32> {
+    let left = || pids.iter().copied().filter(|p| any_thread_alive(*p)).collect::<Vec<_>>();
+    deadline.poll(Duration::from_millis(5), || Some(left()).filter(|l| l.is_empty())).unwrap_or_else(left)
+}
+
+/// The process holding a POSIX record lock (fcntl, as Java's FileChannel.lock and InnoDB use)
+/// on `path`, asked with F_GETLK: the kernel's word, not a guess from a PID file. None if the
+/// file is unlocked, missing, or locked only by this process.
+pub fn lock_holder(path: &Path) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let file = fs::OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // SAFETY: a zeroed flock is a valid argument; F_GETLK only writes into it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: a valid fd and a valid flock pointer.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    (rc == 0 && lock.l_type != libc::F_UNLCK as libc::c_short && lock.l_pid > 0).then_some(lock.l_pid)
+}
+
+/// The working directory of a process (PostgreSQL's postmaster lives in its data directory).
+pub fn cwd(pid: i32) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// TCP sockets in LISTEN state (sock_diag, else /proc/net/tcp and tcp6): (port, socket inode).
 pub fn listening_sockets() -> Vec<(u16, u64)> {
+    // The kernel's sock_diag answers in microseconds; /proc/net/tcp costs milliseconds per read.
     if let Ok(found) = crate::net::sockdiag::tcp_listeners() {
         return found;
     }
@@ -357,5 +438,26 @@ mod tests {
         assert!(describe_port_holder(&[port], &[me]).is_none());
         assert!(listening_ports(&[me]).contains(&port));
         assert!(stopped_member(&[me]).is_none());
+    }
+
+    #[test]
+    fn lock_holder_sees_another_process_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        fs::write(&p, "").unwrap();
+        assert_eq!(lock_holder(&p), None);
+        // flock(1) takes BSD locks, which F_GETLK does not see; a child taking an fcntl lock does.
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import fcntl,sys,time;f=open(sys.argv[1],'r+');fcntl.lockf(f,fcntl.LOCK_EX);print('x',flush=True);time.sleep(30)"])
+            .arg(&p)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(lock_holder(&p), Some(child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(lock_holder(&p), None);
     }
 }

@@ -237,6 +237,42 @@ pub fn spawn_daemon(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// A system account a daemon runs as: uid, primary gid and supplementary groups, read from the
+/// user database before the fork (the child may only make async-signal-safe calls).
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub uid: nix::unistd::Uid,
+    pub gid: nix::unistd::Gid,
+    pub groups: Vec<nix::unistd::Gid>,
+    pub home: std::path::PathBuf,
+}
+
+impl Account {
+    /// Looks a user up; None if there is no such user.
+    pub fn lookup(name: &str) -> Option<Account> {
+        let user = nix::unistd::User::from_name(name).ok()??;
+        let cname = std::ffi::CString::new(name).ok()?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
+        Some(Account { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir })
+    }
+
+    /// Makes `cmd` run as this account, with its supplementary groups (std's `uid()` would drop
+    /// them: PostgreSQL needs `ssl-cert` for Debian's snakeoil key). Call before `spawn_daemon`.
+    pub fn apply(&self, cmd: &mut Command) {
+        let (uid, gid, groups) = (self.uid, self.gid, self.groups.clone());
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls; the group list
+        // was built before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+                nix::unistd::setuid(uid).map_err(std::io::Error::from)
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,4 +22,14 @@ pgrep -f 'ups-sim --link /tmp/hst-ups' 2>/dev/null | xargs -r kill -KILL 2>/dev/
 
 # DRBD VM tests: their qemu processes die with the test (PDEATHSIG); their disk files stay.
 rm -rf /tmp/hst-drbd* /tmp/hst-initramfs.* 2>/dev/null
+
+# Data-layer servers of killed test runs: their data lives under /tmp/hst-data* (cwd, arguments or
+# environment say so), and each test's own epmd runs on a port in the tests' 19000-19999 range.
+for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  if readlink "/proc/$pid/cwd" 2>/dev/null | grep -q '^/tmp/hst-data' ||
+     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '/tmp/hst-data' ||
+     tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qE '^(RABBITMQ_MNESIA_BASE=/tmp/hst-data|ERL_EPMD_PORT=19[0-9]{3}$)'; then
+    kill -KILL "$pid" 2>/dev/null
+  fi
+done 2>/dev/null
 exit 0

@@ -24,6 +24,8 @@ packages=(
   dpkg-dev rpm binutils lintian debootstrap
   # front layer (haproxy, apache, nginx, tomcat agents)
   haproxy apache2 nginx tomcat10 default-jre-headless curl wget python3
+  # data layer: the databases and brokers the postgresql, mariadb, activemq, rabbitmq agents manage
+  postgresql mariadb-server mariadb-client activemq rabbitmq-server
   # benchmarks
   hyperfine
   # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)

@@ -1,0 +1,405 @@
+//! `rabbitmq`: a single RabbitMQ node from Debian whose data directory (mnesia base) lives on
+//! the replicated partition, active on one node at a time.
+//!
+//! The node runs under a fixed node name (default rabbit@localhost, not rabbit@HOSTNAME): the
+//! database in the data directory is bound to the node name, so the node that takes over must
+//! have the same one. Start runs Debian's `rabbitmq-server` script (it computes the Erlang
+//! arguments) as the rabbitmq user with every path and port given by environment, and returns
+//! once an AMQP login succeeds. The node's processes are found by their environment
+//! (RABBITMQ_NODENAME and RABBITMQ_MNESIA_BASE in /proc/PID/environ), not by a PID file.
+//! Monitor uses AMQP itself (`net::amqp`), never rabbitmqctl (an Erlang VM per call) nor
+//! `node_health_check` (a no-op on current RabbitMQ).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
+
+use crate::agents::datalayer;
+use crate::net::amqp::Amqp;
+use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::proc;
+
+pub struct Rabbitmq;
+
+static SPEC: AgentSpec = AgentSpec {
+    name: "rabbitmq",
+    shortdesc: "RabbitMQ node with its data directory on the replicated partition",
+    longdesc: "Starts one RabbitMQ node (Debian's rabbitmq-server script, as 'user', in its own session) with its \
+node name, data directory (RABBITMQ_MNESIA_BASE), AMQP, distribution and epmd ports from the parameters, and \
+returns as soon as an AMQP login succeeds, or at once with its log lines if it exits. Refuses a data directory \
+another running node uses. Stop is SIGTERM (clean shutdown), then SIGKILL of what is left. Monitor depth 0 checks \
+the Erlang VM and its AMQP port; 10 the AMQP handshake and login; 20 publishes a persistent message with \
+publisher confirms to a durable health queue and gets it back.",
+    params: PARAMS,
+    actions: &[
+        ActionSpec::new("start", "120s"),
+        ActionSpec::new("stop", "90s"),
+        ActionSpec::monitor("20s", "30s"),
+        ActionSpec::monitor("21s", "30s").depth(10),
+        ActionSpec::new("meta-data", "5s"),
+        ActionSpec::new("validate-all", "5s"),
+    ],
+};
+
+static PARAMS: &[ParamSpec] = &[
+    ParamSpec::string("server").default("/usr/lib/rabbitmq/bin/rabbitmq-server").short("the rabbitmq-server script"),
+    ParamSpec::string("nodename")
+        .default("rabbit@localhost")
+        .short("Erlang node name")
+        .long("RABBITMQ_NODENAME. The data directory belongs to this name: keep it the same on every node the resource can run on (hence the host-independent default)."),
+    ParamSpec::string("data_dir")
+        .default("/var/lib/rabbitmq/mnesia")
+        .unique()
+        .short("data directory (RABBITMQ_MNESIA_BASE)")
+        .long("Holds the node's database, queues and messages: put it on the replicated partition. It must exist and be writable by 'user' (missing: exit 5)."),
+    ParamSpec::integer("port", Some(1), Some(65535)).default("5672").short("AMQP port"),
+    ParamSpec::string("listen_address").short("AMQP listen address (default: all)"),
+    ParamSpec::integer("dist_port", Some(1), Some(65535)).default("25672").short("Erlang distribution port"),
+    ParamSpec::integer("epmd_port", Some(1), Some(65535)).default("4369").short("port of epmd (ERL_EPMD_PORT)"),
+    ParamSpec::string("config").default("/etc/rabbitmq/rabbitmq.conf").short("rabbitmq.conf (may be absent)"),
+    ParamSpec::string("enabled_plugins").default("/etc/rabbitmq/enabled_plugins").short("enabled plugins file"),
+    ParamSpec::string("user").default("rabbitmq").short("OS user running the node (its home holds the Erlang cookie)"),
+    ParamSpec::string("log")
+        .short("file for the node's log (stdout)")
+        .long("Default: /var/log/rabbitmq/hastack-rabbitmq-RESOURCE.log. A failed start quotes its last lines."),
+    ParamSpec::string("amqp_user").default("guest").short("AMQP user of the monitor"),
+    ParamSpec::string("password").default("guest").private().short("AMQP password of the monitor"),
+    ParamSpec::string("vhost").default("/").short("virtual host of the monitor"),
+    ParamSpec::string("health_queue").default("hastack.health").short("durable queue of the depth-20 check"),
+    ParamSpec::integer("probe_timeout", Some(1), Some(3600)).default("5").short("seconds one monitor probe may take"),
+];
+
+struct Rmq {
+    server: PathBuf,
+    nodename: String,
+    data_dir: PathBuf,
+    port: u16,
+    user: String,
+    log: PathBuf,
+    probe_timeout: Duration,
+}
+
+impl Rmq {
+    fn from(ctx: &Ctx) -> Rmq {
+        let p = &ctx.params;
+        Rmq {
+            server: p.str("server").into(),
+            nodename: p.str("nodename").into(),
+            data_dir: p.str("data_dir").into(),
+            port: p.int("port").unwrap_or(5672) as u16,
+            user: p.str("user").into(),
+            log: p
+                .get("log")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| datalayer::default_log("/var/log/rabbitmq", "rabbitmq", ctx.env.resource())),
+            probe_timeout: Duration::from_secs(p.int("probe_timeout").unwrap_or(5) as u64),
+        }
+    }
+
+    fn amqp_addr(&self, ctx: &Ctx) -> String {
+        let host = ctx.params.get("listen_address").filter(|a| *a != "0.0.0.0" && *a != "::").unwrap_or("127.0.0.1");
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// The environment of a process, as (name, value) pairs (root may read any process's).
+fn environ(pid: i32) -> Vec<(String, String)> {
+    let Ok(raw) = fs::read(format!("/proc/{pid}/environ")) else { return Vec::new() };
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let s = String::from_utf8_lossy(kv);
+            s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn env_is(env: &[(String, String)], name: &str, value: &str) -> bool {
+    env.iter().any(|(k, v)| k == name && v == value)
+}
+
+/// Erlang VMs of RabbitMQ nodes using `data_dir`: (pid, node name).
+fn vms_on(data_dir: &Path) -> Vec<(i32, String)> {
+    let dir = data_dir.to_string_lossy();
+    proc::all_pids()
+        .into_iter()
+        .filter(|p| proc::stat(*p).is_some_and(|s| s.state != 'Z' && s.comm.starts_with("beam")))
+        .filter_map(|p| {
+            let env = environ(p);
+            env_is(&env, "RABBITMQ_MNESIA_BASE", &dir).then(|| {
+                let node =
+                    env.iter().find(|(k, _)| k == "RABBITMQ_NODENAME").map(|(_, v)| v.clone()).unwrap_or_default();
+                (p, node)
+            })
+        })
+        .collect()
+}
+
+fn is_vm_of(pid: i32, rmq: &Rmq) -> bool {
+    let env = environ(pid);
+    proc::stat(pid).is_some_and(|s| s.state != 'Z' && s.comm.starts_with("beam"))
+        && env_is(&env, "RABBITMQ_MNESIA_BASE", &rmq.data_dir.to_string_lossy())
+        && env_is(&env, "RABBITMQ_NODENAME", &rmq.nodename)
+}
+
+/// The VM of this resource's node: on its data directory under its node name. The identity
+/// remembered from the last look is checked first; a scan of all processes otherwise.
+fn find_vm(rmq: &Rmq, vm_state: &Path) -> Option<i32> {
+    if let Some(id) = daemon::load_live_identity(vm_state).filter(|id| is_vm_of(id.pid, rmq)) {
+        return Some(id.pid);
+    }
+    let pid = vms_on(&rmq.data_dir).into_iter().find(|(_, n)| *n == rmq.nodename).map(|(p, _)| p)?;
+    if let Some(id) = Identity::of(pid) {
+        let _ = daemon::save_identity(vm_state, id);
+    }
+    Some(pid)
+}
+
+fn vm_state_file(ctx: &Ctx) -> PathBuf {
+    daemon::state_file("rabbitmq-vm", ctx.env.resource())
+}
+
+fn state_file(ctx: &Ctx) -> PathBuf {
+    daemon::state_file("rabbitmq", ctx.env.resource())
+}
+
+impl Agent for Rabbitmq {
+    fn spec(&self) -> &'static AgentSpec {
+        &SPEC
+    }
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        let node = ctx.params.str("nodename");
+        if !node.contains('@') || node.starts_with('@') || node.ends_with('@') {
+            return Err(OcfError::configured(format!("parameter 'nodename' must be NAME@HOST, got '{node}'")));
+        }
+        for name in ["server", "data_dir", "config", "enabled_plugins"] {
+            if !ctx.params.str(name).starts_with('/') {
+                return Err(OcfError::configured(format!("parameter '{name}' must be an absolute path")));
+            }
+        }
+        if level < crate::ocf::agent::VALIDATE_HOST {
+            return Ok(());
+        }
+        let rmq = Rmq::from(ctx);
+        datalayer::require_executable("server", &rmq.server)?;
+        let account = datalayer::account("user", &rmq.user)?;
+        datalayer::require_data_dir("data_dir", &rmq.data_dir)?;
+        if !datalayer::writable_by(&rmq.data_dir, &account) {
+            return Err(OcfError::perm(format!(
+                "data directory {} (parameter 'data_dir') is not writable by user '{}'",
+                rmq.data_dir.display(),
+                rmq.user
+            )));
+        }
+        Ok(())
+    }
+
+    fn start(&self, ctx: &Ctx) -> OcfResult {
+        let rmq = Rmq::from(ctx);
+        let state = state_file(ctx);
+        let account = datalayer::account("user", &rmq.user)?;
+        if let Some(vm) = find_vm(&rmq, &vm_state_file(ctx)) {
+            ctx.log.info(format!("node {} already runs (PID {vm})", rmq.nodename));
+            return Ok(OcfStatus::Success);
+        }
+        if let Some((pid, node)) = vms_on(&rmq.data_dir).into_iter().next() {
+            return Err(OcfError::generic(format!(
+                "data directory {} is in use by another running node ({node}, PID {pid}): refusing to start",
+                rmq.data_dir.display()
+            )));
+        }
+        datalayer::require_port_free("port", rmq.port)?;
+        datalayer::require_port_free("dist_port", ctx.params.int("dist_port").unwrap_or(25672) as u16)?;
+        let log = datalayer::open_log(&rmq.log)?;
+        let mark = datalayer::log_mark(&rmq.log);
+        let mut cmd = server_command(ctx, &rmq, &account.home);
+        cmd.stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null())).stderr(Stdio::from(log));
+        account.apply(&mut cmd);
+        let mut child = proc::spawn_daemon(&mut cmd)
+            .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", rmq.server.display())))?;
+        let pid = child.id() as i32;
+        if let Some(id) = Identity::of(pid) {
+            let _ = daemon::save_identity(&state, id);
+        }
+        ctx.log.info(format!("node {} starting (PID {pid})", rmq.nodename));
+        let addr = rmq.amqp_addr(ctx);
+        let (user, pass, vhost) =
+            (ctx.params.str("amqp_user"), ctx.params.get("password").unwrap_or(""), ctx.params.str("vhost"));
+        let readiness = daemon::wait_ready(
+            ctx.deadline,
+            || child.try_wait().ok().flatten().is_none(),
+            || {
+                Amqp::connect(&addr, user, pass, vhost, ctx.deadline.at_most(rmq.probe_timeout))
+                    .map(|c| c.close(ctx.deadline.at_most(Duration::from_secs(1))))
+                    .is_ok()
+            },
+        );
+        match readiness {
+            Readiness::Ready => Ok(OcfStatus::Success),
+            Readiness::Died => {
+                let _ = fs::remove_file(&state);
+                let lines = erlang_error_lines(&datalayer::log_since(&rmq.log, mark, 60), 3);
+                let reason = format!("the node exited during start: {lines}");
+                // The node rejects its configuration: wrong wherever it starts.
+                if ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"]
+                    .iter()
+                    .any(|s| lines.contains(s))
+                {
+                    Err(OcfError::configured(reason))
+                } else {
+                    Err(OcfError::generic(reason))
+                }
+            }
+            Readiness::TimedOut => Err(OcfError::generic(format!(
+                "the node did not accept an AMQP login on {addr} before the start timeout: {}",
+                datalayer::log_since(&rmq.log, mark, 4)
+            ))),
+        }
+    }
+
+    fn stop(&self, ctx: &Ctx) -> OcfResult {
+        let rmq = Rmq::from(ctx);
+        let state = state_file(ctx);
+        let wrapper = daemon::load_live_identity(&state).map(|id| id.pid);
+        let Some(root) = find_vm(&rmq, &vm_state_file(ctx)).or(wrapper) else {
+            let _ = fs::remove_file(&state);
+            return Ok(OcfStatus::Success);
+        };
+        // The session the agent started (the script and the VM under it); epmd daemonizes into a
+        // session of its own and is shared, so it stays.
+        let session = proc::stat(root).map(|s| s.session).filter(|s| Some(*s) == wrapper || *s == root);
+        proc::signal(root, Signal::SIGCONT);
+        let left = daemon::stop_tree_escalating(root, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
+            ctx.log.info(format!(
+                "node {} (PID {root}): {}",
+                rmq.nodename,
+                if sig == Signal::SIGTERM { "SIGTERM" } else { "SIGKILL" }
+            ))
+        });
+        if !left.is_empty() {
+            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
+        }
+        let _ = fs::remove_file(&state);
+        Ok(OcfStatus::Success)
+    }
+
+    fn monitor(&self, ctx: &Ctx) -> OcfResult {
+        let rmq = Rmq::from(ctx);
+        let Some(vm) = find_vm(&rmq, &vm_state_file(ctx)) else {
+            return Err(OcfError::not_running(format!(
+                "node {} does not run on {}",
+                rmq.nodename,
+                rmq.data_dir.display()
+            )));
+        };
+        if proc::stat(vm).is_some_and(|s| s.state == 'T') {
+            return Err(OcfError::generic(format!(
+                "node {} (PID {vm}) is stopped (SIGSTOP): it cannot serve",
+                rmq.nodename
+            )));
+        }
+        if !daemon::listens_on(&[vm], rmq.port) {
+            return Err(OcfError::generic(format!(
+                "node {} (PID {vm}) runs but does not listen on AMQP port {}",
+                rmq.nodename, rmq.port
+            )));
+        }
+        let level = ctx.check_level();
+        if level < 10 {
+            return Ok(OcfStatus::Success);
+        }
+        let deadline = ctx.deadline.at_most(rmq.probe_timeout);
+        let addr = rmq.amqp_addr(ctx);
+        let failed =
+            |e: String| OcfError::generic(format!("node {} does not answer AMQP on {addr}: {e}", rmq.nodename));
+        let mut conn = Amqp::connect(
+            &addr,
+            ctx.params.str("amqp_user"),
+            ctx.params.get("password").unwrap_or(""),
+            ctx.params.str("vhost"),
+            deadline,
+        )
+        .map_err(failed)?;
+        if level >= 20 {
+            health_round_trip(ctx, &mut conn, deadline).map_err(failed)?;
+        }
+        conn.close(deadline);
+        Ok(OcfStatus::Success)
+    }
+}
+
+fn health_round_trip(ctx: &Ctx, conn: &mut Amqp, deadline: Deadline) -> Result<(), String> {
+    let queue = ctx.params.str("health_queue");
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let body = format!("{} {stamp}", ctx.env.resource());
+    conn.open_confirm_channel(queue, deadline)?;
+    conn.publish_confirmed(queue, body.as_bytes(), deadline)?;
+    // Older health messages (from a probe that timed out) are taken and skipped.
+    loop {
+        match conn.get(queue, deadline)? {
+            Some(got) if got == body.as_bytes() => return Ok(()),
+            Some(_) => continue,
+            None => return Err("the confirmed health message was not in the queue".into()),
+        }
+    }
+}
+
+/// The lines of an Erlang crash worth an exit reason: without the empty and "neighbours:"
+/// lines of process reports.
+fn erlang_error_lines(joined: &str, n: usize) -> String {
+    let lines: Vec<&str> = joined
+        .split(" | ")
+        .map(str::trim)
+        .filter(|l| {
+            let text = l.rsplit_once("> ").map(|(_, t)| t.trim()).unwrap_or(if l.ends_with('>') { "" } else { l });
+            !text.is_empty() && text != "neighbours:"
+        })
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
+    let p = &ctx.params;
+    let mut cmd = Command::new(&rmq.server);
+    cmd.env_clear()
+        .env("PATH", "/usr/lib/rabbitmq/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .env("LANG", "C.UTF-8")
+        .env("RABBITMQ_NODENAME", &rmq.nodename)
+        .env("RABBITMQ_MNESIA_BASE", &rmq.data_dir)
+        .env("RABBITMQ_PID_FILE", rmq.data_dir.join(format!("{}.pid", rmq.nodename)))
+        .env("RABBITMQ_NODE_PORT", rmq.port.to_string())
+        .env("RABBITMQ_DIST_PORT", p.str("dist_port"))
+        .env("ERL_EPMD_PORT", p.str("epmd_port"))
+        .env("RABBITMQ_CONFIG_FILE", p.str("config"))
+        .env("RABBITMQ_ENABLED_PLUGINS_FILE", p.str("enabled_plugins"))
+        .env("RABBITMQ_LOGS", "-")
+        .env("RABBITMQ_LOG_BASE", rmq.log.parent().unwrap_or(Path::new("/tmp")))
+        .current_dir(&rmq.data_dir);
+    if let Some(addr) = p.get("listen_address") {
+        cmd.env("RABBITMQ_NODE_IP_ADDRESS", addr);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erlang_crash_lines_keep_the_reason() {
+        let log = "t [error] <0.130.0>   neighbours: | t [error] <0.130.0> | t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file";
+        assert_eq!(
+            erlang_error_lines(log, 3),
+            "t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file"
+        );
+    }
+}

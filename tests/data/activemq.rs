@@ -1,0 +1,311 @@
+//! `activemq` against Debian's ActiveMQ 5.17: each test writes its own broker configuration
+//! (OpenWire and STOMP on its own loopback ports) and keeps the store in a temporary directory.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::*;
+use hastack::net::stomp::{encode, Stomp};
+use hastack::ocf::Deadline;
+
+const JAR: &str = "/usr/share/activemq/bin/activemq.jar";
+
+fn available() -> bool {
+    need_root("activemq tests")
+        && (Path::new(JAR).exists() || !skip_or_fail("ActiveMQ (package activemq) is not installed"))
+}
+
+struct Broker {
+    _dir: Option<tempfile::TempDir>,
+    conf: PathBuf,
+    data: PathBuf,
+    run: PathBuf,
+    stomp_port: u16,
+    name: String,
+}
+
+fn broker_xml(openwire: u16, stomp: u16) -> String {
+    format!(
+        r#"<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
+  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
+  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="hst" dataDirectory="${{activemq.data}}">
+    <persistenceAdapter><kahaDB directory="${{activemq.data}}/kahadb"/></persistenceAdapter>
+    <transportConnectors>
+      <transportConnector name="openwire" uri="tcp://127.0.0.1:{openwire}"/>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:{stomp}"/>
+    </transportConnectors>
+  </broker>
+</beans>
+"#
+    )
+}
+
+const LOG4J: &str = "log4j.rootLogger=INFO, stdout
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
+";
+
+impl Broker {
+    fn new() -> Broker {
+        let dir = service_tempdir("activemq");
+        let root = dir.path().to_path_buf();
+        let mut b = Self::with_data(&root.join("data"), &root);
+        b._dir = Some(dir);
+        b
+    }
+
+    fn with_data(data: &Path, run: &Path) -> Broker {
+        let conf = run.join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(data).unwrap();
+        let stomp_port = free_port();
+        std::fs::write(conf.join("activemq.xml"), broker_xml(free_port(), stomp_port)).unwrap();
+        std::fs::write(conf.join("log4j.properties"), LOG4J).unwrap();
+        sh("chown", &["-R", "activemq:", data.to_str().unwrap()]);
+        Broker {
+            _dir: None,
+            conf,
+            data: data.to_path_buf(),
+            run: run.to_path_buf(),
+            stomp_port,
+            name: unique_name("amq"),
+        }
+    }
+
+    fn agent(&self) -> AgentRun {
+        AgentRun::new("activemq")
+            .env("OCF_RESOURCE_INSTANCE", &self.name)
+            .param("config", self.conf.join("activemq.xml").display())
+            .param("data_dir", self.data.display())
+            .param("stomp_port", self.stomp_port)
+            .param("log", self.run.join("broker.log").display())
+            .param("java_opts", "-Xms32m -Xmx128m -XX:TieredStopAtLevel=1")
+            .param("probe_timeout", 3)
+            .timeout_ms(120000)
+    }
+
+    fn stomp(&self) -> Stomp {
+        Stomp::connect(&format!("127.0.0.1:{}", self.stomp_port), None, Deadline::after(Duration::from_secs(20)))
+            .unwrap()
+    }
+
+    fn pid(&self) -> i32 {
+        std::fs::read_to_string(hastack::sys::daemon::state_file("activemq", &self.name))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.agent().timeout_ms(30000).run("stop");
+    }
+}
+
+#[test]
+fn activemq_start_monitor_stop_are_idempotent() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let a = b.agent();
+    a.run("monitor").expect(7);
+    a.run("start").expect(0);
+    // Ready means ready: a client connects at once.
+    drop(b.stomp());
+    for depth in [0, 10, 20] {
+        a.clone().depth(depth).recurring().run("monitor").expect(0);
+    }
+    assert!(b.data.join("kahadb").is_dir(), "the store is in data_dir");
+    a.run("start").expect(0);
+    a.run("stop").expect(0);
+    a.run("stop").expect(0);
+    a.run("monitor").expect(7);
+}
+
+#[test]
+fn activemq_faults_are_reported_and_recovered() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let a = b.agent();
+
+    let missing = a.clone().param("data_dir", b.run.join("nowhere").display());
+    missing.run("start").expect(5).reason_contains("does not exist");
+    missing.run("monitor").expect(7);
+    // A data directory the broker's user cannot write: 4, before any JVM starts.
+    sh("chown", &["root:", b.data.to_str().unwrap()]);
+    a.run("start").expect(4).reason_contains("not writable");
+    sh("chown", &["activemq:", b.data.to_str().unwrap()]);
+    let squatter = TcpListener::bind(("127.0.0.1", b.stomp_port)).unwrap();
+    a.run("start").expect(1).reason_contains("already in use");
+    drop(squatter);
+    let xml = b.conf.join("activemq.xml");
+    let good = std::fs::read_to_string(&xml).unwrap();
+    std::fs::write(&xml, good.replace("</broker>", "<noSuchElement/></broker>")).unwrap();
+    let broken = a.run("start");
+    broken.expect(6).reason_contains("Exception");
+    assert!(broken.elapsed < Duration::from_secs(60), "{:?}", broken.elapsed);
+    std::fs::write(&xml, &good).unwrap();
+
+    a.run("start").expect(0);
+    let pid = b.pid();
+    freeze(pid);
+    for depth in [0, 10] {
+        let m = a.clone().depth(depth).recurring().timeout_ms(10000).run("monitor");
+        m.expect(1);
+        assert!(m.elapsed < Duration::from_secs(9), "{:?}", m.elapsed);
+    }
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
+    a.clone().depth(20).run("monitor").expect(0);
+    kill9_session(pid);
+    a.clone().recurring().run("monitor").expect(7);
+    a.run("start").expect(0);
+    a.clone().depth(20).run("monitor").expect(0);
+    freeze(b.pid());
+    a.run("stop").expect(0);
+    a.run("monitor").expect(7);
+}
+
+#[test]
+fn activemq_refuses_a_store_another_broker_holds() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let a = b.agent();
+    // Another broker (its own ports) on the same data directory, started as Debian's launcher
+    // would run it but not by this resource.
+    let other_conf = b.run.join("other");
+    std::fs::create_dir_all(&other_conf).unwrap();
+    let other_stomp = free_port();
+    std::fs::write(other_conf.join("activemq.xml"), broker_xml(free_port(), other_stomp)).unwrap();
+    // java itself (not through runuser, which would leave it behind when the guard kills runuser).
+    let user = nix::unistd::User::from_name("activemq").unwrap().unwrap();
+    let other = ChildGuard(
+        Command::new("java")
+            .uid(user.uid.as_raw())
+            .gid(user.gid.as_raw())
+            .arg("-Xmx128m")
+            .arg(format!("-Dactivemq.data={}", b.data.display()))
+            .arg(format!("-Dactivemq.base={}", b.data.display()))
+            .arg("-Dactivemq.home=/usr/share/activemq")
+            .args(["-jar", JAR, "start"])
+            .arg(format!("xbean:file:{}", other_conf.join("activemq.xml").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the other broker", Duration::from_secs(120), || {
+        Stomp::connect(&format!("127.0.0.1:{other_stomp}"), None, Deadline::after(Duration::from_secs(2))).is_ok()
+    });
+    let refused = a.run("start");
+    refused.expect(1).reason_contains("in use by another running broker");
+    assert!(refused.elapsed < Duration::from_secs(30));
+    a.run("monitor").expect(7);
+    // The other broker still serves from its store.
+    let mut s =
+        Stomp::connect(&format!("127.0.0.1:{other_stomp}"), None, Deadline::after(Duration::from_secs(10))).unwrap();
+    s.round_trip("check", "still here", Deadline::after(Duration::from_secs(20))).unwrap();
+    drop(other);
+}
+
+/// Sends `n` persistent messages, each acknowledged by a receipt.
+fn send_persistent(b: &Broker, n: usize) {
+    let mut s = b.stomp();
+    let d = Deadline::after(Duration::from_secs(120));
+    for i in 0..n {
+        let receipt = format!("r{i}");
+        s.send_frame(
+            &encode(
+                "SEND",
+                &[("destination", "/queue/orders"), ("persistent", "true"), ("receipt", &receipt)],
+                &format!("order {i}"),
+            ),
+            d,
+        )
+        .unwrap();
+        let f = s.read_frame(d).unwrap();
+        assert_eq!((f.command.as_str(), f.headers.get("receipt-id")), ("RECEIPT", Some(&receipt)));
+    }
+}
+
+fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
+    let mut s = b.stomp();
+    let d = Deadline::after(Duration::from_secs(60));
+    s.send_frame(&encode("SUBSCRIBE", &[("id", "1"), ("destination", "/queue/orders"), ("ack", "auto")], ""), d)
+        .unwrap();
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < n {
+        let f = s.read_frame(d).expect("all messages delivered");
+        if f.command == "MESSAGE" {
+            got.insert(f.body);
+        }
+    }
+    got
+}
+
+#[test]
+fn activemq_loses_no_persistent_message_on_kill9() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let a = b.agent();
+    a.run("start").expect(0);
+    send_persistent(&b, 200);
+    kill9_session(b.pid());
+    a.run("start").expect(0);
+    assert_eq!(receive_all(&b, 200).len(), 200);
+}
+
+#[test]
+fn activemq_loses_no_persistent_message_across_kill9_and_remount() {
+    if !available() || !need_program("mkfs.ext4", "e2fsprogs") {
+        return;
+    }
+    let dir = service_tempdir("activemq");
+    let mnt = dir.path().join("part");
+    let mut part = Partition::new(&mnt);
+    let b = Broker::with_data(&mnt.join("data"), dir.path());
+    let a = b.agent();
+    a.run("start").expect(0);
+    send_persistent(&b, 200);
+    kill9_session(b.pid());
+    part.remount();
+    a.run("start").expect(0);
+    assert_eq!(receive_all(&b, 200).len(), 200);
+    a.run("stop").expect(0);
+}
+
+#[test]
+fn activemq_passes_ocf_tester() {
+    if !available() || !need_program("ocf-tester", "resource-agents") {
+        return;
+    }
+    let b = Broker::new();
+    ocf_tester(
+        "activemq",
+        &[
+            ("config", b.conf.join("activemq.xml").display().to_string()),
+            ("data_dir", b.data.display().to_string()),
+            ("stomp_port", b.stomp_port.to_string()),
+            ("log", b.run.join("broker.log").display().to_string()),
+            ("java_opts", "-Xms32m -Xmx128m -XX:TieredStopAtLevel=1".into()),
+        ],
+    );
+}
