@@ -15,9 +15,8 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::front_service::{self as svc, Instance, Launch, Probe};
+use crate::agents::front_service::{self as svc, Instance, Launch};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon;
 
 pub struct Apache;
 
@@ -215,14 +214,7 @@ impl Agent for Apache {
             ports: Vec::new(),
             fatal: &[],
             quote: &[],
-            ready: Box::new(|tree: &[i32]| {
-                // The parent binds every Listen before it forks children.
-                if daemon::listening_ports(tree).is_empty() {
-                    Probe::NotYet
-                } else {
-                    Probe::Ready
-                }
-            }),
+            ready: svc::ready_when_listening(),
         };
         svc::launch(&inst, launch, ctx)?;
         Ok(OcfStatus::Success)
@@ -236,23 +228,7 @@ impl Agent for Apache {
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let inst = Instance::new("apache", ctx);
-        let main = svc::check_running(&inst, adopt(ctx), "httpd")?;
-        // The master holds every listening socket; the workers only inherit them.
-        let mut ports = daemon::listening_ports(&[main.pid]);
-        if ports.is_empty() {
-            ports = daemon::listening_ports(&svc::tree_of(main.pid));
-        }
-        let Some(first) = ports.first() else {
-            return Err(OcfError::generic(format!("httpd (PID {}) listens on no TCP port", main.pid)));
-        };
-        if ctx.check_level() >= 10 {
-            let url = match ctx.params.get("statusurl") {
-                Some(u) => u.to_string(),
-                None => format!("http://127.0.0.1:{first}/"),
-            };
-            svc::http_ok(&url, svc::request_deadline(ctx)).map_err(OcfError::generic)?;
-        }
-        Ok(OcfStatus::Success)
+        svc::web_server_monitor(&inst, adopt(ctx), "httpd", ctx)
     }
 }
 

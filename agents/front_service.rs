@@ -381,6 +381,34 @@ pub fn clear_orphans(inst: &Instance, ctx: &Ctx) -> OcfResult<()> {
 }
 
 /// GETs a health URL within `deadline`: Ok on 2xx, else a reason naming the URL.
+/// Readiness of a web server whose master binds every listen socket before it forks workers
+/// (nginx, httpd): one listening port means all are bound.
+pub fn ready_when_listening<'a>() -> ReadyCheck<'a> {
+    Box::new(|tree: &[i32]| if daemon::listening_ports(tree).is_empty() { Probe::NotYet } else { Probe::Ready })
+}
+
+/// The monitor of a web server (nginx, httpd): depth 0 = the master runs and listens; depth 10 =
+/// also `statusurl` (default: `/` on the first port it listens on) answers 2xx in time.
+pub fn web_server_monitor(inst: &Instance, adopt: Option<i32>, what: &str, ctx: &Ctx) -> OcfResult {
+    let main = check_running(inst, adopt, what)?;
+    // The master holds every listening socket; the workers only inherit them.
+    let mut ports = daemon::listening_ports(&[main.pid]);
+    if ports.is_empty() {
+        ports = daemon::listening_ports(&tree_of(main.pid));
+    }
+    let Some(first) = ports.first() else {
+        return Err(OcfError::generic(format!("{what} (PID {}) listens on no TCP port", main.pid)));
+    };
+    if ctx.check_level() >= 10 {
+        let url = match ctx.params.get("statusurl") {
+            Some(u) => u.to_string(),
+            None => format!("http://127.0.0.1:{first}/"),
+        };
+        http_ok(&url, request_deadline(ctx)).map_err(OcfError::generic)?;
+    }
+    Ok(OcfStatus::Success)
+}
+
 pub fn http_ok(url: &str, deadline: Deadline) -> Result<(), String> {
     let parsed = http::parse_url(url)?;
     match http::get(&parsed, deadline) {
