@@ -258,13 +258,12 @@ impl Agent for Activemq {
                     )));
                 }
                 let _ = fs::remove_file(&state);
-                let reason = format!("the broker exited during start: {lines}");
                 // The configuration does not parse or names unknown elements: wrong everywhere.
-                if ["BeanDefinitionStoreException", "SAXParseException", "cvc-"].iter().any(|s| lines.contains(s)) {
-                    Err(OcfError::configured(reason))
-                } else {
-                    Err(OcfError::generic(reason))
-                }
+                Err(datalayer::exited_during_start(
+                    "the broker",
+                    &lines,
+                    &["BeanDefinitionStoreException", "SAXParseException", "cvc-"],
+                ))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "the broker (PID {pid}) did not answer STOMP on {} before the start timeout: {}",

@@ -132,6 +132,18 @@ pub fn default_log(dir: &str, agent: &str, instance: &str) -> PathBuf {
     Path::new(dir).join(format!("hastack-{agent}-{safe}.log"))
 }
 
+/// The error for a server that exited during start, with its last log lines: 6 when they show a
+/// configuration the server rejects (wrong wherever it starts: Pacemaker must not try the other
+/// node), else 1.
+pub fn exited_during_start(what: &str, lines: &str, config_markers: &[&str]) -> OcfError {
+    let reason = format!("{what} exited during start: {lines}");
+    if config_markers.iter().any(|m| lines.contains(m)) {
+        OcfError::configured(reason)
+    } else {
+        OcfError::generic(reason)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

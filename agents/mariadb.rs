@@ -241,20 +241,16 @@ impl Agent for Mariadb {
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
                 let lines = datalayer::log_since(&my.log, mark, 6);
-                let reason = format!("mariadbd exited during start: {lines}");
-                if [
-                    "unknown variable",
-                    "unknown option",
-                    "Found option without preceding group",
-                    "Error while setting value",
-                ]
-                .iter()
-                .any(|s| lines.contains(s))
-                {
-                    Err(OcfError::configured(reason))
-                } else {
-                    Err(OcfError::generic(reason))
-                }
+                Err(datalayer::exited_during_start(
+                    "mariadbd",
+                    &lines,
+                    &[
+                        "unknown variable",
+                        "unknown option",
+                        "Found option without preceding group",
+                        "Error while setting value",
+                    ],
+                ))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "mariadbd (PID {pid}) did not accept connections before the start timeout: {}",

@@ -274,13 +274,11 @@ impl Agent for Postgresql {
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
                 let lines = datalayer::log_since(&pg.logfile, mark, 6);
-                let reason = format!("postgres exited during start: {lines}");
-                // A configuration the server rejects is wrong wherever it is started.
-                if lines.contains("configuration file") || lines.contains("invalid value for parameter") {
-                    Err(OcfError::configured(reason))
-                } else {
-                    Err(OcfError::generic(reason))
-                }
+                Err(datalayer::exited_during_start(
+                    "postgres",
+                    &lines,
+                    &["configuration file", "invalid value for parameter"],
+                ))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "postgres (PID {pid}) did not accept connections before the start timeout: {}",

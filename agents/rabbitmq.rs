@@ -247,16 +247,11 @@ impl Agent for Rabbitmq {
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
                 let lines = erlang_error_lines(&datalayer::log_since(&rmq.log, mark, 60), 3);
-                let reason = format!("the node exited during start: {lines}");
-                // The node rejects its configuration: wrong wherever it starts.
-                if ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"]
-                    .iter()
-                    .any(|s| lines.contains(s))
-                {
-                    Err(OcfError::configured(reason))
-                } else {
-                    Err(OcfError::generic(reason))
-                }
+                Err(datalayer::exited_during_start(
+                    "the node",
+                    &lines,
+                    &["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"],
+                ))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "the node did not accept an AMQP login on {addr} before the start timeout: {}",
