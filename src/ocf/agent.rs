@@ -216,7 +216,8 @@ pub fn usage(spec: &AgentSpec) -> String {
     format!("usage: {} {{{}}}", spec.name, actions.join("|"))
 }
 
-/// Convenience for tests: an environment from pairs.
+/// Convenience for unit tests: an environment from pairs.
+#[cfg(test)]
 pub fn env_from(pairs: &[(&str, &str)]) -> OcfEnv {
     OcfEnv::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
 }

@@ -23,13 +23,13 @@ packages=(
   # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
   dpkg-dev rpm binutils lintian debootstrap
   # front layer (haproxy, apache, nginx, tomcat agents)
-  haproxy apache2 nginx tomcat10 default-jre-headless curl wget python3
+  haproxy apache2 nginx tomcat10 default-jre-headless curl wget
+  # test helpers and bench/filesystem.sh (summarises hyperfine's JSON)
+  python3
   # data layer: the databases and brokers the postgresql, mariadb, activemq, rabbitmq agents manage
   postgresql mariadb-server mariadb-client activemq rabbitmq-server
   # benchmarks
   hyperfine
-  # bench/filesystem.sh: summarises hyperfine's JSON (CPU per call)
-  python3
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
