@@ -214,7 +214,9 @@ impl MountedDir {
     pub fn new() -> MountedDir {
         let device = LoopDevice::new(32, Some(&["mkfs.ext4", "-q", "-F"]));
         let dir = open_tempdir();
-        let mount = MountGuard::mount(&[&device.device], dir.path());
+        // Mounted by the `filesystem` agent, as the stack mounts its partition.
+        filesystem_agent(&device.device, dir.path()).run("start").expect(0);
+        let mount = MountGuard::adopt(dir.path());
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         MountedDir { path: dir.path().to_path_buf(), _mount: mount, _device: device, _dir: dir }

@@ -4,7 +4,6 @@
 //! table), meta-data, parameter syntax, the time budget, the exit reason and the final log line.
 //! An agent only says what start, stop and monitor mean for its service.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -219,7 +218,7 @@ pub fn usage(spec: &AgentSpec) -> String {
 /// Convenience for unit tests: an environment from pairs.
 #[cfg(test)]
 pub fn env_from(pairs: &[(&str, &str)]) -> OcfEnv {
-    OcfEnv::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
+    OcfEnv::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
 }
 
 #[cfg(test)]

@@ -78,26 +78,26 @@ pub fn ocf_tester(agent: &str, params: &[(&str, String)]) {
     assert!(out.code == 0, "ocf-tester failed for {agent}:\n{}\n{}", out.stdout, out.stderr);
 }
 
-/// An ext4 loop device mounted at `dir`: the replicated partition in the failover-shaped tests.
+/// An ext4 loop device mounted at `dir` by the `filesystem` agent: the replicated partition in
+/// the failover-shaped tests. (Fields drop in order: the mount guard before the device.)
 pub struct Partition {
-    pub dev: LoopDevice,
-    pub mount: Option<MountGuard>,
+    pub fs: AgentRun,
+    _mount: MountGuard,
+    _dev: LoopDevice,
 }
 
 impl Partition {
     pub fn new(dir: &Path) -> Partition {
         let dev = LoopDevice::new(256, Some(&["mkfs.ext4", "-q", "-F"]));
-        std::fs::create_dir_all(dir).unwrap();
-        let mount = MountGuard::mount(&[&dev.device], dir);
-        Partition { dev, mount: Some(mount) }
+        let fs = filesystem_agent(&dev.device, dir);
+        fs.run("start").expect(0);
+        Partition { fs, _mount: MountGuard::adopt(dir), _dev: dev }
     }
-    /// Unmounts (failing the test if something still uses it) and mounts again, as a failover
-    /// to the other node would.
+    /// Unmounts through the agent (its stop fails if something still uses the mount: a server
+    /// that did not let go) and mounts again, as a failover to the other node would.
     pub fn remount(&mut self) {
-        let guard = self.mount.take().unwrap();
-        let target = guard.target.clone();
-        sh("umount", &[target.to_str().unwrap()]);
-        drop(guard);
-        self.mount = Some(MountGuard::mount(&[&self.dev.device], &target));
+        self.fs.run("stop").expect(0);
+        self.fs.run("monitor").expect(7);
+        self.fs.run("start").expect(0);
     }
 }

@@ -98,6 +98,11 @@ pub struct MountGuard {
 }
 
 impl MountGuard {
+    /// A guard for a mount made some other way (e.g. by the `filesystem` agent).
+    pub fn adopt(target: &Path) -> MountGuard {
+        MountGuard { target: target.to_path_buf() }
+    }
+
     pub fn mount(args: &[&str], target: &Path) -> MountGuard {
         let mut full: Vec<&str> = args.to_vec();
         full.push(target.to_str().unwrap());

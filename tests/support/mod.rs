@@ -232,6 +232,17 @@ impl AgentRun {
     }
 }
 
+/// The `filesystem` agent for an ext4 `device` on `dir`, as the stack mounts its replicated
+/// partition; `force_unmount=false`, so a stop fails if anything still uses the mount.
+pub fn filesystem_agent(device: &str, dir: &Path) -> AgentRun {
+    AgentRun::new("filesystem")
+        .env("OCF_RESOURCE_INSTANCE", unique_name("fs"))
+        .param("device", device)
+        .param("directory", dir.display())
+        .param("fstype", "ext4")
+        .param("force_unmount", "false")
+}
+
 /// Waits for a condition with a deadline; panics with `what` if it never holds.
 #[track_caller]
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
