@@ -175,7 +175,7 @@ impl Agent for Activemq {
             return Ok(());
         }
         let amq = Amq::from(ctx);
-        datalayer::require_executable("java", &amq.java)?;
+        crate::ocf::host::require_executable("java", &amq.java)?;
         datalayer::require_file("home", &amq.home.join("bin/activemq.jar"))?;
         datalayer::require_file("config", &amq.config)?;
         let account = datalayer::account("user", &amq.user)?;

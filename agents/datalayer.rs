@@ -15,15 +15,6 @@ pub fn account(param: &str, name: &str) -> OcfResult<Account> {
         .ok_or_else(|| OcfError::installed(format!("user '{name}' (parameter '{param}') does not exist on this node")))
 }
 
-/// An executable the agent needs; missing = software not installed here (5).
-pub fn require_executable(param: &str, path: &Path) -> OcfResult<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
-        _ => Err(OcfError::installed(format!("{} (parameter '{param}') is not an executable file", path.display()))),
-    }
-}
-
 /// The data directory must be there: on the replicated partition it is missing exactly when the
 /// partition is not mounted on this node. That is a fact about this node, not about the
 /// configuration, so 5 (hard error here, try another node), not 6 (stop everywhere).

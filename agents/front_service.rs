@@ -427,11 +427,7 @@ pub fn request_deadline(ctx: &Ctx) -> Deadline {
 /// Checks an executable parameter on this host: missing is "not installed" (5).
 pub fn require_executable(param: &str, path: &str) -> OcfResult<()> {
     require_absolute(param, path)?;
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
-        Ok(_) => Err(OcfError::installed(format!("parameter '{param}': {path} is not an executable file"))),
-        Err(e) => Err(OcfError::installed(format!("parameter '{param}': {path}: {e}"))),
-    }
+    crate::ocf::host::require_executable(param, Path::new(path))
 }
 
 /// Checks a file or directory parameter on this host: missing is "not installed here" (5; it may

@@ -164,7 +164,7 @@ impl Agent for Mariadb {
             return Ok(());
         }
         let my = My::from(ctx);
-        datalayer::require_executable("binary", &my.binary)?;
+        crate::ocf::host::require_executable("binary", &my.binary)?;
         datalayer::account("user", &my.user)?;
         datalayer::account("monitor_user", &my.monitor_user)?;
         datalayer::require_file("config", &my.config)?;

@@ -199,7 +199,7 @@ impl Agent for Postgresql {
             return Ok(());
         }
         let pg = Pg::from(ctx);
-        datalayer::require_executable("bindir", &pg.bindir.join("postgres"))?;
+        crate::ocf::host::require_executable("bindir", &pg.bindir.join("postgres"))?;
         datalayer::account("user", &pg.user)?;
         datalayer::require_data_dir("pgdata", &pg.pgdata)?;
         if !pg.pgdata.join("PG_VERSION").is_file() {

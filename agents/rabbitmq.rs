@@ -189,7 +189,7 @@ impl Agent for Rabbitmq {
             return Ok(());
         }
         let rmq = Rmq::from(ctx);
-        datalayer::require_executable("server", &rmq.server)?;
+        crate::ocf::host::require_executable("server", &rmq.server)?;
         let account = datalayer::account("user", &rmq.user)?;
         datalayer::require_data_dir("data_dir", &rmq.data_dir)?;
         if !datalayer::writable_by(&rmq.data_dir, &account) {

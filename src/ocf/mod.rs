@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod deadline;
 pub mod env;
+pub mod host;
 pub mod log;
 pub mod metadata;
 pub mod params;
