@@ -22,28 +22,7 @@ fn fence_ups() -> PathBuf {
 /// Runs fence_ups as Pacemaker does: no argv, `name=value` lines on stdin.
 fn run_stdin(params: &[(&str, &str)]) -> Outcome {
     let input: String = params.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    run_input(Command::new(fence_ups()), &input)
-}
-
-fn run_input(mut cmd: Command, input: &str) -> Outcome {
-    use std::os::unix::process::CommandExt;
-    let started = Instant::now();
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    let limit = Duration::from_secs(60);
-    while !waiter.is_finished() {
-        assert!(started.elapsed() < limit, "fence_ups did not finish within {limit:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = waiter.join().unwrap();
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
+    run_with_input(&mut Command::new(fence_ups()), Some(&input), Duration::from_secs(60))
 }
 
 fn run_argv(args: &[&str]) -> Outcome {

@@ -131,10 +131,23 @@ impl Outcome {
 
 /// Runs a command with a hard deadline: a hung agent fails the test instead of hanging it.
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Outcome {
+    run_with_input(cmd, None, limit)
+}
+
+/// [`run_with_deadline`] with `input` written to the command's stdin (then closed).
+pub fn run_with_input(cmd: &mut Command, input: Option<&str>, limit: Duration) -> Outcome {
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A child that exits without reading closes the pipe: not the test's failure.
+        let _ = stdin.write_all(text.as_bytes());
+    }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
