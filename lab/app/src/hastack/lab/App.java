@@ -49,9 +49,13 @@ public final class App implements ServletContextListener {
         Thread warm = new Thread(() -> {
             try {
                 producer.warm();
+            } catch (Exception e) {
+                LOG.info("warm-up: broker: " + e.getMessage() + " (not reachable yet)");
+            }
+            try {
                 ledger.warm();
             } catch (Exception e) {
-                LOG.info("warm-up: " + e.getMessage() + " (the data layer is not reachable yet)");
+                LOG.info("warm-up: database: " + e.getMessage() + " (not reachable yet)");
             }
         }, "hastack-lab-warm-up");
         warm.setDaemon(true);
