@@ -188,7 +188,7 @@ pub struct ClientArgs {
     #[arg(long, value_parser = parse_run)]
     pub run: Option<String>,
     /// Number of the first transaction.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_TX))]
     pub first: u64,
     /// Stop after this many transactions (default: until SIGTERM/SIGINT or --duration).
     #[arg(long)]
@@ -213,6 +213,33 @@ pub struct ClientArgs {
     /// After the last start (or a stop signal), seconds to resolve open transactions.
     #[arg(long, default_value_t = 30.0)]
     pub drain: f64,
+}
+
+/// The application takes transaction numbers of up to 18 digits.
+const MAX_TX: u64 = 999_999_999_999_999_999;
+
+/// What an answer says about a transaction. Only the application's own words count: a 200 or
+/// 404 from anything else on the path (a wrong URL, a load balancer's error page) is an error,
+/// not an acknowledgement or an "absent" that would be resent forever.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Committed,
+    Absent,
+    Other(String),
+}
+
+fn answer(r: &http::Response, key: &str) -> Answer {
+    let body = r.body.trim();
+    let says = |word: &str| {
+        body.strip_prefix(word)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .is_some_and(|rest| rest.split_whitespace().next() == Some(key))
+    };
+    match r.status {
+        200 if says("committed") => Answer::Committed,
+        404 if says("absent") => Answer::Absent,
+        status => Answer::Other(format!("HTTP {status} {}", body.chars().take(200).collect::<String>())),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -300,6 +327,7 @@ impl Shared {
         let query_timeout = Duration::from_millis(self.args.query_timeout_ms);
         let url = self.url(tx);
         let payload = format!("run={} tx={tx}", self.run);
+        let key = format!("{}/{tx}", self.run);
         let mut attempt = 1;
         let mut retries = 0;
         loop {
@@ -308,14 +336,17 @@ impl Shared {
                 self.log(Kind::Send, tx, attempt, "");
             }
             let sent = Instant::now();
-            match http::request("POST", &url, Some(payload.as_bytes()), Deadline::after(timeout)) {
-                Ok(r) if r.status == 200 => {
+            match http::request("POST", &url, Some(payload.as_bytes()), Deadline::after(timeout))
+                .map(|r| answer(&r, &key))
+            {
+                Ok(Answer::Committed) => {
                     let ms = sent.elapsed().as_secs_f64() * 1000.0;
                     self.log(Kind::Ack, tx, attempt, format!("{ms:.3}"));
                     self.acknowledged.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                Ok(r) => self.log(Kind::Fail, tx, attempt, format!("HTTP {} {}", r.status, r.body.trim())),
+                Ok(Answer::Absent) => self.log(Kind::Fail, tx, attempt, "HTTP 404 absent"),
+                Ok(Answer::Other(what)) => self.log(Kind::Fail, tx, attempt, what),
                 Err(e) => self.log(Kind::Fail, tx, attempt, e),
             }
             // Fate unknown: ask the ledger until it answers.
@@ -325,18 +356,18 @@ impl Shared {
                     self.abandoned.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                match http::request("GET", &url, None, Deadline::after(query_timeout)) {
-                    Ok(r) if r.status == 200 => {
+                match http::request("GET", &url, None, Deadline::after(query_timeout)).map(|r| answer(&r, &key)) {
+                    Ok(Answer::Committed) => {
                         self.log(Kind::Query, tx, attempt, "committed");
                         self.log(Kind::Confirmed, tx, attempt, "");
                         self.acknowledged.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
-                    Ok(r) if r.status == 404 => {
+                    Ok(Answer::Absent) => {
                         self.log(Kind::Query, tx, attempt, "absent");
                         break;
                     }
-                    Ok(r) => self.log(Kind::Query, tx, attempt, format!("error HTTP {} {}", r.status, r.body.trim())),
+                    Ok(Answer::Other(what)) => self.log(Kind::Query, tx, attempt, format!("error {what}")),
                     Err(e) => self.log(Kind::Query, tx, attempt, format!("error {e}")),
                 }
                 self.pause(tx, retries);
@@ -538,6 +569,20 @@ mod tests {
         // Only the last line may be cut short (the client was killed while writing it).
         let cut = Log::parse("# run=x\n1 2 SEND 1 1\n3 4 AC".as_bytes()).unwrap();
         assert_eq!(cut.events.len(), 1);
+    }
+
+    #[test]
+    fn only_the_applications_own_answers_count() {
+        let r = |status, body: &str| http::Response { status, body: body.into() };
+        assert_eq!(answer(&r(200, "committed r1/7\n"), "r1/7"), Answer::Committed);
+        assert_eq!(answer(&r(200, "committed r1/7 rows=1\n"), "r1/7"), Answer::Committed);
+        assert_eq!(answer(&r(404, "absent r1/7\n"), "r1/7"), Answer::Absent);
+        // Another transaction's answer, a web server's own pages, a 503.
+        for (status, body) in
+            [(200, "committed r1/70"), (200, "<html>Welcome to nginx!</html>"), (404, "<h1>Not Found</h1>"), (503, "x")]
+        {
+            assert!(matches!(answer(&r(status, body), "r1/7"), Answer::Other(_)), "{status} {body}");
+        }
     }
 
     #[test]
