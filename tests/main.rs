@@ -12,6 +12,7 @@ mod drbd;
 mod fence;
 mod filesystem;
 mod front;
+mod lab_app;
 mod packaging;
 mod vip;
 mod vm;

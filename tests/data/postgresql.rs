@@ -12,24 +12,25 @@ use hastack::ocf::Deadline;
 
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
-fn available() -> bool {
+pub fn available() -> bool {
     need_root("postgresql tests")
         && (Path::new(BINDIR).join("postgres").exists()
             || !skip_or_fail("PostgreSQL 15 (package postgresql) is not installed"))
 }
 
 /// One test cluster: data directory made by initdb, its own port, socket directory and log.
-struct Cluster {
+/// (The lab application's tests run it too.)
+pub struct Cluster {
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    pgdata: PathBuf,
-    port: u16,
+    pub root: PathBuf,
+    pub pgdata: PathBuf,
+    pub port: u16,
     /// The resource name: each test its own, as the agent keys its state file by it.
-    name: String,
+    pub name: String,
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    pub fn new() -> Cluster {
         let dir = service_tempdir("postgres");
         let root = dir.path().to_path_buf();
         Self::init(dir, root)
@@ -53,7 +54,7 @@ impl Cluster {
         Cluster { _dir: dir, root, pgdata, port: free_port(), name: unique_name("pg") }
     }
 
-    fn agent(&self) -> AgentRun {
+    pub fn agent(&self) -> AgentRun {
         AgentRun::new("postgresql")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
             .param("bindir", BINDIR)
@@ -67,7 +68,7 @@ impl Cluster {
             .timeout_ms(60000)
     }
 
-    fn conn(&self) -> PgConn {
+    pub fn conn(&self) -> PgConn {
         let uid = nix::unistd::User::from_name("postgres").unwrap().unwrap().uid;
         PgConn::connect(
             &self.root.join("sock").join(format!(".s.PGSQL.{}", self.port)),
@@ -80,11 +81,11 @@ impl Cluster {
         .unwrap()
     }
 
-    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         self.conn().query(sql, Deadline::after(Duration::from_secs(30))).unwrap()
     }
 
-    fn postmaster(&self) -> i32 {
+    pub fn postmaster(&self) -> i32 {
         std::fs::read_to_string(self.pgdata.join("postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap()
     }
 }

@@ -30,6 +30,9 @@ packages=(
   postgresql mariadb-server mariadb-client activemq rabbitmq-server
   # benchmarks
   hyperfine
+  # lab: the servlet application is compiled with javac (lab/app); its JDBC driver comes from Debian
+  # (its JMS client jars come with activemq above)
+  default-jdk-headless libpostgresql-jdbc-java
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
