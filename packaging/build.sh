@@ -6,17 +6,18 @@
 # not created by a maintainer script that could fail silently; the man pages and completions come
 # from the same tables as the meta-data (`hastack doc`).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-binary=${1:-target/release/hastack}
-out=${2:-target/packages}
+# Both paths as the caller meant them (relative to the working directory), then the source tree.
+here=$(cd "$(dirname "$0")/.." && pwd)
+binary=$(realpath -e "${1:-$here/target/release/hastack}")
+mkdir -p "${2:-$here/target/packages}"
+out=$(realpath -e "${2:-$here/target/packages}")
+cd "$here"
+# Absolute: rpmbuild's %install copies it from rpmbuild's own working directory.
 stage=$out/stage
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 deb_arch=$(dpkg --print-architecture)
 rpm_arch=$(uname -m)
 
-mkdir -p "$out"
-out=$(realpath "$out")
 rm -rf "$stage" "$out"/*.deb "$out"/*.rpm "$out/rpmbuild"
 mkdir -p "$stage"
 
