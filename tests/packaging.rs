@@ -1,10 +1,12 @@
-//! The .deb and .rpm (issues 7 and 11): built by the command README.md shows (`make packages`,
-//! run from the repository root), the
+//! The .deb and .rpm (issues 7 and 11) and `make install` (issue 11): built and installed by the
+//! commands README.md shows (`make packages`, `make install`, run from the repository root), the
 //! .deb installed into a fresh Debian 12 root (a cached debootstrap root under an overlay, so every
 //! run starts clean and the cache is never changed), checked there with Pacemaker's own tools,
 //! and removed without leaving anything behind.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -134,6 +136,32 @@ fn rpm_files(rpm: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Every entry below `root`: relative path → its kind and mode, a link's target or a file's
+/// content hash, so two trees compare equal only with the same files, modes and contents.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.is_dir() {
+                walk(root, &path, out);
+                format!("dir {mode:o}")
+            } else if meta.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else {
+                let mut hash = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path).unwrap().hash(&mut hash);
+                format!("file {mode:o} {} bytes, hash {:x}", meta.len(), hash.finish())
+            };
+            out.insert(path.strip_prefix(root).unwrap().display().to_string(), what);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
 #[test]
 fn make_packages_as_readme_shows_builds_the_deb_and_the_rpm() {
     if !can_build() {
@@ -182,6 +210,71 @@ fn lintian_reports_no_errors_or_warnings() {
     out.expect(0);
     let tags: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("E:") || l.starts_with("W:")).collect();
     assert!(tags.is_empty(), "lintian:\n{}", out.stdout);
+}
+
+#[test]
+fn make_install_destdir_stages_exactly_what_the_deb_carries() {
+    if !can_build() {
+        return;
+    }
+    let staged = tempfile::Builder::new().prefix("hst-destdir").tempdir().unwrap();
+    make(&["install", &format!("DESTDIR={}", staged.path().display())]).expect(0);
+    let unpacked = tempfile::Builder::new().prefix("hst-deb").tempdir().unwrap();
+    sh("dpkg-deb", &["-x", packages().deb.to_str().unwrap(), unpacked.path().to_str().unwrap()]);
+    let (staged, unpacked) = (tree(staged.path()), tree(unpacked.path()));
+    assert!(staged.contains_key("usr/sbin/hastack"), "{staged:?}");
+    assert_eq!(staged, unpacked, "make install DESTDIR=... (left) and the .deb (right) differ");
+}
+
+#[test]
+fn make_install_as_readme_shows_installs_man_pages_and_completions() {
+    let bash_completion = Path::new("/usr/share/bash-completion/bash_completion");
+    if !need_root("make install into /")
+        || !need_program("make", "make")
+        || !need_program("man", "man-db")
+        || (!bash_completion.exists()
+            && !skip_or_fail("bash-completion is not installed (tests/setup/install-deps.sh installs it)"))
+    {
+        return;
+    }
+    let out = make(&["install"]);
+    out.expect(0);
+    let applets = applets();
+    // The Makefile ends by showing what Pacemaker lists.
+    for (name, _) in applets.iter().filter(|(_, kind)| kind == "ocf") {
+        assert!(out.stdout.lines().any(|l| l.trim() == name), "{name} not listed by make install:\n{}", out.stdout);
+    }
+
+    // Every page README.md points to, where man finds it.
+    for (name, kind) in &applets {
+        let (page, section) = man_page(name, kind);
+        let found = run_with_deadline(Command::new("man").args(["-w", &page]), Duration::from_secs(30));
+        found.expect(0);
+        assert_eq!(found.stdout.trim(), format!("/usr/share/man/man{section}/{page}.{section}.gz"));
+    }
+    for (page, title) in
+        [("ocf_hastack_vip", "OCF_HASTACK_VIP(7)"), ("fence_ups", "FENCE_UPS(8)"), ("hastack", "HASTACK(8)")]
+    {
+        let shown = run_with_deadline(Command::new("man").args(["-P", "cat", page]), Duration::from_secs(30));
+        shown.expect(0);
+        assert!(shown.stdout.contains(title), "man {page}:\n{}", shown.stdout);
+    }
+
+    // bash-completion's own loader finds the completion; zsh and fish look in fixed directories.
+    let bash = run_with_deadline(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(". {} && __load_completion hastack && complete -p hastack", bash_completion.display())),
+        Duration::from_secs(30),
+    );
+    bash.expect(0);
+    assert!(bash.stdout.trim_end().ends_with(" hastack"), "{}", bash.stdout);
+    for completion in
+        ["/usr/share/zsh/vendor-completions/_hastack", "/usr/share/fish/vendor_completions.d/hastack.fish"]
+    {
+        let text = std::fs::read_to_string(completion).unwrap_or_else(|e| panic!("{completion}: {e}"));
+        assert!(text.contains("hastack"), "{completion}");
+    }
 }
 
 /// A throw-away root: an overlay over the cached debootstrap root, with /proc, /sys and /dev.
