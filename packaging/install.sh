@@ -3,8 +3,8 @@
 # (ROOT is DESTDIR, or /) and by packaging/build.sh (ROOT is the packages' staging tree), so the
 # .deb, the .rpm and `make install` put the same files in the same places.
 #   packaging/install.sh BINARY ROOT
-# The layout is fixed, not under a PREFIX: Pacemaker, the fencer, man and the shells' completion
-# loaders look in these places and nowhere else.
+# The layout is fixed, not under a PREFIX: Pacemaker, the fencer, man, the shells' completion
+# loaders and the stacks' [alert] path look in these places and nowhere else.
 # Every file and link is written beside its final name and renamed over it, so a program using an
 # installed file (Pacemaker running an agent, a test running the binary) never sees it missing or
 # half-written, and installing over a running binary works.
@@ -69,6 +69,9 @@ done
 put 0644 "$work/doc/completions/hastack.bash" /usr/share/bash-completion/completions/hastack
 put 0644 "$work/doc/completions/_hastack" /usr/share/zsh/vendor-completions/_hastack
 put 0644 "$work/doc/completions/hastack.fish" /usr/share/fish/vendor_completions.d/hastack.fish
+
+# The Pacemaker alert agent the example stacks name in their [alert] path.
+put 0755 crm-config/alert-operator /usr/lib/hastack/alert-operator
 
 # Documentation: copyright, changelog, README, the cluster-configuration examples (scripts in
 # them stay executable).

@@ -17,6 +17,9 @@ use crate::support::*;
 /// A cold `cargo build --release` on two busy cores, then the packages.
 const MAKE_DEADLINE: Duration = Duration::from_secs(1200);
 
+/// Where the alert agent the example stacks name is installed.
+const ALERT_AGENT: &str = "/usr/lib/hastack/alert-operator";
+
 /// The repository root, where README.md's commands are run.
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -199,6 +202,16 @@ fn rpm_carries_the_same_files_as_the_deb_and_no_scriptlets() {
 }
 
 #[test]
+fn packages_install_the_alert_agent_executable() {
+    if !can_build() {
+        return;
+    }
+    let p = packages();
+    assert_eq!(deb_files(&p.deb).get(ALERT_AGENT).map(String::as_str), Some("-rwxr-xr-x"), "in the .deb");
+    assert_eq!(rpm_files(&p.rpm).get(ALERT_AGENT).map(String::as_str), Some("-rwxr-xr-x"), "in the .rpm");
+}
+
+#[test]
 fn lintian_reports_no_errors_or_warnings() {
     if !can_build() || !need_program("lintian", "lintian") {
         return;
@@ -227,7 +240,7 @@ fn make_install_destdir_stages_exactly_what_the_deb_carries() {
 }
 
 #[test]
-fn make_install_as_readme_shows_installs_man_pages_and_completions() {
+fn make_install_as_readme_shows_installs_man_pages_completions_and_the_alert_agent() {
     let bash_completion = Path::new("/usr/share/bash-completion/bash_completion");
     if !need_root("make install into /")
         || !need_program("make", "make")
@@ -275,6 +288,15 @@ fn make_install_as_readme_shows_installs_man_pages_and_completions() {
         let text = std::fs::read_to_string(completion).unwrap_or_else(|e| panic!("{completion}: {e}"));
         assert!(text.contains("hastack"), "{completion}");
     }
+
+    // The alert agent the example stacks name.
+    let meta = std::fs::metadata(ALERT_AGENT).unwrap_or_else(|e| panic!("{ALERT_AGENT}: {e}"));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{ALERT_AGENT}");
+    assert_eq!(
+        std::fs::read(ALERT_AGENT).unwrap(),
+        std::fs::read(repo().join("crm-config/alert-operator")).unwrap(),
+        "{ALERT_AGENT} is not crm-config/alert-operator"
+    );
 }
 
 /// A throw-away root: an overlay over the cached debootstrap root, with /proc, /sys and /dev.
@@ -411,6 +433,19 @@ fn deb_installs_into_fresh_debian_and_removes_cleanly() {
     let man = root.run(&["man", "-P", "cat", "hastack"]);
     man.expect(0);
     assert!(man.stdout.contains("HASTACK(8)"));
+
+    // The alert agent runs as Pacemaker runs it: CRM_alert_* in the environment.
+    root.run(&[
+        "env",
+        "CRM_alert_kind=node",
+        "CRM_alert_node=node2",
+        "CRM_alert_desc=lost",
+        "CRM_alert_recipient=/tmp/alerts.log",
+        ALERT_AGENT,
+    ])
+    .expect(0);
+    let alerts = std::fs::read_to_string(root.merged.join("tmp/alerts.log")).unwrap();
+    assert!(alerts.contains("node node2 is lost"), "{alerts}");
 
     root.run(&["apt-get", "remove", "-y", "hastack"]).expect(0);
     let after = root.snapshot();
