@@ -250,9 +250,24 @@ fn make_install_as_readme_shows_installs_man_pages_completions_and_the_alert_age
     {
         return;
     }
+    // What an earlier run installed must not make this one pass: the pages and completions go
+    // first (only these tests read them; the binary and the links stay, other tests run them).
+    let applets = applets();
+    let completions =
+        ["/usr/share/zsh/vendor-completions/_hastack", "/usr/share/fish/vendor_completions.d/hastack.fish"];
+    let pages = applets.iter().map(|(name, kind)| man_page(name, kind)).chain([("hastack".to_string(), 8)]);
+    let earlier = pages
+        .map(|(page, section)| format!("/usr/share/man/man{section}/{page}.{section}.gz"))
+        .chain(completions.iter().map(|c| c.to_string()))
+        .chain(["/usr/share/bash-completion/completions/hastack".to_string()]);
+    for old in earlier {
+        if let Err(e) = std::fs::remove_file(&old) {
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{old}: {e}");
+        }
+    }
+
     let out = make(&["install"]);
     out.expect(0);
-    let applets = applets();
     // The Makefile ends by showing what Pacemaker lists.
     for (name, _) in applets.iter().filter(|(_, kind)| kind == "ocf") {
         assert!(out.stdout.lines().any(|l| l.trim() == name), "{name} not listed by make install:\n{}", out.stdout);
@@ -282,9 +297,7 @@ fn make_install_as_readme_shows_installs_man_pages_completions_and_the_alert_age
     );
     bash.expect(0);
     assert!(bash.stdout.trim_end().ends_with(" hastack"), "{}", bash.stdout);
-    for completion in
-        ["/usr/share/zsh/vendor-completions/_hastack", "/usr/share/fish/vendor_completions.d/hastack.fish"]
-    {
+    for completion in completions {
         let text = std::fs::read_to_string(completion).unwrap_or_else(|e| panic!("{completion}: {e}"));
         assert!(text.contains("hastack"), "{completion}");
     }
