@@ -32,9 +32,8 @@ fn make(args: &[&str]) -> Outcome {
     run_with_deadline(&mut cmd, MAKE_DEADLINE)
 }
 
-/// The packages `make packages` built, copied into this test's own directory.
+/// The packages `make packages` built in this test run.
 struct Packages {
-    _dir: tempfile::TempDir,
     deb: PathBuf,
     rpm: PathBuf,
 }
@@ -47,37 +46,57 @@ fn package_names() -> (String, String) {
     (format!("hastack_{version}_{deb_arch}.deb"), format!("hastack-{version}-1.{rpm_arch}.rpm"))
 }
 
-/// The packages of this test run. nextest runs every test in its own process, so the packaging
-/// tests take turns under a file lock and `make packages` runs once per run (recorded by run id),
-/// not once per test; `always` runs it again anyway (the test of the command itself). Each test
-/// copies the packages while it holds the lock, so a later build cannot change them under it.
-fn make_packages(always: bool) -> Packages {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let lock = std::fs::File::create(tmp.join("make-packages.lock")).unwrap();
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
-    let run = std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("process {}", std::process::id()));
-    let stamp = tmp.join("make-packages.run");
-    if always || std::fs::read_to_string(&stamp).ok().as_deref() != Some(run.as_str()) {
-        let _ = std::fs::remove_file(&stamp);
-        make(&["packages"]).expect(0);
-        std::fs::write(&stamp, &run).unwrap();
-    }
-    let dir = tempfile::Builder::new().prefix("hst-packages").tempdir().unwrap();
-    let (deb, rpm) = package_names();
-    let copy = |name: &str| {
-        let built = repo().join("target/packages").join(name);
-        assert!(built.is_file(), "make packages did not write target/packages/{name}");
-        let copied = dir.path().join(name);
-        std::fs::copy(&built, &copied).unwrap();
-        copied
-    };
-    Packages { deb: copy(&deb), rpm: copy(&rpm), _dir: dir }
+/// nextest runs every test in its own process: the packaging tests take turns under this lock
+/// to run `make packages` (held until the returned guard drops).
+fn packages_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("make-packages.lock")).unwrap();
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap()
 }
 
-/// The packages for tests that check them (built once per test process).
+/// This test run's copy of the packages: made once per run (nextest's run id) from what
+/// `make packages` built, and never changed afterwards, so a test can read it while another
+/// runs `make packages` again.
+fn run_copy() -> PathBuf {
+    let run = std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("process-{}", std::process::id()));
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("packages-{run}"))
+}
+
+/// Copies target/packages' two packages into [`run_copy`] (under the lock), replacing the
+/// copies of earlier runs.
+fn keep_for_this_run() {
+    let dir = run_copy();
+    let tmp = dir.parent().unwrap();
+    for entry in std::fs::read_dir(tmp).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("packages-") && path != dir {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
+    let partial = tmp.join(".packages.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir(&partial).unwrap();
+    let (deb, rpm) = package_names();
+    for name in [deb, rpm] {
+        let built = repo().join("target/packages").join(&name);
+        assert!(built.is_file(), "make packages did not write target/packages/{name}");
+        std::fs::copy(&built, partial.join(&name)).unwrap();
+    }
+    std::fs::rename(&partial, &dir).unwrap();
+}
+
+/// The packages of this test run: the first packaging test of the run runs `make packages`,
+/// the others use its packages.
 fn packages() -> &'static Packages {
     static PACKAGES: OnceLock<Packages> = OnceLock::new();
-    PACKAGES.get_or_init(|| make_packages(false))
+    PACKAGES.get_or_init(|| {
+        let _lock = packages_lock();
+        if !run_copy().is_dir() {
+            make(&["packages"]).expect(0);
+            keep_for_this_run();
+        }
+        let (deb, rpm) = package_names();
+        Packages { deb: run_copy().join(deb), rpm: run_copy().join(rpm) }
+    })
 }
 
 fn can_build() -> bool {
@@ -171,13 +190,19 @@ fn make_packages_as_readme_shows_builds_the_deb_and_the_rpm() {
         return;
     }
     // From the repository root with README's relative output directory (issue 11: the staging
-    // path was relative and rpmbuild's %install runs elsewhere).
-    let p = make_packages(true);
+    // path was relative and rpmbuild's %install runs elsewhere). Always run here, even when
+    // another test of this run has built the packages already.
+    let _lock = packages_lock();
+    make(&["packages"]).expect(0);
     let (deb, rpm) = package_names();
-    assert!(p.deb.ends_with(&deb) && p.rpm.ends_with(&rpm));
-    let deb_list = deb_files(&p.deb);
-    assert!(deb_list.contains_key("/usr/sbin/hastack"), "{deb_list:?}");
-    assert!(rpm_files(&p.rpm).contains_key("/usr/sbin/hastack"));
+    let out = repo().join("target/packages");
+    let deb_list = deb_files(&out.join(&deb));
+    assert!(deb_list.contains_key("/usr/sbin/hastack"), "target/packages/{deb}: {deb_list:?}");
+    let rpm_list = rpm_files(&out.join(&rpm));
+    assert!(rpm_list.contains_key("/usr/sbin/hastack"), "target/packages/{rpm}: {rpm_list:?}");
+    if !run_copy().is_dir() {
+        keep_for_this_run();
+    }
 }
 
 #[test]
