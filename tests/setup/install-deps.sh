@@ -22,6 +22,9 @@ packages=(
   strace
   # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
   dpkg-dev rpm binutils lintian debootstrap
+  # make install: man finds the installed pages (minimal images may lack man-db), bash-completion's
+  # loader finds the completion
+  man-db bash-completion
   # front layer (haproxy, apache, nginx, tomcat agents)
   haproxy apache2 nginx tomcat10 default-jre-headless curl wget
   # test helpers and bench/filesystem.sh (summarises hyperfine's JSON)
