@@ -32,7 +32,8 @@ static SPEC: AgentSpec =
                of its own session. The configuration is checked with `haproxy -c` before start and reload \
                (a syntax error fails at once with HAProxy's message). Start returns when the stats socket \
                answers. reload re-executes the master (SIGUSR2): established connections stay with the old \
-               workers until they end. Stop sends USR1 (soft stop), then KILL to the whole session within \
+               workers until they end; Pacemaker reloads for a change of binary, stats_socket or \
+               request_timeout, and a new binary restarts the master. Stop sends USR1 (soft stop), then KILL to the whole session within \
                the budget. Monitor depth 0: master identity and `show info` on the stats socket; depth 10: \
                every backend has a server UP (error 1 if none, degraded 190 if some are DOWN).",
         params: &[
@@ -282,6 +283,15 @@ fn handles_signal(pid: i32, sig: Signal) -> bool {
     mask("SigCgt:") & bit != 0 && mask("SigBlk:") & bit == 0
 }
 
+/// Whether `pid` runs the executable at `binary`'s path (a binary replaced by a package
+/// upgrade shows as "PATH (deleted)" and still counts: the re-executed master loads the new one).
+fn runs_binary(pid: i32, binary: &str) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else { return false };
+    let exe = exe.to_string_lossy();
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+    std::fs::canonicalize(binary).is_ok_and(|b| b.as_os_str() == exe)
+}
+
 fn adopt(ctx: &Ctx) -> Option<i32> {
     svc::adopt_from_pidfile(ctx.params.get("pidfile"), ctx.params.str("binary"))
 }
@@ -376,6 +386,14 @@ impl Agent for Haproxy {
         let main = svc::check_running(&inst, adopt(ctx), "haproxy")
             .map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
         svc::config_check("haproxy", &mut check_command(ctx), ctx)?;
+        // Pacemaker also reloads (the meta-data claims OCF 1.0) when a parameter that is not
+        // unique changes. A re-executed master keeps its binary: a new one needs a new master.
+        let binary = ctx.params.str("binary");
+        if !runs_binary(main.pid, binary) {
+            ctx.log.info(format!("haproxy master {} does not run {binary}: restarting it", main.pid));
+            self.stop(ctx)?;
+            return self.start(ctx);
+        }
         let addr = stats_addr(ctx)?;
         let old = proc::descendants(main.pid);
         proc::signal(main.pid, Signal::SIGUSR2);

@@ -5,7 +5,6 @@
 //! is a datagram socket of the test, and counts the lines every sink received.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
@@ -152,33 +151,17 @@ fn drain_pty(master: &OwnedFd) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Runs the command in a mount namespace of its own where /dev is a fresh tmpfs whose `log`
-/// is `socket` (bind-mounted): the agent's syslog datagrams reach the test, nothing else does.
+/// The command's /dev is a fresh tmpfs (in a mount namespace of its own) whose `log` is
+/// `socket`: the agent's syslog datagrams reach the test, nothing else does.
 fn with_private_dev_log(cmd: &mut Command, socket: &Path) {
-    let root = CString::new("/").unwrap();
-    let dev = CString::new("/dev").unwrap();
-    let tmpfs = CString::new("tmpfs").unwrap();
-    let devlog = CString::new("/dev/log").unwrap();
-    let source = CString::new(socket.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: between fork and exec only async-signal-safe calls, on strings made before.
-    unsafe {
-        cmd.pre_exec(move || {
-            let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
-            check(libc::mount(tmpfs.as_ptr(), dev.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()))?;
-            let fd = libc::open(devlog.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
-            check(fd)?;
-            libc::close(fd);
-            check(libc::mount(source.as_ptr(), devlog.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()))
-        });
-    }
+    in_private_mounts(
+        cmd,
+        vec![
+            MountStep::Tmpfs("/dev".into()),
+            MountStep::Touch("/dev/log".into()),
+            MountStep::Bind(socket.to_path_buf(), "/dev/log".into()),
+        ],
+    );
 }
 
 fn case(vars: &[(&'static str, &str)], tty: bool) -> Case {

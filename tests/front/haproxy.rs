@@ -136,6 +136,35 @@ fn haproxy_reload_keeps_established_connections() {
     assert_port_free(h.port);
 }
 
+/// With OCF 1.0 meta-data Pacemaker reloads, not restarts, when `binary` changes (it is not
+/// unique): reload then restarts the master on the new binary; a reload with the same binary
+/// keeps the master.
+#[test]
+fn haproxy_reload_with_a_new_binary_restarts_the_master() {
+    // Two consecutive free ports: the frontend and the echo backend.
+    let port = loop {
+        let p = crate::data::free_port();
+        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let Some(h) = haproxy(port, false) else { return };
+    h.run.clone().run("start").expect(0);
+    let master = main_pid("haproxy", &h.instance);
+    let copy = h.dir.path().join("haproxy-new");
+    std::fs::copy("/usr/sbin/haproxy", &copy).unwrap();
+    let run = h.run.clone().param("binary", copy.display());
+    run.clone().run("reload").expect(0);
+    let new_master = main_pid("haproxy", &h.instance);
+    assert_ne!(new_master, master, "a new binary needs a new master");
+    assert_eq!(std::fs::read_link(format!("/proc/{new_master}/exe")).unwrap(), copy);
+    run.clone().recurring().depth(10).run("monitor").expect(0);
+    run.clone().run("reload").expect(0);
+    assert_eq!(main_pid("haproxy", &h.instance), new_master, "same binary: the master stays");
+    run.clone().run("stop").expect(0);
+    assert_port_free(port);
+}
+
 #[test]
 fn haproxy_kill9_of_master() {
     let Some(h) = haproxy(18112, false) else { return };
