@@ -13,6 +13,7 @@ mod fence;
 mod filesystem;
 mod front;
 mod lab_app;
+mod logging;
 mod packaging;
 mod vip;
 mod vm;
