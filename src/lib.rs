@@ -10,6 +10,7 @@ pub mod config;
 pub mod doc;
 pub mod net;
 pub mod ocf;
+pub mod suggest;
 pub mod sys;
 
 #[path = "../agents/mod.rs"]
