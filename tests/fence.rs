@@ -414,6 +414,47 @@ fn unknown_options_fail_validate_all_and_warn_on_other_actions() {
     assert_eq!(sim.count(&Event::LoadOff), 0);
 }
 
+/// Odd values get words that name the problem, never a panic or an errno's name.
+#[test]
+fn odd_values_are_named_clearly() {
+    let out = run_argv(&["-o", "validate-all", "--ip=h", "--ups-name=u", "-l", "f", "--password-script", " "]);
+    out.expect(1);
+    stderr_has(&out, "Failed: parameter password_script is blank");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = run_stdin(&[
+        ("action", "validate-all"),
+        ("ip", "h"),
+        ("ups_name", "u"),
+        ("username", "f"),
+        ("password_script", "\" \""),
+    ]);
+    out.expect(1);
+    stderr_has(&out, "password_script is blank");
+
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("power_timeout", "86401")]);
+    out.expect(1);
+    stderr_has(&out, "parameter power_timeout: 86401 seconds is more than the limit of 86400 (a day)");
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("delay", "-5")]);
+    out.expect(1);
+    stderr_has(&out, "parameter delay: -5 is negative");
+
+    if !need_pty_tests() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ups");
+    std::fs::write(&file, "").unwrap();
+    for (port, words) in [
+        ("/dev/null", "serial port /dev/null is not a serial line (a terminal device"),
+        (file.to_str().unwrap(), "is a regular file, not a serial line"),
+    ] {
+        let out = run_stdin(&[("action", "status"), ("serial_port", port)]);
+        out.expect(1);
+        stderr_has(&out, words);
+        assert!(!out.stderr.contains("typewriter"), "{}", out.stderr);
+    }
+}
+
 #[test]
 fn metadata_is_valid_for_fence_agents_and_pacemaker_and_pcs() {
     if !need_program("xmllint", "libxml2-utils") || !need_program("stonith_admin", "pacemaker-cli-utils") {
