@@ -525,3 +525,268 @@ fn config_render_to_stdout_and_file_agree() {
     assert_eq!(std::fs::read_to_string(&output).unwrap(), to_stdout.stdout);
     assert!(to_stdout.stdout.starts_with("<?xml"));
 }
+
+// ---- What the agents, fence_ups and a failover need (issue 11) -------------------------------
+
+/// A stack written to a temporary directory, and `hastack config ARGS STACK` run on it.
+struct Written {
+    dir: tempfile::TempDir,
+    stack: PathBuf,
+    text: String,
+}
+
+impl Written {
+    fn new(text: &str) -> Written {
+        let dir = tempfile::Builder::new().prefix("hst-stack").tempdir().unwrap();
+        let stack = dir.path().join("stack.toml");
+        std::fs::write(&stack, text).unwrap();
+        Written { dir, stack, text: text.to_string() }
+    }
+
+    /// One of the shipped stacks with each `(from, to)` replaced (each `from` must occur once).
+    fn example(name: &str, edits: &[(&str, &str)]) -> Written {
+        let mut text = std::fs::read_to_string(example(name)).unwrap();
+        for (from, to) in edits {
+            assert_eq!(text.matches(from).count(), 1, "'{from}' must occur once in {name}");
+            text = text.replace(from, to);
+        }
+        Written::new(&text)
+    }
+
+    fn run(&self, args: &[&str]) -> crate::support::Outcome {
+        run_with_deadline(Command::new(bin()).arg("config").args(args).arg(&self.stack), Duration::from_secs(120))
+    }
+
+    /// The 1-based line of the first occurrence of `needle`.
+    #[track_caller]
+    fn line(&self, needle: &str) -> usize {
+        let at = self.text.find(needle).unwrap_or_else(|| panic!("'{needle}' not in the stack"));
+        self.text[..at].matches('\n').count() + 1
+    }
+
+    /// The message `FILE:LINE: ...` about the line of `needle` holding every word in `words`.
+    #[track_caller]
+    fn assert_message(&self, out: &crate::support::Outcome, needle: &str, words: &[&str]) {
+        let prefix = format!("{}:{}: ", self.stack.display(), self.line(needle));
+        let found = out.stderr.lines().filter(|l| l.contains(&prefix)).any(|l| words.iter().all(|w| l.contains(w)));
+        assert!(found, "no message {prefix}... with {words:?} in:\n{}", out.stderr);
+    }
+}
+
+/// What the agents and fence_ups refuse, `config check` refuses, every problem of the file in
+/// one run with its line; what crmsh warns about (a timeout below the agent's advice) it warns.
+#[test]
+fn config_check_refuses_what_the_agents_and_fence_ups_refuse() {
+    let stack = Written::new(
+        r#"[cluster]
+name = "bad"
+
+[[node]]
+name = "n1"
+links = ["10.0.0.1", "192.168.1.1"]
+
+[[node]]
+name = "n2"
+links = ["10.0.0.2", "192.168.1.2"]
+
+[[node]]
+name = "n3"
+links = ["10.0.0.3", "192.168.1.3"]
+
+[[fence]]
+id = "fence-n1"
+fences = "n1"
+cable = "n2"
+params = { serial_port = "ttyS0" }
+
+[[fence]]
+id = "fence-n2"
+fences = "n2"
+cable = "n3"
+params = { serial_port = "/dev/ttyS0", ipaddr = "192.0.2.5", ups_name = "ups2" }
+
+[[fence]]
+id = "fence-n3"
+fences = "n3"
+cable = "n1"
+params = { serial_port = "/dev/ttyS1", ups_seiral = "QS0123456789" }
+
+[[group]]
+id = "front"
+
+  [[group.layer]]
+  id = "vip-a"
+  agent = "vip"
+  params = { ip = "999.1.1.1" }
+
+  [[group.layer]]
+  id = "vip-b"
+  agent = "vip"
+  params = { ip = "10.0.0.50", cidr_netmask = 99 }
+  timeouts = { start = "5s" }
+
+  [[group.layer]]
+  id = "web"
+  agent = "nginx"
+  params = { statusurl = "https://127.0.0.1/status" }
+
+[[group]]
+id = "data"
+
+  [[group.layer]]
+  id = "fs-a"
+  agent = "filesystem"
+  params = { device = "/dev/sdb1", directory = "srv/data", fstype = "ext4" }
+
+  [[group.layer]]
+  id = "fs-b"
+  agent = "filesystem"
+  params = { device = "/dev/sdc1", directory = "/srv/more", fstype = "ext44" }
+"#,
+    );
+    for args in [&["check"][..], &["render", "--format", "pcs"]] {
+        let out = stack.run(args);
+        out.expect(1);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        for (needle, words) in [
+            ("serial_port = \"ttyS0\"", &["fence device 'fence-n1'", "parameter serial_port: 'ttyS0' is not an absolute path"][..]),
+            ("ipaddr = \"192.0.2.5\"", &["fence device 'fence-n2'", "both transports", "serial_port", "ip, ups_name"]),
+            ("ups_seiral", &["fence device 'fence-n3'", "unknown parameter 'ups_seiral' (did you mean 'ups_serial'?)"]),
+            ("999.1.1.1", &["layer 'vip-a'", "parameter 'ip' is not an IPv4 or IPv6 address: '999.1.1.1'"]),
+            ("cidr_netmask = 99", &["layer 'vip-b'", "parameter 'cidr_netmask' 99 is not a prefix length"]),
+            ("https://", &["layer 'web'", "parameter 'statusurl'", "https is not supported"]),
+            ("directory = \"srv/data\"", &["layer 'fs-a'", "parameter 'directory' must be an absolute path, got 'srv/data'"]),
+            ("ext44", &["layer 'fs-b'", "parameter 'fstype': 'ext44' is no filesystem type (did you mean 'ext4'?)"]),
+            (
+                "start = \"5s\"",
+                &["warning: layer 'vip-b': specified timeout 5s for start is smaller than the advised 20s (ocf:hastack:vip meta-data)"],
+            ),
+        ] {
+            stack.assert_message(&out, needle, words);
+        }
+    }
+}
+/// A timeout below the agent's advice is allowed with a warning, where crmsh warns too; the
+/// shipped examples (unset timeouts take the agent's advice) give crmsh nothing to warn about.
+#[test]
+fn config_warns_like_crmsh_about_timeouts_below_the_agents_advice() {
+    let short = Written::example(
+        "stack-3node.toml",
+        &[
+            (
+                "monitor = { interval = \"10s\", timeout = \"30s\" }",
+                "monitor = { interval = \"10s\", timeout = \"20s\" }",
+            ),
+            (
+                "monitor = { interval = \"15s\", timeout = \"30s\" }",
+                "monitor = { interval = \"15s\", timeout = \"30s\" }\n  timeouts = { start = \"60s\", stop = \"60s\" }",
+            ),
+        ],
+    );
+    let out = short.run(&["render", "--format", "crm"]);
+    out.expect(0);
+    short.assert_message(
+        &out,
+        "timeout = \"20s\"",
+        &["layer 'orders-app': specified timeout 20s for monitor is smaller than the advised 30s"],
+    );
+    short.assert_message(
+        &out,
+        "start = \"60s\"",
+        &["layer 'billing-db': specified timeout 60s for start is smaller than the advised 120s"],
+    );
+    short.assert_message(&out, "stop = \"60s\"", &["specified timeout 60s for stop is smaller than the advised 120s"]);
+    let shipped = run_with_deadline(
+        Command::new(bin()).args(["config", "render", "--format", "crm"]).arg(example("stack-3node.toml")),
+        Duration::from_secs(30),
+    );
+    assert!(shipped.stderr.is_empty(), "{}", shipped.stderr);
+    assert!(
+        shipped.stdout.contains("primitive billing-db ocf:hastack:mariadb \\\n    op start interval=0s timeout=120s"),
+        "{}",
+        shipped.stdout
+    );
+
+    // crmsh reads the installed agents' meta-data and warns about the same operations.
+    if !crate::support::need_root("installing the agents for crmsh")
+        || !need_program("crm", "crmsh")
+        || !need_pacemaker_tools()
+    {
+        return;
+    }
+    crate::conformance::install_system_links();
+    let crm_warnings = |script: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stack.crm");
+        std::fs::write(&file, script).unwrap();
+        let cib = empty_cib(dir.path(), "cib.xml");
+        let mut cmd = Command::new("crm");
+        cmd.args(["-F", "configure", "load", "update"]).arg(&file).env("CIB_file", &cib);
+        let out = run_with_deadline(&mut cmd, Duration::from_secs(120));
+        out.expect(0);
+        out.stderr
+            .lines()
+            .chain(out.stdout.lines())
+            .filter(|l| l.contains("smaller than the advised"))
+            .map(String::from)
+            .collect()
+    };
+    let warned = crm_warnings(&out.stdout);
+    for words in [
+        "orders-app: specified timeout 20s for monitor",
+        "billing-db: specified timeout 60s for start",
+        "billing-db: specified timeout 60s for stop",
+    ] {
+        assert!(warned.iter().any(|w| w.contains(words)), "crmsh does not warn {words:?}: {warned:?}");
+    }
+    assert_eq!(warned.len(), 3, "{warned:?}");
+    for name in ["stack.toml", "stack-3node.toml"] {
+        let loaded = config::load(&example(name)).unwrap();
+        assert_eq!(crm_warnings(&loaded.render(Format::Crm)), Vec::<String>::new(), "{name}");
+    }
+}
+/// NUT fence devices as fence_ups takes them (transport inferred from ip, or given), rendered
+/// with the current names, which pcs accepts without a deprecation warning.
+#[test]
+fn config_nut_fence_devices_are_written_as_fence_ups_takes_them() {
+    const SERIAL: &str = "cable = \"node1\"\nparams = { serial_port = \"/dev/ttyS0\" }";
+    for params in [
+        "params = { ip = \"192.0.2.5\", ups_name = \"ups2\" }",
+        "params = { transport = \"nut\", ip = \"192.0.2.5\", ups_name = \"ups2\", username = \"fence\", password_script = \"/usr/local/sbin/nut-password ups2\" }",
+    ] {
+        let stack = Written::example("stack.toml", &[(SERIAL, &format!("cable = \"node1\"\n{params}"))]);
+        let out = stack.run(&["render", "--format", "cib"]);
+        out.expect(0);
+        assert!(out.stdout.contains(r#"name="ip" value="192.0.2.5""#), "{}", out.stdout);
+    }
+    let old = Written::example(
+        "stack.toml",
+        &[(SERIAL, "cable = \"node1\"\nparams = { ipaddr = \"192.0.2.5\", ups_name = \"ups2\", login = \"fence\", passwd = \"s3cret\" }")],
+    );
+    for format in ["cib", "crm", "pcs"] {
+        let out = old.run(&["render", "--format", format]);
+        out.expect(0);
+        for deprecated in ["ipaddr", "login", "passwd"] {
+            assert!(!out.stdout.contains(deprecated), "{format} renders the deprecated {deprecated}:\n{}", out.stdout);
+        }
+        assert!(out.stdout.contains("192.0.2.5") && out.stdout.contains("username") && out.stdout.contains("password"));
+    }
+    if !crate::support::need_root("installing fence_ups for pcs")
+        || !need_program("pcs", "pcs")
+        || !need_pacemaker_tools()
+    {
+        return;
+    }
+    crate::conformance::install_system_links();
+    let pcs = old.run(&["render", "--format", "pcs"]);
+    // The script's preamble and its NUT device: what pcs says about the rendered names.
+    let (preamble, body) = pcs.stdout.split_once("run property").unwrap();
+    let device = body.lines().find(|l| l.starts_with("run stonith create fence-node2 ")).unwrap();
+    let script = old.dir.path().join("nut.pcs");
+    std::fs::write(&script, format!("{preamble}{device}\n")).unwrap();
+    let cib = empty_cib(old.dir.path(), "cib.xml");
+    let out = run_with_deadline(Command::new("sh").arg(&script).arg(&cib), Duration::from_secs(60));
+    out.expect(0);
+    assert!(!out.stderr.contains("deprecated"), "{}", out.stderr);
+    assert!(std::fs::read_to_string(&cib).unwrap().contains(r#"name="ip" value="192.0.2.5""#));
+}
