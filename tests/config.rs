@@ -528,6 +528,72 @@ fn config_render_to_stdout_and_file_agree() {
 
 // ---- What the agents, fence_ups and a failover need (issue 11) -------------------------------
 
+/// The data-directory parameter of each data layer's agent, as README.md documents them.
+const DATA_PARAMS: &[(&str, &str)] =
+    &[("postgresql", "pgdata"), ("mariadb", "datadir"), ("activemq", "data_dir"), ("rabbitmq", "data_dir")];
+
+/// A crmsh script's primitives: id → (agent, params), and its groups' members in order.
+#[allow(clippy::type_complexity)]
+fn crm_objects(script: &str) -> (BTreeMap<String, (String, BTreeMap<String, String>)>, Vec<Vec<String>>) {
+    let joined = script.replace(" \\\n", " ");
+    let mut primitives = BTreeMap::new();
+    let mut groups = Vec::new();
+    for line in joined.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["primitive", id, agent, rest @ ..] => {
+                let params = rest
+                    .iter()
+                    .skip_while(|w| **w != "params")
+                    .skip(1)
+                    .take_while(|w| **w != "op" && **w != "meta")
+                    .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                primitives.insert(id.to_string(), (agent.to_string(), params));
+            }
+            ["group", _, members @ ..] => groups.push(members.iter().map(|m| m.to_string()).collect()),
+            _ => {}
+        }
+    }
+    (primitives, groups)
+}
+
+/// The command README.md shows, run as shown (from the repository root): every data layer of a
+/// group keeps its data directory on the filesystem its group mounts, mounted before it.
+#[test]
+fn config_shipped_examples_keep_every_data_layer_on_the_partition() {
+    for (stack, expected) in [("crm-config/stack.toml", 2), ("crm-config/stack-3node.toml", 1)] {
+        let out = run_with_deadline(
+            Command::new(bin())
+                .args(["config", "render", "--format", "crm", stack])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+            Duration::from_secs(30),
+        );
+        out.expect(0);
+        let (primitives, groups) = crm_objects(&out.stdout);
+        let mut checked = 0;
+        for members in &groups {
+            let mut mounted: Vec<&str> = Vec::new();
+            for id in members {
+                let (agent, params) = &primitives[id];
+                if agent == "ocf:hastack:filesystem" {
+                    mounted.push(&params["directory"]);
+                }
+                let Some((_, param)) = DATA_PARAMS.iter().find(|(a, _)| agent == &format!("ocf:hastack:{a}")) else {
+                    continue;
+                };
+                let dir = params.get(*param).unwrap_or_else(|| panic!("{stack}: {id} sets no {param}: {params:?}"));
+                assert!(
+                    mounted.iter().any(|m| dir.starts_with(&format!("{m}/"))),
+                    "{stack}: {id}'s {param} {dir} is not below a directory its group mounted before it ({mounted:?})"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, expected, "{stack}: data layers checked");
+    }
+}
+
 /// A stack written to a temporary directory, and `hastack config ARGS STACK` run on it.
 struct Written {
     dir: tempfile::TempDir,
@@ -573,6 +639,73 @@ impl Written {
     }
 }
 
+/// Outside the partition its group mounts, a database starts after a failover from the other
+/// node's local disk: refused, naming the line. A group that mounts nothing warns.
+#[test]
+fn config_refuses_a_data_layer_off_the_partition() {
+    let pg = Written::example(
+        "stack.toml",
+        &[("pgdata = \"/srv/data/postgresql\", config", "pgdata = \"/var/lib/postgresql/15/main\", config")],
+    );
+    let out = pg.run(&["check"]);
+    out.expect(1);
+    pg.assert_message(
+        &out,
+        "pgdata = \"/var/lib/postgresql/15/main\"",
+        &["layer 'db': pgdata /var/lib/postgresql/15/main is outside the partition of group 'data', /srv/data (mounted by layer 'fs')"],
+    );
+
+    // The broker with no data_dir: the default (/var/lib/activemq/data) applies.
+    let amq = Written::example(
+        "stack.toml",
+        &[("  params = { data_dir = \"/srv/data/activemq\" }        # KahaDB store, scheduler, temp storage\n", "")],
+    );
+    let out = amq.run(&["render", "--format", "cib"]);
+    out.expect(1);
+    assert!(out.stdout.is_empty());
+    amq.assert_message(
+        &out,
+        "agent = \"activemq\"",
+        &["data_dir /var/lib/activemq/data (the default) is outside the partition"],
+    );
+
+    // Mounted after the database in its group: the database would start on the bare directory.
+    let late = Written::example(
+        "stack-3node.toml",
+        &[(
+            "datadir = \"/srv/billing/mysql\"",
+            "datadir = \"/srv/late/mysql\" }\n\n  [[group.layer]]\n  id = \"late-fs\"\n  agent = \"filesystem\"\n  params = { device = \"/dev/mapper/late\", directory = \"/srv/late\", fstype = \"xfs\"",
+        )],
+    );
+    let out = late.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    late.assert_message(
+        &out,
+        "datadir = \"/srv/late/mysql\"",
+        &["datadir /srv/late/mysql is on /srv/late which layer 'late-fs' mounts only after it: put 'late-fs' before 'billing-db'"],
+    );
+    let billing_fs =
+        Written::example("stack-3node.toml", &[("datadir = \"/srv/billing/mysql\"", "datadir = \"/srv/other/mysql\"")]);
+    let out = billing_fs.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    billing_fs.assert_message(&out, "datadir = \"/srv/other/mysql\"", &["outside the partition of group 'billing'"]);
+
+    // No filesystem in the group: perhaps storage the cluster does not manage, probably a mistake.
+    let bare = Written::example(
+        "stack-3node.toml",
+        &[(
+            "  [[group.layer]]\n  id = \"billing-fs\"\n  agent = \"filesystem\"\n  params = { device = \"/dev/mapper/billing\", directory = \"/srv/billing\", fstype = \"xfs\" }\n  monitor = { interval = \"20s\", timeout = \"40s\" }\n\n",
+            "",
+        )],
+    );
+    let out = bare.run(&["render", "--format", "crm"]);
+    out.expect(0);
+    bare.assert_message(
+        &out,
+        "datadir = \"/srv/billing/mysql\"",
+        &["warning: layer 'billing-db': datadir /srv/billing/mysql stays on each node's own disk: group 'billing' mounts no filesystem"],
+    );
+}
 /// What the agents and fence_ups refuse, `config check` refuses, every problem of the file in
 /// one run with its line; what crmsh warns about (a timeout below the agent's advice) it warns.
 #[test]
@@ -701,11 +834,7 @@ fn config_warns_like_crmsh_about_timeouts_below_the_agents_advice() {
         Duration::from_secs(30),
     );
     assert!(shipped.stderr.is_empty(), "{}", shipped.stderr);
-    assert!(
-        shipped.stdout.contains("primitive billing-db ocf:hastack:mariadb \\\n    op start interval=0s timeout=120s"),
-        "{}",
-        shipped.stdout
-    );
+    assert!(shipped.stdout.contains("primitive billing-db ocf:hastack:mariadb \\\n    params datadir=/srv/billing/mysql \\\n    op start interval=0s timeout=120s"), "{}", shipped.stdout);
 
     // crmsh reads the installed agents' meta-data and warns about the same operations.
     if !crate::support::need_root("installing the agents for crmsh")

@@ -2,7 +2,8 @@
 //! rendered as a CIB, a pcs script or a crmsh script, and proven with Pacemaker's own scheduler.
 //!
 //! stack (the TOML model) → validate (every problem with its line: the layers through their
-//! agents' own checks, `layer_check`; fence devices through fence_ups's, `fence_check`) → build (Pacemaker objects, `model`) → render_cib / render_pcs /
+//! agents' own checks, `layer_check`; fence devices through fence_ups's, `fence_check`; where
+//! the data lives, `storage`) → build (Pacemaker objects, `model`) → render_cib / render_pcs /
 //! render_crm; `simulate` runs crm_verify and crm_simulate, `graph` reads the transitions they
 //! produce.
 
@@ -18,6 +19,7 @@ pub mod render_crm;
 pub mod render_pcs;
 pub mod simulate;
 pub mod stack;
+pub mod storage;
 pub mod validate;
 
 use std::fmt;

@@ -7,9 +7,9 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::fence_check;
 use super::layer_check::{self, ParamProblem};
 use super::stack::{param_text, Layer, Monitor, Params, Stack};
+use super::{fence_check, storage};
 
 /// One problem: where (a byte range of the source), what, and whether it only warns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,7 @@ pub fn check(stack: &Stack, src: &str) -> Vec<Problem> {
     c.clones();
     c.fences();
     c.alert();
+    c.problems.extend(storage::check(stack));
     c.problems.sort_by_key(|p| p.span.start);
     c.problems
 }
