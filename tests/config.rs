@@ -874,6 +874,36 @@ fn config_warns_like_crmsh_about_timeouts_below_the_agents_advice() {
         assert_eq!(crm_warnings(&loaded.render(Format::Crm)), Vec::<String>::new(), "{name}");
     }
 }
+/// A filesystem on a DRBD device must follow the promotion of its DRBD resource.
+#[test]
+fn config_refuses_a_drbd_filesystem_not_tied_to_the_promotion() {
+    let unbound = Written::example("stack.toml", &[("with_promoted = \"drbd-clone\"\n", "")]);
+    for args in [&["check"][..], &["render", "--format", "cib"]] {
+        let out = unbound.run(args);
+        out.expect(1);
+        unbound.assert_message(
+            &out,
+            "device = \"/dev/drbd0\"",
+            &[
+                "layer 'fs': device /dev/drbd0 is a DRBD device, but group 'data' is not tied to its promotion",
+                "set with_promoted = \"drbd-clone\" on the group",
+            ],
+        );
+    }
+    let other = Written::example("stack.toml", &[("device = \"/dev/drbd0\"", "device = \"/dev/drbd/by-res/r1\"")]);
+    let out = other.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    other.assert_message(
+        &out,
+        "by-res/r1",
+        &[
+            "DRBD resource 'r1', but group 'data' follows 'drbd-clone', which does not manage it",
+            "no promotable drbd clone in the stack manages 'r1'",
+        ],
+    );
+    let named = Written::example("stack.toml", &[("device = \"/dev/drbd0\"", "device = \"/dev/drbd/by-res/r0/0\"")]);
+    named.run(&["render", "--format", "crm"]).expect(0);
+}
 /// NUT fence devices as fence_ups takes them (transport inferred from ip, or given), rendered
 /// with the current names, which pcs accepts without a deprecation warning.
 #[test]

@@ -1,8 +1,11 @@
-//! Where the data lives. A failover is only as good as the data the other node finds: a data
-//! layer (postgresql, mariadb, activemq, rabbitmq) in a group keeps its data directory
+//! Where the data lives. A failover is only as good as the data the other node finds:
+//! - a data layer (postgresql, mariadb, activemq, rabbitmq) in a group keeps its data directory
 //!   (the parameters its agent marks `data`) on a filesystem that group mounts before it; outside
 //!   it, the node that takes over starts from its own local copy (refused). A group that mounts
-//!   nothing gets a warning: its storage may be managed outside the cluster, but probably is not.
+//!   nothing gets a warning: its storage may be managed outside the cluster, but probably is not;
+//! - a filesystem on a DRBD device is mounted only where that DRBD is Promoted, after the
+//!   promotion (its group `with_promoted` the DRBD clone); otherwise the scheduler may mount a
+//!   Secondary, or move the mount without promoting DRBD (refused).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,7 @@ pub fn check(stack: &Stack) -> Vec<Problem> {
     for group in &stack.groups {
         data_on_the_partition(group.get_ref(), &mut problems);
     }
+    drbd_filesystems(stack, &mut problems);
     problems
 }
 
@@ -101,5 +105,106 @@ failover would start it from the other node's local disk; set {name} below {}",
                 }
             }
         }
+    }
+}
+
+/// Which DRBD resource a device path belongs to: None if it is no DRBD device, Some(None) if the
+/// path does not say which (`/dev/drbd0`: the minor is mapped in drbd.conf).
+pub fn drbd_device(device: &str) -> Option<Option<String>> {
+    let device = device.trim();
+    if let Some(rest) = device.strip_prefix("/dev/drbd/by-res/") {
+        return Some(rest.split('/').next().filter(|r| !r.is_empty()).map(String::from));
+    }
+    if device.starts_with("/dev/drbd/by-disk/") {
+        return Some(None);
+    }
+    let minor = device.strip_prefix("/dev/drbd")?;
+    (!minor.is_empty() && minor.chars().all(|c| c.is_ascii_digit())).then_some(None)
+}
+
+fn drbd_filesystems(stack: &Stack, problems: &mut Vec<Problem>) {
+    // (clone id, the DRBD resource its layer manages) of every promotable drbd clone.
+    let drbd_clones: Vec<(&str, Option<String>)> = stack
+        .clones
+        .iter()
+        .map(|c| c.get_ref())
+        .filter(|c| c.promotable && c.layer.get_ref().agent.get_ref() == "drbd")
+        .map(|c| (c.id.get_ref().as_str(), text(c.layer.get_ref(), "drbd_resource").map(|(r, _)| r)))
+        .collect();
+    let grouped = stack.groups.iter().flat_map(|g| g.get_ref().layers.iter().map(move |l| (l, Some(g.get_ref()))));
+    let cloned = stack.clones.iter().map(|c| (&c.get_ref().layer, None));
+    for (layer, group) in grouped.chain(cloned) {
+        let l: &Layer = layer.get_ref();
+        if l.agent.get_ref() != "filesystem" {
+            continue;
+        }
+        let Some((device, Some(span))) = text(l, "device") else { continue };
+        let Some(resource) = drbd_device(&device) else { continue };
+        let mine: Vec<&str> = drbd_clones
+            .iter()
+            .filter(|(_, r)| resource.is_none() || r.as_ref() == resource.as_ref())
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(message) = drbd_problem(l.id.get_ref(), &device, resource.as_deref(), group, &mine) {
+            problems.push(Problem::error(span, message));
+        }
+    }
+}
+
+fn drbd_problem(
+    id: &str,
+    device: &str,
+    resource: Option<&str>,
+    group: Option<&Group>,
+    mine: &[&str],
+) -> Option<String> {
+    let which = match resource {
+        Some(r) => format!("DRBD resource '{r}'"),
+        None => "a DRBD device".to_string(),
+    };
+    let suggestion = match mine {
+        [] => match resource {
+            Some(r) => format!("no promotable drbd clone in the stack manages '{r}' (drbd_resource = \"{r}\")"),
+            None => "the stack has no promotable drbd clone".to_string(),
+        },
+        [one] => format!("set with_promoted = \"{one}\" on the group"),
+        many => format!("set with_promoted to its clone on the group (one of {})", many.join(", ")),
+    };
+    let why = "it must be mounted only where DRBD is Promoted, after the promotion";
+    match group {
+        None => Some(format!(
+            "layer '{id}': device {device} is {which}, and a clone would mount it on every node: {why}; put it in a \
+group and {suggestion}"
+        )),
+        Some(g) => match g.with_promoted.as_ref().map(|p| p.get_ref().as_str()) {
+            Some(p) if mine.contains(&p) => None,
+            Some(p) => Some(format!(
+                "layer '{id}': device {device} is {which}, but group '{}' follows '{p}', which does not manage it: \
+{why}; {suggestion}",
+                g.id.get_ref()
+            )),
+            None => Some(format!(
+                "layer '{id}': device {device} is {which}, but group '{}' is not tied to its promotion: {why} (else \
+the scheduler may mount it where DRBD is Secondary, or move the mount without promoting DRBD); {suggestion}",
+                g.id.get_ref()
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drbd_device_paths() {
+        assert_eq!(drbd_device("/dev/drbd0"), Some(None));
+        assert_eq!(drbd_device("/dev/drbd12"), Some(None));
+        assert_eq!(drbd_device("/dev/drbd/by-res/r0"), Some(Some("r0".into())));
+        assert_eq!(drbd_device("/dev/drbd/by-res/r0/0"), Some(Some("r0".into())));
+        assert_eq!(drbd_device("/dev/drbd/by-disk/vg0/data"), Some(None));
+        assert_eq!(drbd_device("/dev/drbdx"), None);
+        assert_eq!(drbd_device("/dev/sdb1"), None);
+        assert_eq!(drbd_device("/dev/mapper/billing"), None);
     }
 }
