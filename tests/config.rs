@@ -248,7 +248,7 @@ fn config_n_node_group_fails_over_in_list_order_then_stays_stopped() {
     assert_eq!(sim.nodes_of("billing-db").unwrap(), vec!["beta"], "the other group is untouched");
     // The operator hears about it through the alert agent.
     let cib = loaded.render(Format::Cib);
-    assert!(cib.contains(r#"<alert id="operator" path="/usr/local/lib/hastack/alert-operator">"#), "{cib}");
+    assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert-operator">"#), "{cib}");
 }
 
 #[test]
@@ -948,4 +948,54 @@ fn config_nut_fence_devices_are_written_as_fence_ups_takes_them() {
     out.expect(0);
     assert!(!out.stderr.contains("deprecated"), "{}", out.stderr);
     assert!(std::fs::read_to_string(&cib).unwrap().contains(r#"name="ip" value="192.0.2.5""#));
+}
+/// The alert agent the examples name is where the package and `make install` put it, and
+/// `check` says whether it is on this host instead of claiming the operator hears.
+#[test]
+fn config_check_says_whether_the_alert_agent_is_installed_here() {
+    for name in ["stack.cib.xml", "stack-3node.cib.xml"] {
+        let cib = std::fs::read_to_string(example(name)).unwrap();
+        assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert-operator">"#), "{name}");
+    }
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("hst-alert").tempdir().unwrap();
+    let missing = dir.path().join("missing-agent");
+    let plain = dir.path().join("plain-file");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let agent = dir.path().join("alert-agent");
+    std::fs::write(&agent, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    const SHIPPED: &str = "path = \"/usr/lib/hastack/alert-operator\"";
+    for (path, found) in [(&missing, Err("does not exist")), (&plain, Err("is not executable")), (&agent, Ok(()))] {
+        let path = path.display().to_string();
+        let stack = Written::example("stack-3node.toml", &[(SHIPPED, &format!("path = \"{path}\""))]);
+        let out = stack.run(&["check"]);
+        out.expect(0);
+        match found {
+            Ok(()) => {
+                assert!(out.stdout.contains(&format!("the operator is alerted through {path}")), "{}", out.stdout);
+                assert!(
+                    out.stdout.contains(&format!("ok: the alert agent {path} is installed here")),
+                    "{}",
+                    out.stdout
+                );
+                assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+            }
+            Err(why) => {
+                assert!(!out.stdout.contains("the operator is alerted through"), "{}", out.stdout);
+                assert!(
+                    out.stdout.contains(&format!("warning: the alert agent {path} {why} on this host")),
+                    "{}",
+                    out.stdout
+                );
+                assert!(
+                    out.stdout.contains("all scenarios behave as the stack promises (3 warnings above)"),
+                    "{}",
+                    out.stdout
+                );
+            }
+        }
+    }
 }
