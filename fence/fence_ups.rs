@@ -44,10 +44,11 @@ pub fn main(argv: &[OsString]) -> i32 {
         println!("{NAME} (hastack) {}", env!("CARGO_PKG_VERSION"));
         return EXIT_OK;
     }
-    if !args.ignored.is_empty() {
-        log.debug(format!("ignoring parameters fence_ups does not know: {}", args.ignored.join(", ")));
+    let action = config::action(&args);
+    if let Err(e) = unknown_options(&args, action.as_deref().ok() == Some("validate-all"), &log) {
+        return fail(&log, &e);
     }
-    match config::action(&args) {
+    match action {
         Ok(a) if a == "metadata" => {
             print!("{}", super::metadata::render(NAME));
             return EXIT_OK;
@@ -66,6 +67,23 @@ pub fn main(argv: &[OsString]) -> i32 {
         Ok(code) => code,
         Err(e) => fail(&log, &format!("{e:#}")),
     }
+}
+
+/// Names on stdin that fence_ups does not know: probably typos (`ups_seiral` would silently turn
+/// the identity check off). validate-all, which `pcs stonith create` and `stonith_admin
+/// --validate` run, refuses them; every other action warns in fencing.py's words and goes on, as
+/// fence-agents do (a fence must not fail over a stray name). Only the name is shown: the value
+/// of a mistyped password name is a password, and the fencer logs every stderr line.
+fn unknown_options(args: &Args, validating: bool, log: &FenceLog) -> Result<(), String> {
+    let hint = |name: &str| crate::suggest::hint(name, args::known_names());
+    if validating && !args.unknown.is_empty() {
+        let names: Vec<String> = args.unknown.iter().map(|n| format!("'{n}'{}", hint(n))).collect();
+        return Err(format!("Parse error: unknown option {}", names.join(", ")));
+    }
+    for name in &args.unknown {
+        log.warn(format!("Parse error: Ignoring unknown option '{name}'{}", hint(name)));
+    }
+    Ok(())
 }
 
 fn fail(log: &FenceLog, msg: &str) -> i32 {

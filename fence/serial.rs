@@ -94,6 +94,34 @@ impl Drop for UucpLock {
     }
 }
 
+/// The port must exist and be a character device: a regular file or a directory named by
+/// mistake is refused before anything is locked or opened.
+fn require_character_device(device: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match fs::metadata(device) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => bail!("serial port {} does not exist", device.display()),
+        Err(e) => bail!("cannot examine serial port {}: {e}", device.display()),
+    };
+    let t = meta.file_type();
+    if t.is_char_device() {
+        return Ok(());
+    }
+    let what = if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a device"
+    };
+    bail!(
+        "serial port {} is {what}, not a serial line (a terminal device such as /dev/ttyS0 or /dev/ttyUSB0)",
+        device.display()
+    )
+}
+
 /// An open, locked serial port. The UUCP lock is released after the port is closed.
 pub struct SerialLine {
     port: serialport::TTYPort,
@@ -107,9 +135,7 @@ impl SerialLine {
     }
 
     pub fn open_with_lock_dir(device: &Path, lock_dir: &Path, deadline: Deadline) -> Result<SerialLine> {
-        if !device.exists() {
-            bail!("serial port {} does not exist", device.display());
-        }
+        require_character_device(device)?;
         let lock = UucpLock::acquire(device, lock_dir, deadline)?;
         let name = device.display().to_string();
         let builder = serialport::new(&name, BAUD)
@@ -124,6 +150,11 @@ impl SerialLine {
                 Ok(p) => break p,
                 Err(e) if e.kind == serialport::ErrorKind::NoDevice && !deadline.expired() => {
                     std::thread::sleep(Duration::from_millis(100).min(deadline.remaining()));
+                }
+                // A character device that is no terminal (/dev/null, /dev/zero): the crate's
+                // first ioctl says ENOTTY, in words ("Not a typewriter") nobody expects here.
+                Err(e) if e.description == nix::errno::Errno::ENOTTY.desc() => {
+                    bail!("serial port {name} is not a serial line (a terminal device such as /dev/ttyS0 or /dev/ttyUSB0)")
                 }
                 Err(e) => bail!("cannot open serial port {name}: {e}"),
             }
@@ -169,6 +200,27 @@ mod tests {
         let d = Path::new("/var/lock");
         assert_eq!(lock_file_for(Path::new("/dev/ttyS0"), d), PathBuf::from("/var/lock/LCK..ttyS0"));
         assert_eq!(lock_file_for(Path::new("/dev/pts/3"), d), PathBuf::from("/var/lock/LCK..pts_3"));
+    }
+
+    #[test]
+    fn what_is_no_serial_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        fs::write(&file, "").unwrap();
+        let open = |p: &Path| {
+            SerialLine::open_with_lock_dir(p, dir.path(), Deadline::after(Duration::from_secs(1))).err().unwrap()
+        };
+        for (path, words) in [
+            (file.as_path(), "is a regular file, not a serial line"),
+            (dir.path(), "is a directory, not a serial line"),
+            (Path::new("/dev/null"), "/dev/null is not a serial line"),
+            (Path::new("/nonexistent/ttyS9"), "does not exist"),
+        ] {
+            let e = open(path).to_string();
+            assert!(e.contains(words) && !e.contains("typewriter"), "{path:?}: {e}");
+        }
+        let locks: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        assert_eq!(locks, vec![std::ffi::OsString::from("plain")], "no lock file left behind");
     }
 
     #[test]

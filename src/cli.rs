@@ -154,7 +154,11 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
         ConfigCommand::Render { format, output, stack } => {
             let format = config::Format::parse(&format).expect("clap checked the format");
             // Everything is rendered before anything is written: a refused stack writes nothing.
-            let text = config::load(&stack)?.render(format);
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let text = loaded.render(format);
             match output {
                 Some(path) => config::write_atomically(&path, &text)
                     .with_context(|| format!("cannot write {}", path.display()))?,
@@ -163,7 +167,11 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
             Ok(0)
         }
         ConfigCommand::Check { stack } => {
-            let report = config::check::run(&config::load(&stack)?)?;
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let report = config::check::run(&loaded)?;
             print!("{}", report.text);
             Ok(if report.ok { 0 } else { 1 })
         }

@@ -11,6 +11,7 @@ pub mod doc;
 pub mod lab;
 pub mod net;
 pub mod ocf;
+pub mod suggest;
 pub mod sys;
 
 #[path = "../agents/mod.rs"]

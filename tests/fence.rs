@@ -362,17 +362,97 @@ fn bad_input_exits_1_naming_the_problem_and_validate_all_touches_nothing() {
             stderr_has(&out, needle);
         }
     }
-    let ok = run_stdin(&[
-        ("action", "validate-all"),
-        ("serial_port", p),
-        ("hostlist", "node1"),
-        ("plug", "node1"),
-        ("unknown_thing", "x"),
-    ]);
+    let ok = run_stdin(&[("action", "validate-all"), ("serial_port", p), ("hostlist", "node1"), ("plug", "node1")]);
     ok.expect(0);
-    assert!(ok.stderr.is_empty(), "unknown names are ignored without noise: {}", ok.stderr);
+    assert!(ok.stderr.is_empty(), "a good configuration validates without noise: {}", ok.stderr);
     assert_eq!(sim.received().len(), 0, "no command reached the UPS: {}", sim.transcript());
     assert!(sim.load_on());
+}
+
+/// A mistyped name (`ups_seiral`) would silently turn the identity check off: validate-all
+/// (pcs, stonith_admin --validate) refuses it, the other actions warn in fencing.py's words and go
+/// on. What Pacemaker sends on its own never warns.
+#[test]
+fn unknown_options_fail_validate_all_and_warn_on_other_actions() {
+    if !need_pty_tests() {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let p = sim.port();
+    let typo = run_stdin(&[("action", "validate-all"), ("serial_port", p), ("ups_seiral", "QS-SECRET")]);
+    typo.expect(1);
+    stderr_has(&typo, "ERROR: Failed: Parse error: unknown option 'ups_seiral' (did you mean 'ups_serial'?)");
+    let two = run_stdin(&[("action", "validate-all"), ("serial_prot", p), ("ups_seiral", "x")]);
+    two.expect(1);
+    stderr_has(&two, "unknown option 'serial_prot' (did you mean 'serial_port'?), 'ups_seiral'");
+
+    let status = run_stdin(&[("action", "status"), ("serial_port", p), ("ups_seiral", "QS-SECRET")]);
+    status.expect(0);
+    assert_eq!(status.stdout, "Status: ON\n");
+    stderr_has(&status, "WARNING: Parse error: Ignoring unknown option 'ups_seiral' (did you mean 'ups_serial'?)");
+    assert!(!status.stderr.contains("QS-SECRET"), "the value of an unknown name may be a secret: {}", status.stderr);
+
+    // What the fencer adds (FenceAgentAPI, lib/fencing/st_actions.c) is never reported.
+    let pacemaker = run_stdin(&[
+        ("action", "status"),
+        ("serial_port", p),
+        ("nodename", "node2"),
+        ("nodeid", "2"),
+        ("port", "node2"),
+        ("plug", "node2"),
+        ("pcmk_host_list", "node2"),
+    ]);
+    pacemaker.expect(0);
+    assert!(pacemaker.stderr.is_empty(), "{}", pacemaker.stderr);
+
+    // A person typing options gets an error for every action, as fence-agents' getopt gives.
+    for action in ["validate-all", "status"] {
+        let argv = run_argv(&["-o", action, "--serial-port", p, "--ups-seiral=X"]);
+        argv.expect(1);
+        stderr_has(&argv, "unrecognized option '--ups-seiral' (did you mean 'ups-serial'?)");
+    }
+    assert_eq!(sim.count(&Event::LoadOff), 0);
+}
+
+/// Odd values get words that name the problem, never a panic or an errno's name.
+#[test]
+fn odd_values_are_named_clearly() {
+    let out = run_argv(&["-o", "validate-all", "--ip=h", "--ups-name=u", "-l", "f", "--password-script", " "]);
+    out.expect(1);
+    stderr_has(&out, "Failed: parameter password_script is blank");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = run_stdin(&[
+        ("action", "validate-all"),
+        ("ip", "h"),
+        ("ups_name", "u"),
+        ("username", "f"),
+        ("password_script", "\" \""),
+    ]);
+    out.expect(1);
+    stderr_has(&out, "password_script is blank");
+
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("power_timeout", "86401")]);
+    out.expect(1);
+    stderr_has(&out, "parameter power_timeout: 86401 seconds is more than the limit of 86400 (a day)");
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("delay", "-5")]);
+    out.expect(1);
+    stderr_has(&out, "parameter delay: -5 is negative");
+
+    if !need_pty_tests() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ups");
+    std::fs::write(&file, "").unwrap();
+    for (port, words) in [
+        ("/dev/null", "serial port /dev/null is not a serial line (a terminal device"),
+        (file.to_str().unwrap(), "is a regular file, not a serial line"),
+    ] {
+        let out = run_stdin(&[("action", "status"), ("serial_port", port)]);
+        out.expect(1);
+        stderr_has(&out, words);
+        assert!(!out.stderr.contains("typewriter"), "{}", out.stderr);
+    }
 }
 
 #[test]
@@ -435,6 +515,25 @@ fn metadata_is_valid_for_fence_agents_and_pacemaker_and_pcs() {
     );
     assert_ne!(bad.code, 0, "{}", bad.stdout);
     assert!((bad.stdout.clone() + &bad.stderr).contains("both transports"), "{}\n{}", bad.stdout, bad.stderr);
+    let typo = run_with_deadline(
+        Command::new("stonith_admin").args([
+            "--validate",
+            "-a",
+            "fence_ups",
+            "-o",
+            "serial_port=/dev/ttyS0",
+            "-o",
+            "ups_seiral=QS1",
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_ne!(typo.code, 0, "stonith_admin --validate accepted a mistyped parameter: {}", typo.stdout);
+    assert!(
+        (typo.stdout.clone() + &typo.stderr).contains("unknown option 'ups_seiral'"),
+        "{}\n{}",
+        typo.stdout,
+        typo.stderr
+    );
 
     // pcs creates the device offline in a CIB file, checking parameters against the metadata.
     let cib = dir.path().join("cib.xml");
@@ -464,6 +563,28 @@ fn metadata_is_valid_for_fence_agents_and_pacemaker_and_pcs() {
     );
     assert_ne!(typo.code, 0, "pcs rejects a parameter the metadata lacks");
     assert!(typo.stderr.contains("serial_prot"), "{}", typo.stderr);
+    // Forced past its metadata check, pcs asked for the agent's validation shows its verdict.
+    let forced = run_with_deadline(
+        Command::new("pcs").args([
+            "-f",
+            c,
+            "stonith",
+            "create",
+            "ups-y",
+            "fence_ups",
+            "serial_port=/dev/ttyS0",
+            "ups_seiral=QS1",
+            "--force",
+            "--agent-validation",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        forced.stderr.contains("Validation result from agent")
+            && forced.stderr.contains("unknown option 'ups_seiral' (did you mean 'ups_serial'?)"),
+        "{}",
+        forced.stderr
+    );
 }
 
 #[test]
@@ -882,4 +1003,29 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     let log = std::fs::read_to_string(&fencer.log).unwrap();
     assert!(log.contains("refusing to act on another UPS"), "the fencer's log shows why:\n{log}");
     assert!(log.contains("no answer from the UPS"), "{log}");
+    assert!(!log.contains("Parse error"), "what the fencer passes on its own is no unknown option:\n{log}");
+
+    // A mistyped parameter on a registered device: the fence goes on, the fencer logs why not
+    // everything the administrator asked for is checked.
+    good.clear_log();
+    fencer
+        .admin(&[
+            "-R",
+            "ups-typo",
+            "-a",
+            "fence_ups",
+            "-o",
+            &format!("serial_port={}", good.port()),
+            "-o",
+            &format!("ups_seiral={SERIAL}"),
+            "-o",
+            "pcmk_host_list=node6",
+        ])
+        .expect(0);
+    fencer.admin(&["-F", "node6", "-t", "40"]).expect(0);
+    assert!(!good.load_on());
+    // The fencer writes the agent's stderr to its log after it has answered stonith_admin.
+    wait_for("the fencer to log fence_ups's warning", Duration::from_secs(10), || {
+        std::fs::read_to_string(&fencer.log).unwrap().contains("Parse error: Ignoring unknown option 'ups_seiral'")
+    });
 }
