@@ -587,3 +587,54 @@ fn group_with_no_node_left_is_recognised_and_worded_as_such() {
     out.expect(0);
     assert!(!out.stderr.contains("billing has no node left"), "billing still has beta: {}", out.stderr);
 }
+
+/// The configuration commands README.md's "Alert agent" section shows, run as shown (pcs offline
+/// with `-f`, cibadmin and crm on a CIB file), each give the alert with its select filters.
+#[test]
+fn readme_alert_configuration_commands_work() {
+    if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
+        return;
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("## Alert agent").nth(1).unwrap().split("\n## ").next().unwrap();
+    // Indented code lines, continuation lines joined.
+    let code: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let pcs_block: Vec<&String> =
+        code.iter().filter(|l| l.starts_with("pcs alert") || l.starts_with("cibadmin --modify")).collect();
+    let crm_block: Vec<&String> = code.iter().filter(|l| l.starts_with("crm configure alert")).collect();
+    assert_eq!((pcs_block.len(), crm_block.len()), (5, 1), "{code:#?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, lines) in [("pcs", pcs_block), ("crm", crm_block)] {
+        let cib = dir.path().join(format!("{name}.xml"));
+        std::fs::write(&cib, sh("cibadmin", &["--empty"])).unwrap();
+        let script = format!(
+            "set -e\nexport CIB_file={cib}\npcs() {{ command pcs -f \"$CIB_file\" \"$@\"; }}\n{}\n",
+            lines.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"),
+            cib = cib.display()
+        );
+        let out = run_with_deadline(Command::new("sh").args(["-c", &script]), Duration::from_secs(120));
+        out.expect(0);
+        let xml = std::fs::read_to_string(&cib).unwrap();
+        let alerts = xml.split("<alerts>").nth(1).unwrap_or_else(|| panic!("{name}: no alerts in\n{xml}"));
+        for needle in [
+            "path=\"/usr/lib/hastack/alert\"",
+            "<select_nodes/>",
+            "<select_fencing/>",
+            "<select_resources/>",
+            "value=\"https://console.example.com/api/v1/reports\"",
+            "name=\"cluster_id\" value=\"store-042\"",
+            "name=\"timeout\" value=\"30s\"",
+        ] {
+            assert!(alerts.contains(needle), "{name}: {needle} missing from\n{alerts}");
+        }
+    }
+}
