@@ -55,6 +55,22 @@ fn is_address(a: &str) -> bool {
     }
 }
 
+/// Every instance attribute the agent reads (`hastack config` refuses others).
+pub const ATTRIBUTES: &[&str] = &[
+    "cluster_id",
+    "cluster_name",
+    "token_file",
+    "ca_file",
+    "spool_dir",
+    "snapshot",
+    "snapshot_timeout",
+    "send_timeout",
+    "deadline",
+    "min_severity",
+    "sendmail",
+    "mail_from",
+];
+
 pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/hastack/alert";
 pub const DEFAULT_TOKEN_FILE: &str = "/etc/hastack/console.token";
 
