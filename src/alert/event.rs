@@ -208,25 +208,40 @@ pub fn decide(env: &AlertEnv) -> Decision {
     }
 }
 
+/// Why an event is routine, or None: read from the variables alone, without allocating, so the
+/// exit before Rust's runtime starts (`fast`) and `decide` share this one rule.
+pub fn routine<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<&'static str> {
+    let int = |name: &str| get(name).and_then(|v| v.trim().parse::<i64>().ok());
+    if get("version").is_none() || get("kind") != Some("resource") {
+        return None;
+    }
+    // Recurring monitors are cancelled at every stop, move and reconfiguration (alert_file.sh.sample
+    // ignores them too). Pacemaker 2.1 sets status 1 and desc "Cancelled".
+    let status = int("status").unwrap_or(EXEC_DONE);
+    if status == EXEC_CANCELLED || get("desc") == Some("Cancelled") {
+        return Some("cancelled operation");
+    }
+    let expected = status == EXEC_DONE && int("rc") == Some(int("target_rc").unwrap_or(0));
+    if expected && !STATE_CHANGES.contains(&get("task").unwrap_or("")) {
+        // A monitor confirming the expected state (first recurring result, a probe), a notify,
+        // a reload: nothing changed.
+        return Some("successful routine operation");
+    }
+    None
+}
+
 fn decide_resource(env: &AlertEnv) -> Decision {
+    if let Some(why) = routine(|name| env.get(name)) {
+        return Decision::Ignore(why);
+    }
     let task = env.get("task").unwrap_or("");
     let status = env.int("status").unwrap_or(EXEC_DONE);
     let rc = env.int("rc");
     let target = env.int("target_rc").unwrap_or(0);
     let interval = env.int("interval").unwrap_or(0);
     let desc = env.get("desc").unwrap_or("");
-    // Recurring monitors are cancelled at every stop, move and reconfiguration (alert_file.sh.sample
-    // ignores them too). Pacemaker 2.1 sets status 1 and desc "Cancelled".
-    if status == EXEC_CANCELLED || desc == "Cancelled" {
-        return Decision::Ignore("cancelled operation");
-    }
     let done = status == EXEC_DONE;
     let expected = done && rc == Some(target);
-    if expected && !STATE_CHANGES.contains(&task) {
-        // A monitor confirming the expected state (first recurring result, a probe), a notify,
-        // a reload: nothing changed.
-        return Decision::Ignore("successful routine operation");
-    }
 
     let rsc = env.get("rsc").unwrap_or("?");
     let node = env.get("node").unwrap_or("?");
@@ -341,6 +356,7 @@ mod tests {
 
     fn resource(task: &str, interval: &str, rc: &str, target: &str, status: &str, desc: &str) -> AlertEnv {
         env(&[
+            ("version", "2.1.5"),
             ("kind", "resource"),
             ("node", "n1"),
             ("rsc", "app"),

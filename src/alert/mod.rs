@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod event;
+pub mod fast;
 pub mod findings;
 pub mod notify;
 pub mod report;
