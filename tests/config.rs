@@ -248,7 +248,8 @@ fn config_n_node_group_fails_over_in_list_order_then_stays_stopped() {
     assert_eq!(sim.nodes_of("billing-db").unwrap(), vec!["beta"], "the other group is untouched");
     // The operator hears about it through the alert agent.
     let cib = loaded.render(Format::Cib);
-    assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert-operator">"#), "{cib}");
+    assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert">"#), "{cib}");
+    assert!(cib.contains("<select_resources/>"), "{cib}");
 }
 
 #[test]
@@ -955,7 +956,7 @@ fn config_nut_fence_devices_are_written_as_fence_ups_takes_them() {
 fn config_check_says_whether_the_alert_agent_is_installed_here() {
     for name in ["stack.cib.xml", "stack-3node.cib.xml"] {
         let cib = std::fs::read_to_string(example(name)).unwrap();
-        assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert-operator">"#), "{name}");
+        assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert">"#), "{name}");
     }
     if !need_pacemaker_tools() {
         return;
@@ -967,10 +968,12 @@ fn config_check_says_whether_the_alert_agent_is_installed_here() {
     let agent = dir.path().join("alert-agent");
     std::fs::write(&agent, "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    const SHIPPED: &str = "path = \"/usr/lib/hastack/alert-operator\"";
+    // The examples name no path: hastack's agent is the default. Another agent is named by path.
+    const SHIPPED: &str = "id = \"operator\"\n";
     for (path, found) in [(&missing, Err("does not exist")), (&plain, Err("is not executable")), (&agent, Ok(()))] {
         let path = path.display().to_string();
-        let stack = Written::example("stack-3node.toml", &[(SHIPPED, &format!("path = \"{path}\""))]);
+        let stack =
+            Written::example("stack-3node.toml", &[(SHIPPED, &format!("id = \"operator\"\npath = \"{path}\"\n"))]);
         let out = stack.run(&["check"]);
         out.expect(0);
         match found {

@@ -160,8 +160,25 @@ pub fn build(stack: &Stack) -> Cluster {
     if let Some(alert) = &stack.alert {
         let a = alert.get_ref();
         let id = a.id.get_ref().clone();
-        let recipients = a.recipient.iter().map(|r| nv(&format!("{id}-recipient"), r.get_ref())).collect();
-        cluster.alerts.push(Alert { id, path: a.path.get_ref().clone(), recipients });
+        let values: Vec<&String> =
+            a.recipient.iter().chain(a.recipients.iter().flatten()).map(|r| r.get_ref()).collect();
+        let recipients = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let rid = if i == 0 { format!("{id}-recipient") } else { format!("{id}-recipient-{}", i + 1) };
+                nv(&rid, v.as_str())
+            })
+            .collect();
+        let path = a.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| super::model::HASTACK_ALERT.into());
+        cluster.alerts.push(Alert {
+            id,
+            path,
+            params: a.options.as_ref().map(params_of).unwrap_or_default(),
+            meta: vec![("timeout".into(), super::model::ALERT_TIMEOUT.into())],
+            select: vec!["nodes", "fencing", "resources"],
+            recipients,
+        });
     }
     cluster
 }

@@ -514,10 +514,51 @@ impl<'a> Checker<'a> {
     }
 
     fn alert(&mut self) {
-        if let Some(alert) = &self.stack.alert {
-            let path = &alert.get_ref().path;
+        use crate::alert::settings::{Channel, Settings, ATTRIBUTES};
+        let Some(alert) = &self.stack.alert else { return };
+        let a = alert.get_ref();
+        if let Some(path) = &a.path {
             if !path.get_ref().starts_with('/') {
                 self.problem(path.span(), format!("alert path '{}' must be absolute", path.get_ref()));
+            }
+        }
+        let options = a.options.as_ref().map(|o| o.get_ref());
+        // No secret in the CIB, whatever the agent: the CIB is readable cluster-wide and in reports.
+        for (name, value) in options.into_iter().flatten() {
+            let lower = name.to_ascii_lowercase();
+            if ["password", "passwd", "secret"].iter().any(|s| lower.contains(s))
+                || (lower.contains("token") && lower != "token_file")
+            {
+                self.problem(
+                    value.span(),
+                    format!("alert option '{name}' looks like a secret: keep secrets out of the CIB (hastack's agent reads its token from token_file)"),
+                );
+            }
+        }
+        if a.path.as_ref().is_some_and(|p| p.get_ref() != super::model::HASTACK_ALERT) {
+            return; // another agent: its recipients and options are its own business
+        }
+        for r in a.recipient.iter().chain(a.recipients.iter().flatten()) {
+            if let Err(why) = Channel::from_recipient(r.get_ref()) {
+                self.problem(r.span(), why);
+            }
+        }
+        if let (Some(opts), Some(spanned)) = (options, a.options.as_ref()) {
+            for (name, value) in opts {
+                if !ATTRIBUTES.contains(&name.as_str()) {
+                    self.problem(
+                        value.span(),
+                        format!(
+                            "unknown alert option '{name}' (hastack's alert agent reads: {})",
+                            ATTRIBUTES.join(", ")
+                        ),
+                    );
+                }
+            }
+            let (_, bad) = Settings::read(|n| opts.get(n).and_then(|v| param_text(v.get_ref())));
+            for message in bad {
+                let message = message.split("; using").next().unwrap_or(&message).to_string();
+                self.problem(spanned.span(), format!("alert option {message}"));
             }
         }
     }
@@ -552,5 +593,29 @@ mod tests {
         assert!(has(6, "needs exactly two links"), "{problems:?}");
         assert!(has(9, "duplicate node 'n1'"), "{problems:?}");
         assert!(has(10, "'nonsense' is not an IP address"), "{problems:?}");
+    }
+
+    #[test]
+    fn alert_recipients_and_options_are_checked() {
+        let base = "[cluster]\nname = \"c\"\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\", \"10.1.0.1\"]\n\n[[node]]\nname = \"n2\"\nlinks = [\"10.0.0.2\", \"10.1.0.2\"]\n\n";
+        let problems = |alert: &str| -> Vec<(usize, String)> {
+            let src = format!("{base}{alert}");
+            let stack: Stack = toml::from_str(&src).unwrap();
+            check(&stack, &src).into_iter().map(|p| (line_of(&src, p.span.start), p.message)).collect()
+        };
+        let ok = "[alert]\nid = \"a\"\nrecipients = [\"/var/log/x\", \"ops@example.com\", \"https://c.example/r\"]\noptions = { cluster_id = \"s1\", send_timeout = \"2s\" }\n";
+        assert_eq!(problems(ok), vec![]);
+        let bad = "[alert]\nid = \"a\"\nrecipient = \"ops\"\noptions = { cluster_id = \"s1\", token = \"x\", deadline = \"forever\" }\n";
+        let found = problems(bad);
+        let has = |line: usize, words: &str| found.iter().any(|(l, m)| *l == line && m.contains(words));
+        assert!(has(14, "recipient 'ops' is neither"), "{found:?}");
+        assert!(has(15, "'token' looks like a secret"), "{found:?}");
+        assert!(has(15, "unknown alert option 'token'"), "{found:?}");
+        assert!(has(15, "alert option deadline='forever' must be a duration"), "{found:?}");
+        // Another agent's recipients and options are its own; secrets are refused for all.
+        let other = "[alert]\nid = \"a\"\npath = \"/usr/local/bin/notify\"\nrecipient = \"anything\"\noptions = { level = \"x\", api_password = \"y\" }\n";
+        let found = problems(other);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("'api_password' looks like a secret"), "{found:?}");
     }
 }
