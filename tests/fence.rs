@@ -620,6 +620,33 @@ fn cluster_glue_apcsmart_plugin_drives_the_simulator() {
     assert_ne!(stonith(&["-S"]).code, 0, "a silent UPS fails the reference too");
 }
 
+/// cluster-glue's reset (what Pacemaker's `reboot` runs through fence_legacy) is `S` and, on line
+/// power, `@000`: the simulator hibernates as NUT documents a "new" model doing it, after the
+/// grace period it takes from `p` (020 s, the smallest, which the plugin selects), and wakes up by
+/// itself. bench/fence.sh measures this reset against fence_ups's reboot.
+#[test]
+fn cluster_glue_apcsmart_reset_hibernates_the_simulated_ups() {
+    if !need_pty_tests() || !need_program("stonith", "cluster-glue") {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let tty = format!("ttydev={}", sim.port());
+    let out = run_with_deadline(
+        Command::new("stonith").args(["-t", "apcsmart", tty.as_str(), "hostlist=node2", "-T", "reset", "node2"]),
+        Duration::from_secs(90),
+    );
+    out.expect(0);
+    let at = sim.times_of(b'@');
+    assert_eq!(at.len(), 1, "S refused on line power, then @000: {}", sim.transcript());
+    assert!(sim.transcript().contains("S @ 0 0 0"), "{}", sim.transcript());
+    let off = sim.events().into_iter().find(|(_, e)| *e == Event::LoadOff).expect("the load went off").0;
+    assert!(off - at[0] >= Duration::from_secs(20), "after the 20 s grace period: {:?}", off - at[0]);
+    wait_for("the UPS to wake up by itself", Duration::from_secs(10), || sim.load_on());
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+    // What the plugin reads while it waits: register 3's sleep bit (8).
+    assert!(sim.transcript().contains('8'), "{}", sim.transcript());
+}
+
 // ---- NUT -----------------------------------------------------------------------------------
 
 /// NUT's upsd on 127.0.0.1 with one driver, config and state in a temp dir owned by `nut`.
