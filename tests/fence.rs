@@ -320,6 +320,40 @@ fn serial_lock_waits_for_a_live_owner_and_recovers_a_stale_one() {
     assert!(!lock.exists(), "the stale lock was taken over and released");
 }
 
+/// On a fresh /run without /run/lock (containers, the lab's nodes: /var/lock dangles) fence_ups
+/// makes it as Debian does at boot (1777); where no lock directory can be made it warns and holds
+/// the port with flock and TIOCEXCL alone. Both in a mount namespace with a tmpfs on /run.
+#[test]
+fn a_fresh_run_without_run_lock_does_not_stop_fence_ups() {
+    if !need_pty_tests() {
+        return;
+    }
+    if std::fs::read_link("/var/lock").ok().as_deref() != Some(Path::new("/run/lock"))
+        && !skip_or_fail("/var/lock is not Debian's link to /run/lock")
+    {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let script = r#""$0" -o status --serial-port "$1"; rc=$?; stat -c 'run/lock %a %U' /run/lock; exit $rc"#;
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).arg(fence_ups()).arg(sim.port());
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout, "Status: ON\nrun/lock 1777 root\n");
+    assert!(out.stderr.is_empty(), "no warning when the lock directory could be made: {}", out.stderr);
+
+    // A file where /run/lock should be: no UUCP lock, a warning, and the status all the same.
+    let mut cmd = Command::new(fence_ups());
+    cmd.args(["-o", "status", "--serial-port", sim.port()]);
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into()), MountStep::Touch("/run/lock".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout.trim(), "Status: ON");
+    stderr_has(&out, "no UUCP lock for");
+    stderr_has(&out, "flock and TIOCEXCL only");
+}
+
 #[test]
 fn bad_input_exits_1_naming_the_problem_and_validate_all_touches_nothing() {
     if !need_pty_tests() {
