@@ -112,6 +112,14 @@ impl UucpLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Makes the lock name process `pid` (a child that goes on with the port after we exit):
+    /// rewritten in place by rename, so it never names nobody.
+    pub fn hand_over(&self, pid: i32) -> Result<()> {
+        let tmp = self.path.with_file_name(format!("LTMP.{pid}"));
+        fs::write(&tmp, format!("{pid:>10}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &self.path).with_context(|| format!("cannot rewrite {}", self.path.display()))
+    }
 }
 
 impl Drop for UucpLock {
@@ -151,7 +159,7 @@ fn require_character_device(device: &Path) -> Result<()> {
 /// An open, locked serial port. The UUCP lock is released after the port is closed.
 pub struct SerialLine {
     port: serialport::TTYPort,
-    _lock: Option<UucpLock>,
+    lock: Option<UucpLock>,
     pub name: String,
     /// Why there is no UUCP lock (no lock directory can exist here), for a warning.
     pub without_uucp_lock: Option<String>,
@@ -190,9 +198,20 @@ impl SerialLine {
                 Err(e) => bail!("cannot open serial port {name}: {e}"),
             }
         };
-        let mut line = SerialLine { port, _lock: lock, name, without_uucp_lock };
+        let mut line = SerialLine { port, lock, name, without_uucp_lock };
         line.discard_input();
         Ok(line)
+    }
+
+    /// Hands the port over to process `pid`, a detached child that inherited it and goes on with
+    /// it after we exit: the flock and TIOCEXCL go with the shared descriptor by themselves, the
+    /// UUCP lock is rewritten to name the child. The caller must then leave without dropping
+    /// this line (`std::mem::forget`), or the lock file would go with it.
+    pub fn hand_over(&self, pid: i32) -> Result<()> {
+        match &self.lock {
+            Some(lock) => lock.hand_over(pid),
+            None => Ok(()),
+        }
     }
 
     pub fn write_byte(&mut self, b: u8) -> Result<()> {
@@ -278,6 +297,18 @@ mod tests {
         std::os::unix::fs::symlink("../run/file", &blocked).unwrap();
         assert!(lock_dir(&blocked).is_err());
         assert!(lock_dir(&root.path().join("missing")).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn a_lock_handed_over_names_the_new_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("ttyFAKE");
+        fs::write(&dev, "").unwrap();
+        let lock = UucpLock::acquire(&dev, dir.path(), Deadline::after(Duration::from_secs(1))).unwrap();
+        lock.hand_over(1).unwrap();
+        assert_eq!(parse_lock_pid(&fs::read(lock.path()).unwrap()), Some(1));
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "the device and the lock, no temporary file: {names:?}");
     }
 
     #[test]

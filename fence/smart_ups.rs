@@ -215,4 +215,8 @@ impl Ups for SmartUps<'_> {
     fn restore_load(&mut self, deadline: Deadline) -> Result<()> {
         self.double_command(apc::LOAD_ON, "load on (^N ^N)", deadline)
     }
+
+    fn hand_over(&mut self, pid: i32) -> Result<()> {
+        self.line.hand_over(pid)
+    }
 }

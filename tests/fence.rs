@@ -138,10 +138,74 @@ fn off_status_on_reboot_over_the_simulated_ups() {
     sim.clear_log();
     let reboot = run_stdin(&with("reboot"));
     reboot.expect(0);
+    let answered = Instant::now();
     assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
-    let kinds: Vec<Event> = sim.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn]);
+    assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    // The fencer meanwhile: status waits for the port, which the power-on still holds, and then
+    // sees the load back on.
+    let status = run_stdin(&with("status"));
+    status.expect(0);
+    assert_eq!(status.stdout.trim(), "Status: ON");
+    let events = sim.events();
+    let kinds: Vec<&Event> = events.iter().map(|(_, e)| e).collect();
+    assert_eq!(kinds, vec![&Event::LoadOff, &Event::LoadOn], "{}", sim.transcript());
+    assert!(events[1].0 > answered, "the answer came with the load confirmed off, before it went back on");
     assert_eq!(sim.count(&Event::EepromWrite), 0);
+}
+
+/// A reboot answers once the off is confirmed; a detached process turns the load back on, holding
+/// the port (its UUCP lock names it) until it is done, logs how it went, and lets go.
+#[test]
+fn reboot_answers_at_the_confirmed_off_and_powers_on_afterwards() {
+    if !need_pty_tests() {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    let lock = hastack::fence::serial::lock_file_for(sim.link(), Path::new("/var/lock"));
+    let params = |action: &'static str| {
+        vec![
+            ("action", action),
+            ("serial_port", sim.port()),
+            ("ups_serial", SERIAL),
+            ("power_timeout", "3"),
+            ("debug_file", debug.to_str().unwrap()),
+        ]
+    };
+    let reboot = run_stdin(&params("reboot"));
+    reboot.expect(0);
+    assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+    // The power-on holds the port (its ^N bytes are 1.6 s apart): the lock names a live
+    // fence_ups, not the one that answered (that one has exited).
+    let owner = std::fs::read(&lock).ok().and_then(|c| hastack::fence::serial::parse_lock_pid(&c));
+    let pid = owner.expect("the power-on holds the port's UUCP lock");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&cmdline).contains("fence_ups"), "lock held by {pid}");
+    wait_for("the load to come back on", Duration::from_secs(15), || sim.load_on());
+    wait_for("the power-on to let the port go", Duration::from_secs(15), || !lock.exists());
+    wait_for("the power-on's log line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&debug).unwrap().contains("is back on")
+    });
+    assert_eq!(sim.count(&Event::LoadOff), 1);
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+
+    // The UPS stops answering after the off: the answer is still the confirmed off; the power-on
+    // gives up within power_timeout and says so.
+    sim.clear_log();
+    let sim_ref: &UpsSim = &sim;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("the load to go off", Duration::from_secs(15), || !sim_ref.load_on());
+            sim_ref.set_fault(Fault::Silent);
+        });
+        run_stdin(&params("reboot")).expect(0);
+    });
+    wait_for("the power-on to give up", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    assert!(!sim.load_on());
+    wait_for("the port to be let go", Duration::from_secs(15), || !lock.exists());
 }
 
 #[test]
@@ -851,6 +915,39 @@ fn nut_load_off_is_confirmed_by_ups_status() {
     stderr_has(&on, "CMD-NOT-SUPPORTED");
 }
 
+/// Through NUT a reboot also answers at the confirmed off; the detached power-on goes on with the
+/// same upsd session and logs what upsd said (dummy-ups has no load.on).
+#[test]
+fn nut_reboot_answers_at_the_off_and_the_power_on_reports_in_the_debug_file() {
+    if !need_nut() {
+        return;
+    }
+    let upsd = Upsd::start("fake", "dummy-ups", "fake.dev", Some(DUMMY_DEV));
+    let port = upsd.port.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("upsd to pass load.off on", Duration::from_secs(20), || {
+                upsd.log().contains("did load.off on fake")
+            });
+            upsd.set_status("OFF");
+        });
+        let mut params = upsd.params(&port, "reboot");
+        params.push(("debug_file", debug.to_str().unwrap()));
+        let reboot = run_stdin(&params);
+        reboot.expect(0);
+        assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+        assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    });
+    wait_for("the power-on's outcome in the debug file", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    let text = std::fs::read_to_string(&debug).unwrap();
+    assert!(text.contains("CMD-NOT-SUPPORTED"), "{text}");
+    assert!(!text.contains(NUT_PASSWORD));
+}
+
 #[test]
 fn nut_errors_wrong_password_unknown_ups_stale_driver_and_no_confirmation() {
     if !need_nut() {
@@ -1044,9 +1141,14 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
     assert!(good.load_on());
     good.clear_log();
+    // (That fence_ups answers before the load goes back on is asserted without the fencer, whose
+    // own latency on a loaded machine can exceed the 1.6 s the power-on takes.)
     fencer.admin(&["-B", "node2", "-t", "40"]).expect(0);
+    wait_for("the load back on after the reboot", Duration::from_secs(15), || good.load_on());
     let kinds: Vec<Event> = good.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, on");
+    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, answer, on");
+    // The fencer's next operation waits for the port while the power-on may still hold it.
+    fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
 
     // Wrong identity: refused, and the UPS's load untouched.
     let started = Instant::now();

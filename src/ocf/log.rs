@@ -257,6 +257,13 @@ fn facility_code(name: &str) -> Option<u8> {
     Some(code)
 }
 
+/// One line to syslog at Pacemaker's facility (`PCMK_logfacility` in the process environment,
+/// else daemon), at `level`'s severity: for a detached child outside the OCF logger (fence_ups).
+pub fn to_pacemaker_syslog(level: Level, line: &str) {
+    let facility = std::env::var("PCMK_logfacility").ok().and_then(|f| facility_code(&f)).unwrap_or(DAEMON);
+    send_syslog(facility, level, line);
+}
+
 /// One datagram to the local syslog socket, in the traditional `<PRI>TAG: message` form.
 fn send_syslog(facility: u8, level: Level, line: &str) {
     let pri = u16::from(facility) * 8 + u16::from(level.severity());
