@@ -684,7 +684,7 @@ fn vip_through_crm_resource() {
     if !ready("vip crm_resource") || !need_program("crm_resource", "pacemaker-cli-utils") {
         return;
     }
-    let lan = Lan::new(1);
+    let lan = Lan::new(2);
     let ip = lan.v4(31);
     crate::conformance::install_system_links();
     let crm = |args: &[&str], ip: &str| {
@@ -704,6 +704,25 @@ fn vip_through_crm_resource() {
     crm(&["--force-stop"], &ip).expect(0);
     crm(&["--force-check"], &ip).expect(7);
     assert!(!lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+    // Another owner (host 2): start fails (soft), the failure stands until stop, the next start
+    // refuses before adding anything.
+    let taken = lan.v4(32);
+    lan.host(2).exec("ip", &["addr", "add", &format!("{taken}/24"), "dev", "eth0"]);
+    let failed = crm(&["--force-start"], &taken);
+    let reasons = format!("{}{}", failed.stdout, failed.stderr);
+    match failed.code {
+        1 => assert!(reasons.contains("duplicate address"), "{reasons}"),
+        code => assert_eq!(code, 0, "{reasons}"),
+    }
+    wait_for("the address to be withdrawn", Duration::from_secs(10), || {
+        !lan.addrs(1, "eth0").contains(&format!("{taken}/"))
+    });
+    crm(&["--force-check"], &taken).expect(1);
+    crm(&["--force-stop"], &taken).expect(0);
+    crm(&["--force-check"], &taken).expect(7);
+    crm(&["--force-start"], &taken).expect(1);
+    assert!(!lan.addrs(1, "eth0").contains(&format!("{taken}/")));
+    crm(&["--force-stop"], &taken).expect(0);
     // Pacemaker's own mapping of the agent's 6 (OCF_ERR_CONFIGURED).
     let bad = crm(&["--validate"], "not-an-address");
     bad.expect(6);
