@@ -285,6 +285,7 @@ fn mariadb_loses_no_committed_row_on_kill9() {
     a.run("start").expect(0);
     write_rows(&mut s.conn(), 300);
     kill9_session(s.server_pid());
+    a.clone().recurring().run("monitor").expect(7);
     a.run("start").expect(0);
     assert_eq!(s.query("SELECT count(*) FROM shop.orders")[0][0].as_deref(), Some("300"));
 }
@@ -303,6 +304,7 @@ fn mariadb_loses_no_committed_row_across_kill9_and_remount() {
     a.run("start").expect(0);
     write_rows(&mut s.conn(), 300);
     kill9_session(s.server_pid());
+    a.clone().recurring().run("monitor").expect(7);
     part.remount();
     a.run("start").expect(0);
     assert_eq!(s.query("SELECT count(*) FROM shop.orders")[0][0].as_deref(), Some("300"));

@@ -321,6 +321,7 @@ fn postgresql_loses_no_committed_row_on_kill9() {
     a.run("start").expect(0);
     write_rows(&c, 300);
     kill9_session(c.postmaster());
+    a.clone().recurring().run("monitor").expect(7);
     a.run("start").expect(0);
     assert_eq!(count_rows(&c), "300");
 }
@@ -352,6 +353,7 @@ fn postgresql_loses_no_committed_row_across_kill9_and_remount() {
     }
     drop(conn);
     kill9_session(c.postmaster());
+    a.clone().recurring().run("monitor").expect(7);
     part.remount();
     a.run("start").expect(0);
     let mut conn =

@@ -245,6 +245,7 @@ fn rabbitmq_loses_no_confirmed_message_on_kill9() {
     publish(&n, 200);
     let sid = hastack::sys::proc::stat(n.vm()).unwrap().session;
     kill9_session(sid);
+    a.clone().recurring().run("monitor").expect(7);
     a.run("start").expect(0);
     assert_eq!(drain(&n), orders(200));
 }
@@ -264,6 +265,7 @@ fn rabbitmq_loses_no_confirmed_message_across_kill9_and_remount() {
     publish(&n, 200);
     let sid = hastack::sys::proc::stat(n.vm()).unwrap().session;
     kill9_session(sid);
+    a.clone().recurring().run("monitor").expect(7);
     part.remount();
     a.run("start").expect(0);
     assert_eq!(drain(&n), orders(200));
