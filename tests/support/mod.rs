@@ -216,16 +216,8 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&str>, limit: Duration) -
     }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let t_out = std::thread::spawn(move || read_all_lossy(&mut out));
+    let t_err = std::thread::spawn(move || read_all_lossy(&mut err));
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -336,6 +328,14 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 /// Runs a command that must succeed (test set-up); returns its stdout.
 #[track_caller]
+/// Everything a pipe gives until EOF, invalid UTF-8 replaced (read_to_string would return an
+/// error and keep nothing, and a test would then check an empty output).
+pub fn read_all_lossy(from: &mut impl Read) -> String {
+    let mut bytes = Vec::new();
+    from.read_to_end(&mut bytes).expect("reading a child's output");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 pub fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
