@@ -260,7 +260,21 @@ fn config_three_node_loss_moves_the_group_to_the_next_listed_node() {
     let loaded = three_node();
     let facts = Facts::of(&loaded);
     let mut sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
-    let t = sim.step(&["--node-fail".into(), "alpha".into()]).unwrap().transition;
+    let step = sim.step(&["--node-fail".into(), "alpha".into()]).unwrap();
+    // The same facts read from crm_simulate's saved graph by xmllint, not by our graph parser.
+    for xpath in [
+        "//action_set/crm_event[@operation='stonith' and @on_node='alpha']",
+        "//action_set/rsc_op[@operation='start' and @on_node='beta'][primitive/@id='orders-ip']",
+    ] {
+        let count = format!("count({xpath})");
+        let out = run_with_deadline(
+            Command::new("xmllint").args(["--xpath", &count]).arg(&step.graph),
+            Duration::from_secs(10),
+        );
+        out.expect(0);
+        assert_eq!(out.stdout.trim(), "1", "{xpath} in {}", step.graph.display());
+    }
+    let t = step.transition;
     let fence = t.fencing("alpha").expect("alpha is fenced").id;
     assert!(t.waits_for(action_id(&t, "start", "orders-ip", "beta"), fence));
     assert_eq!(sim.nodes_of("orders-app").unwrap(), vec!["beta"], "beta comes before gamma in the list");

@@ -62,6 +62,8 @@ pub struct Step {
     pub transition: Transition,
     /// crm_simulate's own account (`Transition Summary`, executed actions).
     pub text: String,
+    /// The transition graph as crm_simulate saved it (`--save-graph`), for checks by other tools.
+    pub graph: PathBuf,
 }
 
 impl Sim {
@@ -132,7 +134,7 @@ impl Sim {
             std::fs::read_to_string(&graph).with_context(|| format!("crm_simulate wrote no {}", graph.display()))?;
         let transition = Transition::parse(&xml).map_err(|e| anyhow::anyhow!(e))?;
         self.state = next;
-        Ok(Step { transition, text: out.stdout })
+        Ok(Step { transition, text: out.stdout, graph })
     }
 
     /// Runs transitions until one has nothing to do but monitors.
