@@ -20,8 +20,10 @@ use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::stomp::Stomp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
 use crate::sys::proc;
+use crate::sys::proc::Readiness;
+use crate::sys::{listeners, locks, tree};
 
 pub struct Activemq;
 
@@ -133,9 +135,7 @@ impl Amq {
 
     /// A process other than those in `ours` holding a store lock under the data directory.
     fn foreign_lock(&self, ours: &[i32]) -> Option<(PathBuf, i32)> {
-        self.lock_files()
-            .into_iter()
-            .find_map(|f| daemon::lock_holder(&f).filter(|h| !ours.contains(h)).map(|h| (f, h)))
+        self.lock_files().into_iter().find_map(|f| locks::lock_holder(&f).filter(|h| !ours.contains(h)).map(|h| (f, h)))
     }
 
     fn login(&self, ctx: &Ctx) -> Option<(String, String)> {
@@ -150,16 +150,16 @@ fn is_broker_of(pid: i32, amq: &Amq) -> bool {
 }
 
 fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("activemq", ctx.env.resource())
+    identity::state_file("activemq", ctx.env.resource())
 }
 
 /// Our broker: the identity saved at start, else any JVM running a broker on this data
 /// directory with this STOMP port (started by hand: a probe must see it).
 fn find_broker(amq: &Amq, state: &Path) -> Option<i32> {
-    if let Some(id) = daemon::load_live_identity(state).filter(|id| is_broker_of(id.pid, amq)) {
+    if let Some(id) = identity::load_live_identity(state).filter(|id| is_broker_of(id.pid, amq)) {
         return Some(id.pid);
     }
-    proc::all_pids().into_iter().find(|p| is_broker_of(*p, amq) && daemon::listens_on(&[*p], amq.stomp_port))
+    proc::all_pids().into_iter().find(|p| is_broker_of(*p, amq) && listeners::listens_on(&[*p], amq.stomp_port))
 }
 
 impl Agent for Activemq {
@@ -200,21 +200,21 @@ impl Agent for Activemq {
         if let Some(pid) = find_broker(&amq, &state) {
             ctx.log.info(format!("broker PID {pid} already runs on {}", amq.data_dir.display()));
             if let Some(id) = Identity::of(pid) {
-                let _ = daemon::save_identity(&state, id);
+                let _ = identity::save_identity(&state, id);
             }
             return Ok(OcfStatus::Success);
         }
         if let Some((_, h)) = amq.foreign_lock(&[]) {
             if !proc::is_alive(h) {
                 // Killed a moment ago: its last threads still hold the lock.
-                daemon::wait_released(&[h], ctx.deadline.fraction(0.3));
+                tree::wait_released(&[h], ctx.deadline.fraction(0.3));
             }
         }
         if let Some((lock, h)) = amq.foreign_lock(&[]) {
             return Err(OcfError::generic(format!(
                 "the store in {} is in use by another running broker ({} holds {}): refusing to start",
                 amq.data_dir.display(),
-                datalayer::describe(&[h]),
+                proc::describe(&[h]),
                 lock.display()
             )));
         }
@@ -228,21 +228,21 @@ impl Agent for Activemq {
             .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", amq.java.display())))?;
         let pid = child.id() as i32;
         if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
+            let _ = identity::save_identity(&state, id);
         }
         ctx.log.info(format!("broker JVM PID {pid} started on {}", amq.data_dir.display()));
         let login = amq.login(ctx);
         let login_ref = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let mut blocked = None;
-        let readiness = daemon::wait_ready(
+        let readiness = proc::wait_ready(
             ctx.deadline,
             || {
                 // Another broker took the store lock first: ours would wait forever as a slave.
-                blocked = amq.foreign_lock(&daemon::process_tree(pid, Some(pid)));
+                blocked = amq.foreign_lock(&tree::process_tree(pid, Some(pid)));
                 blocked.is_none() && child.try_wait().ok().flatten().is_none()
             },
             || {
-                daemon::listens_on(&[pid], amq.stomp_port)
+                listeners::listens_on(&[pid], amq.stomp_port)
                     && Stomp::connect(&amq.stomp, login_ref, ctx.deadline.at_most(amq.probe_timeout)).is_ok()
             },
         );
@@ -252,12 +252,12 @@ impl Agent for Activemq {
                 let log = datalayer::log_since(&amq.log, mark, 400);
                 let lines = java_error_lines(&log, 4);
                 if let Some((lock, h)) = blocked {
-                    daemon::stop_tree(pid, Some(pid), Signal::SIGKILL, 0.0, ctx.deadline);
+                    tree::stop_tree(pid, Some(pid), Signal::SIGKILL, 0.0, ctx.deadline);
                     let _ = fs::remove_file(&state);
                     return Err(OcfError::generic(format!(
                         "the store lock {} was taken by {} during the start: the broker would wait for it forever; stopped it",
                         lock.display(),
-                        datalayer::describe(&[h])
+                        proc::describe(&[h])
                     )));
                 }
                 let _ = fs::remove_file(&state);
@@ -286,11 +286,11 @@ impl Agent for Activemq {
         let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
         proc::signal(pid, Signal::SIGCONT);
         // SIGTERM runs the JVM's shutdown hook, which stops the broker and closes the store.
-        let left = daemon::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
+        let left = tree::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
             ctx.log.info(format!("broker PID {pid}: {}", if sig == Signal::SIGTERM { "SIGTERM" } else { "SIGKILL" }))
         });
         if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
+            return Err(OcfError::generic(format!("still running after stop: {}", proc::describe(&left))));
         }
         let _ = fs::remove_file(&state);
         Ok(OcfStatus::Success)
@@ -304,7 +304,7 @@ impl Agent for Activemq {
         if proc::stat(pid).is_some_and(|s| s.state == 'T') {
             return Err(OcfError::generic(format!("broker PID {pid} is stopped (SIGSTOP): it cannot serve")));
         }
-        if !daemon::listens_on(&[pid], amq.stomp_port) {
+        if !listeners::listens_on(&[pid], amq.stomp_port) {
             return Err(OcfError::generic(format!(
                 "broker PID {pid} runs but does not listen on port {}",
                 amq.stomp_port

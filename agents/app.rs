@@ -16,7 +16,9 @@ use nix::sys::signal::Signal;
 
 use crate::agents::front_service::{self as svc, Instance};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
+use crate::sys::listeners;
+use crate::sys::proc::Readiness;
 use crate::sys::{argv, proc};
 
 pub struct App;
@@ -121,7 +123,7 @@ fn find_process(needle: &str) -> Option<i32> {
 /// The main process as pidfile or process_match name it (None when neither is set or found).
 fn located(ctx: &Ctx) -> Option<i32> {
     if let Some(pidfile) = ctx.params.get("pidfile") {
-        return daemon::read_pidfile(std::path::Path::new(pidfile));
+        return identity::read_pidfile(std::path::Path::new(pidfile));
     }
     ctx.params.get("process_match").and_then(find_process)
 }
@@ -183,7 +185,7 @@ impl Agent for App {
             return self.monitor(ctx);
         }
         svc::clear_orphans(&inst, ctx)?;
-        if let Some(held) = port(ctx).and_then(|p| daemon::describe_port_holder(&[p], &[])) {
+        if let Some(held) = port(ctx).and_then(|p| listeners::describe_port_holder(&[p], &[])) {
             return Err(OcfError::generic(format!("cannot start the service: {held}")));
         }
         let words = command_words(ctx, "start_command")?.expect("required");
@@ -204,7 +206,7 @@ impl Agent for App {
         let mut exited: Option<String> = None;
         let mut health_error = String::new();
         let mut main: Option<i32> = None;
-        let readiness = daemon::wait_ready(
+        let readiness = proc::wait_ready(
             ctx.deadline.fraction(0.85),
             || {
                 // A daemonizing start command may exit 0; any other exit is a failed start.
@@ -224,7 +226,7 @@ impl Agent for App {
                 let Some(pid) = pid else { return false };
                 main = Some(pid);
                 if let Some(p) = port(ctx) {
-                    if !daemon::listening_ports(&svc::tree_of(pid)).contains(&p) {
+                    if !listeners::listening_ports(&svc::tree_of(pid)).contains(&p) {
                         return false;
                     }
                 }
@@ -259,7 +261,7 @@ impl Agent for App {
                     format!("start_command failed ({status})")
                 };
                 let out = output();
-                let held = daemon::describe_port_holder(&daemon::ports_in_message(&out), &[]);
+                let held = listeners::describe_port_holder(&svc::ports_in_message(&out), &[]);
                 let mut reason = held.map(|h| format!("{h}; {why}")).unwrap_or(why);
                 if !out.is_empty() {
                     reason.push_str(&format!(": {out}"));
@@ -305,7 +307,7 @@ impl Agent for App {
         let inst = Instance::new("app", ctx);
         let main = svc::check_running(&inst, located(ctx), "the service")?;
         if let Some(p) = port(ctx) {
-            if !daemon::listening_ports(&svc::tree_of(main.pid)).contains(&p) {
+            if !listeners::listening_ports(&svc::tree_of(main.pid)).contains(&p) {
                 return Err(OcfError::generic(format!("the service (PID {}) does not listen on port {p}", main.pid)));
             }
         }

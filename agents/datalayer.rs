@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::agents::config_fault::{self, Culprit};
 use crate::ocf::{OcfError, OcfResult};
-use crate::sys::daemon;
+use crate::sys::listeners;
 use crate::sys::proc::{self, Account};
 
 /// The account a server runs as; a missing one means the package is not installed here (5).
@@ -50,7 +50,7 @@ pub fn describe(pids: &[i32]) -> String {
 /// Refuses a start when another process already listens on a port the server needs: the server
 /// would fail (or worse, half-start) later with a less clear message.
 pub fn require_port_free(param: &str, port: u16) -> OcfResult<()> {
-    let holders = daemon::port_holders(port);
+    let holders = listeners::port_holders(port);
     if holders.is_empty() {
         Ok(())
     } else {

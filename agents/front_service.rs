@@ -15,8 +15,10 @@ use nix::sys::signal::Signal;
 use crate::agents::config_fault::{self, Culprit};
 use crate::net::http;
 use crate::ocf::{Ctx, Deadline, OcfError, OcfResult, OcfStatus};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
 use crate::sys::proc;
+use crate::sys::proc::Readiness;
+use crate::sys::{listeners, tree};
 
 /// One resource instance of an agent: where its identity and console output are kept.
 pub struct Instance {
@@ -29,7 +31,7 @@ pub struct Instance {
 impl Instance {
     pub fn new(agent: &'static str, ctx: &Ctx) -> Instance {
         let resource = ctx.env.resource();
-        let state = daemon::state_file(agent, if resource.is_empty() { "default" } else { resource });
+        let state = identity::state_file(agent, if resource.is_empty() { "default" } else { resource });
         let console = state.with_extension("console");
         Instance { agent, state, console }
     }
@@ -40,7 +42,7 @@ impl Instance {
     }
 
     pub fn save(&self, id: Identity) -> OcfResult<()> {
-        daemon::save_identity(&self.state, id)
+        identity::save_identity(&self.state, id)
             .map_err(|e| OcfError::generic(format!("cannot write {}: {e}", self.state.display())))
     }
 
@@ -81,7 +83,7 @@ pub fn state(inst: &Instance, adopt: Option<i32>) -> State {
             return State::Running { main: id };
         }
         // We started it with setsid: its session id is its PID, and outlives it in its workers.
-        let left = daemon::session_members(id.pid);
+        let left = tree::session_members(id.pid);
         if !left.is_empty() {
             return State::Orphaned { main_pid: id.pid, left };
         }
@@ -94,7 +96,7 @@ pub fn state(inst: &Instance, adopt: Option<i32>) -> State {
 
 /// A PID from `pidfile` if it names a live process running `binary` (not a reused PID).
 pub fn adopt_from_pidfile(pidfile: Option<&str>, binary: &str) -> Option<i32> {
-    let pid = daemon::read_pidfile(Path::new(pidfile?))?;
+    let pid = identity::read_pidfile(Path::new(pidfile?))?;
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let wanted = fs::canonicalize(binary).ok()?;
     (exe == wanted).then_some(pid)
@@ -121,7 +123,7 @@ pub fn check_running(inst: &Instance, adopt: Option<i32>, what: &str) -> OcfResu
             list(&left),
             ports_note(&left)
         ))),
-        State::Running { main } => match daemon::stopped_member(&[main.pid]) {
+        State::Running { main } => match tree::stopped_member(&[main.pid]) {
             Some(pid) => {
                 Err(OcfError::generic(format!("{what} process {pid} is stopped (SIGSTOP or traced) and cannot serve")))
             }
@@ -135,7 +137,7 @@ fn list(pids: &[i32]) -> String {
 }
 
 fn ports_note(pids: &[i32]) -> String {
-    let ports = daemon::listening_ports(pids);
+    let ports = listeners::listening_ports(pids);
     if ports.is_empty() {
         String::new()
     } else {
@@ -178,7 +180,7 @@ pub struct Launch<'a> {
 /// kills what it started if it is not ready within the budget.
 pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Identity> {
     let name = inst.agent;
-    if let Some(held) = daemon::describe_port_holder(&launch.ports, &[]) {
+    if let Some(held) = listeners::describe_port_holder(&launch.ports, &[]) {
         return Err(OcfError::generic(format!("cannot start {name}: {held}")));
     }
     let console = open_console(&inst.console)?;
@@ -196,7 +198,7 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
     // Leave time at the end to kill what we started if it never gets ready.
     let ready_by = ctx.deadline.fraction(0.85);
     let mut failure = None;
-    let readiness = daemon::wait_ready(
+    let readiness = proc::wait_ready(
         ready_by,
         || matches!(child.try_wait(), Ok(None)),
         || match console_failure(&inst.console, launch.fatal)
@@ -220,7 +222,7 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
         }
         (Readiness::Ready, Some(why)) => {
             let left = tree_of(pid);
-            let held = daemon::describe_port_holder(&daemon::ports_in_message(&why), &left);
+            let held = listeners::describe_port_holder(&ports_in_message(&why), &left);
             kill_all(inst, pid, ctx.deadline);
             let reason = format!("{name} failed during start: {why}");
             Err(OcfError::generic(match held {
@@ -230,7 +232,7 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
         }
         (Readiness::Died, _) => {
             let status = exit_status(&mut child);
-            let left = daemon::session_members(pid);
+            let left = tree::session_members(pid);
             let out = output();
             if let Some((markers, config)) = &launch.rejects {
                 let console = read_from(&inst.console, 0);
@@ -239,7 +241,7 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
                     return Err(config.rejected(name, &out, &console));
                 }
             }
-            let held = daemon::describe_port_holder(&daemon::ports_in_message(&out), &left);
+            let held = listeners::describe_port_holder(&ports_in_message(&out), &left);
             kill_all(inst, pid, ctx.deadline);
             let mut reason = format!("{name} exited during start ({status})");
             if let Some(held) = held {
@@ -337,7 +339,7 @@ fn read_from(path: &Path, offset: u64) -> String {
 
 pub fn kill_all(inst: &Instance, pid: i32, deadline: Deadline) {
     let mut pids = tree_of(pid);
-    pids.extend(daemon::session_members(pid));
+    pids.extend(tree::session_members(pid));
     proc::signal_and_wait(&pids, Signal::SIGKILL, deadline);
     inst.forget();
 }
@@ -363,10 +365,10 @@ pub fn stop(inst: &Instance, adopt: Option<i32>, graceful: Signal, ctx: &Ctx) ->
         State::Running { main, .. } => {
             // Graceful gets half the budget; SIGKILL the rest.
             let session = proc::stat(main.pid).map(|s| s.session).filter(|s| *s == main.pid);
-            let mut left = daemon::stop_tree(main.pid, session, graceful, 0.5, ctx.deadline);
+            let mut left = tree::stop_tree(main.pid, session, graceful, 0.5, ctx.deadline);
             if let Some(sid) = session {
                 // Anything of the session the tree walk missed (workers that already re-parented).
-                let stragglers = daemon::session_members(sid);
+                let stragglers = tree::session_members(sid);
                 left.extend(proc::signal_and_wait(&stragglers, Signal::SIGKILL, ctx.deadline));
             }
             left
@@ -395,7 +397,7 @@ pub fn clear_orphans(inst: &Instance, ctx: &Ctx) -> OcfResult<()> {
 /// Readiness of a web server whose master binds every listen socket before it forks workers
 /// (nginx, httpd): one listening port means all are bound.
 pub fn ready_when_listening<'a>() -> ReadyCheck<'a> {
-    Box::new(|tree: &[i32]| if daemon::listening_ports(tree).is_empty() { Probe::NotYet } else { Probe::Ready })
+    Box::new(|tree: &[i32]| if listeners::listening_ports(tree).is_empty() { Probe::NotYet } else { Probe::Ready })
 }
 
 /// The monitor of a web server (nginx, httpd): depth 0 = the master runs and listens; depth 10 =
@@ -403,9 +405,9 @@ pub fn ready_when_listening<'a>() -> ReadyCheck<'a> {
 pub fn web_server_monitor(inst: &Instance, adopt: Option<i32>, what: &str, ctx: &Ctx) -> OcfResult {
     let main = check_running(inst, adopt, what)?;
     // The master holds every listening socket; the workers only inherit them.
-    let mut ports = daemon::listening_ports(&[main.pid]);
+    let mut ports = listeners::listening_ports(&[main.pid]);
     if ports.is_empty() {
-        ports = daemon::listening_ports(&tree_of(main.pid));
+        ports = listeners::listening_ports(&tree_of(main.pid));
     }
     let Some(first) = ports.first() else {
         return Err(OcfError::generic(format!("{what} (PID {}) listens on no TCP port", main.pid)));
@@ -509,9 +511,30 @@ fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
 }
 
+/// Ports named in a daemon's error message as `host:PORT` or `[v6]:PORT` (e.g. nginx's
+/// "bind() to 127.0.0.1:8080 failed", Apache's "could not bind to address 127.0.0.1:8080"),
+/// in order of appearance: candidates for "who holds the port we need".
+pub fn ports_in_message(text: &str) -> Vec<u16> {
+    let bytes = text.as_bytes();
+    let mut ports = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        // A ':' right after a digit, ']' or '*' (an address), followed by 1-5 digits.
+        if *b != b':' || i == 0 || !(bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b']' || bytes[i - 1] == b'*') {
+            continue;
+        }
+        let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(port) = digits.parse::<u16>() {
+            if digits.len() <= 5 && port > 0 && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+    }
+    ports
+}
+
 #[cfg(test)]
 mod tests {
-    use super::pick_lines;
+    use super::{pick_lines, ports_in_message};
 
     #[test]
     fn quotes_messages_not_stack_traces() {
@@ -524,5 +547,20 @@ mod tests {
         );
         assert_eq!(pick_lines("a\nb\n\nc\n", &[], 2), "b | c");
         assert_eq!(pick_lines("a\nb\n", &["zzz"], 4), "a | b");
+    }
+
+    #[test]
+    fn finds_ports_in_bind_errors() {
+        assert_eq!(
+            ports_in_message("nginx: [emerg] bind() to 127.0.0.1:18080 failed (98: Address already in use)"),
+            vec![18080]
+        );
+        assert_eq!(
+            ports_in_message("(98)Address already in use: AH00072: make_sock: could not bind to address [::]:80"),
+            vec![80]
+        );
+        assert_eq!(ports_in_message("cannot bind socket (Address already in use) [0.0.0.0:8443]"), vec![8443]);
+        assert_eq!(ports_in_message("at 10:30: error: 12:5"), vec![30, 5]);
+        assert!(ports_in_message("no ports: here").is_empty());
     }
 }

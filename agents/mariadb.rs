@@ -20,8 +20,10 @@ use crate::agents::datalayer;
 use crate::agents::mycnf;
 use crate::net::mywire::{self, MyConn, MyError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
 use crate::sys::proc;
+use crate::sys::proc::Readiness;
+use crate::sys::{locks, tree};
 
 pub struct Mariadb;
 
@@ -120,7 +122,7 @@ impl My {
     }
 
     fn lock_holder(&self) -> Option<i32> {
-        self.lock_files().iter().find_map(|f| daemon::lock_holder(f))
+        self.lock_files().iter().find_map(|f| locks::lock_holder(f))
     }
 }
 
@@ -129,7 +131,7 @@ fn is_server(pid: i32) -> bool {
 }
 
 fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("mariadb", ctx.env.resource())
+    identity::state_file("mariadb", ctx.env.resource())
 }
 
 /// Our running server: the identity saved at start, if that process still holds the data
@@ -137,13 +139,13 @@ fn state_file(ctx: &Ctx) -> PathBuf {
 /// hand with this resource's settings: adopted, as a probe must see it).
 fn find_server(my: &My, state: &std::path::Path) -> Option<i32> {
     let holder = my.lock_holder();
-    if let Some(id) = daemon::load_live_identity(state) {
+    if let Some(id) = identity::load_live_identity(state) {
         if is_server(id.pid) && holder.is_none_or(|h| h == id.pid) {
             return Some(id.pid);
         }
     }
     let h = holder?;
-    (is_server(h) && daemon::read_pidfile(&my.pid) == Some(h)).then_some(h)
+    (is_server(h) && identity::read_pidfile(&my.pid) == Some(h)).then_some(h)
 }
 
 impl Agent for Mariadb {
@@ -188,19 +190,19 @@ impl Agent for Mariadb {
         if let Some(pid) = find_server(&my, &state) {
             ctx.log.info(format!("mariadbd PID {pid} already runs on {}", my.datadir.display()));
             if let Some(id) = Identity::of(pid) {
-                let _ = daemon::save_identity(&state, id);
+                let _ = identity::save_identity(&state, id);
             }
             return Ok(OcfStatus::Success);
         }
         if let Some(h) = my.lock_holder().filter(|h| !is_server(*h)) {
             // A server killed a moment ago: its last threads still hold the lock. Let them go.
-            daemon::wait_released(&[h], ctx.deadline.fraction(0.5));
+            tree::wait_released(&[h], ctx.deadline.fraction(0.5));
         }
         if let Some(h) = my.lock_holder() {
             return Err(OcfError::generic(format!(
                 "data directory {} is in use by another running server ({} holds its lock): refusing to start a second server on it",
                 my.datadir.display(),
-                datalayer::describe(&[h])
+                proc::describe(&[h])
             )));
         }
         datalayer::require_port_free("port", my.port)?;
@@ -230,11 +232,11 @@ impl Agent for Mariadb {
             .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", my.binary.display())))?;
         let pid = child.id() as i32;
         if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
+            let _ = identity::save_identity(&state, id);
         }
         ctx.log.info(format!("mariadbd PID {pid} started on {}", my.datadir.display()));
         let uid = monitor_uid(&my);
-        let readiness = daemon::wait_ready(
+        let readiness = proc::wait_ready(
             ctx.deadline,
             || child.try_wait().ok().flatten().is_none(),
             || my.socket.exists() && ping(&my, uid, ctx.deadline.at_most(my.query_timeout)).is_ok(),
@@ -263,14 +265,14 @@ impl Agent for Mariadb {
         };
         let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
         proc::signal(pid, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
+        let left = tree::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
             ctx.log.info(format!(
                 "mariadbd PID {pid}: {}",
                 if sig == Signal::SIGTERM { "shutdown (SIGTERM)" } else { "SIGKILL" }
             ))
         });
         if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
+            return Err(OcfError::generic(format!("still running after stop: {}", proc::describe(&left))));
         }
         let _ = fs::remove_file(&state);
         Ok(OcfStatus::Success)

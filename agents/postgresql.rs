@@ -20,8 +20,10 @@ use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::pgwire::{self, PgConn, PgError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
+use crate::sys::proc::Readiness;
 use crate::sys::proc::{self, Account};
+use crate::sys::tree;
 
 pub struct Postgresql;
 
@@ -160,7 +162,7 @@ fn is_postmaster_of(pid: i32, pgdata: &Path) -> bool {
         return false;
     }
     let want = pgdata.canonicalize().unwrap_or_else(|_| pgdata.to_path_buf());
-    daemon::cwd(pid).is_some_and(|d| d == want)
+    proc::cwd(pid).is_some_and(|d| d == want)
 }
 
 /// The running postmaster of this data directory, if any, and its pid file.
@@ -173,11 +175,11 @@ fn find_postmaster(pg: &Pg, state: &Path) -> Option<(i32, Option<PidFile>)> {
     // The pid file may be gone (removed by hand, or the partition unmounted under the server):
     // the identity saved at start still finds our postmaster.
     // Checked like the pid file: an identity file is keyed by resource name only.
-    daemon::load_live_identity(state).filter(|id| is_postmaster_of(id.pid, &pg.pgdata)).map(|id| (id.pid, None))
+    identity::load_live_identity(state).filter(|id| is_postmaster_of(id.pid, &pg.pgdata)).map(|id| (id.pid, None))
 }
 
 fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("postgresql", ctx.env.resource())
+    identity::state_file("postgresql", ctx.env.resource())
 }
 
 impl Agent for Postgresql {
@@ -223,7 +225,7 @@ impl Agent for Postgresql {
                     // Already running as this resource would run it (perhaps started by hand):
                     // start is idempotent; adopt it.
                     if let Some(id) = Identity::of(pf.pid) {
-                        let _ = daemon::save_identity(&state, id);
+                        let _ = identity::save_identity(&state, id);
                     }
                     ctx.log.info(format!("postmaster PID {} already runs on {}", pf.pid, pg.pgdata.display()));
                     return Ok(OcfStatus::Success);
@@ -258,12 +260,12 @@ impl Agent for Postgresql {
             .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", pg.bindir.join("postgres").display())))?;
         let pid = child.id() as i32;
         if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
+            let _ = identity::save_identity(&state, id);
         }
         ctx.log.info(format!("postmaster PID {pid} started on {}", pg.pgdata.display()));
 
         let pidfile = pg.pidfile();
-        let readiness = daemon::wait_ready(
+        let readiness = proc::wait_ready(
             ctx.deadline,
             || child.try_wait().ok().flatten().is_none(),
             || {
@@ -296,7 +298,7 @@ impl Agent for Postgresql {
         let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
         // A SIGSTOPped server cannot act on SIGINT; let it run so it can shut down.
         proc::signal(pid, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(
+        let left = tree::stop_tree_escalating(
             pid,
             session,
             &[(Signal::SIGINT, 0.6), (Signal::SIGQUIT, 0.5)],
@@ -311,7 +313,7 @@ impl Agent for Postgresql {
             },
         );
         if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
+            return Err(OcfError::generic(format!("still running after stop: {}", proc::describe(&left))));
         }
         let _ = fs::remove_file(&state);
         Ok(OcfStatus::Success)

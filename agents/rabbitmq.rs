@@ -21,8 +21,10 @@ use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::amqp::Amqp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::sys::identity::{self, Identity};
 use crate::sys::proc;
+use crate::sys::proc::Readiness;
+use crate::sys::{listeners, tree};
 
 pub struct Rabbitmq;
 
@@ -154,22 +156,22 @@ fn is_vm_of(pid: i32, rmq: &Rmq) -> bool {
 /// The VM of this resource's node: on its data directory under its node name. The identity
 /// remembered from the last look is checked first; a scan of all processes otherwise.
 fn find_vm(rmq: &Rmq, vm_state: &Path) -> Option<i32> {
-    if let Some(id) = daemon::load_live_identity(vm_state).filter(|id| is_vm_of(id.pid, rmq)) {
+    if let Some(id) = identity::load_live_identity(vm_state).filter(|id| is_vm_of(id.pid, rmq)) {
         return Some(id.pid);
     }
     let pid = vms_on(&rmq.data_dir).into_iter().find(|(_, n)| *n == rmq.nodename).map(|(p, _)| p)?;
     if let Some(id) = Identity::of(pid) {
-        let _ = daemon::save_identity(vm_state, id);
+        let _ = identity::save_identity(vm_state, id);
     }
     Some(pid)
 }
 
 fn vm_state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("rabbitmq-vm", ctx.env.resource())
+    identity::state_file("rabbitmq-vm", ctx.env.resource())
 }
 
 fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("rabbitmq", ctx.env.resource())
+    identity::state_file("rabbitmq", ctx.env.resource())
 }
 
 impl Agent for Rabbitmq {
@@ -229,13 +231,13 @@ impl Agent for Rabbitmq {
             .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", rmq.server.display())))?;
         let pid = child.id() as i32;
         if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
+            let _ = identity::save_identity(&state, id);
         }
         ctx.log.info(format!("node {} starting (PID {pid})", rmq.nodename));
         let addr = rmq.amqp_addr(ctx);
         let (user, pass, vhost) =
             (ctx.params.str("amqp_user"), ctx.params.get("password").unwrap_or(""), ctx.params.str("vhost"));
-        let readiness = daemon::wait_ready(
+        let readiness = proc::wait_ready(
             ctx.deadline,
             || child.try_wait().ok().flatten().is_none(),
             || {
@@ -263,7 +265,7 @@ impl Agent for Rabbitmq {
     fn stop(&self, ctx: &Ctx) -> OcfResult {
         let rmq = Rmq::from(ctx);
         let state = state_file(ctx);
-        let wrapper = daemon::load_live_identity(&state).map(|id| id.pid);
+        let wrapper = identity::load_live_identity(&state).map(|id| id.pid);
         let Some(root) = find_vm(&rmq, &vm_state_file(ctx)).or(wrapper) else {
             let _ = fs::remove_file(&state);
             return Ok(OcfStatus::Success);
@@ -272,7 +274,7 @@ impl Agent for Rabbitmq {
         // session of its own and is shared, so it stays.
         let session = proc::stat(root).map(|s| s.session).filter(|s| Some(*s) == wrapper || *s == root);
         proc::signal(root, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(root, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
+        let left = tree::stop_tree_escalating(root, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
             ctx.log.info(format!(
                 "node {} (PID {root}): {}",
                 rmq.nodename,
@@ -280,7 +282,7 @@ impl Agent for Rabbitmq {
             ))
         });
         if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
+            return Err(OcfError::generic(format!("still running after stop: {}", proc::describe(&left))));
         }
         let _ = fs::remove_file(&state);
         Ok(OcfStatus::Success)
@@ -301,7 +303,7 @@ impl Agent for Rabbitmq {
                 rmq.nodename
             )));
         }
-        if !daemon::listens_on(&[vm], rmq.port) {
+        if !listeners::listens_on(&[vm], rmq.port) {
             return Err(OcfError::generic(format!(
                 "node {} (PID {vm}) runs but does not listen on AMQP port {}",
                 rmq.nodename, rmq.port

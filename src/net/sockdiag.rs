@@ -125,7 +125,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let found = tcp_listeners().unwrap();
         let from_proc: Vec<(u16, u64)> =
-            crate::sys::daemon::parse_listeners(&std::fs::read_to_string("/proc/net/tcp").unwrap());
+            crate::sys::listeners::parse_listeners(&std::fs::read_to_string("/proc/net/tcp").unwrap());
         let ours: Vec<_> = found.iter().filter(|(p, _)| *p == port).collect();
         assert_eq!(ours.len(), 1, "{found:?}");
         assert!(from_proc.contains(ours[0]), "same inode as /proc/net/tcp");

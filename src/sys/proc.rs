@@ -118,6 +118,19 @@ fn descendants_by_scan(root: i32) -> Vec<i32> {
     found
 }
 
+/// "PID 123 (postgres), PID 456 (nc)": who the PIDs are, for an exit reason.
+pub fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|p| format!("PID {p} ({})", stat(*p).map(|s| s.comm).unwrap_or_else(|| "?".into())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The working directory of a process (PostgreSQL's postmaster lives in its data directory).
+pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 pub fn signal(pid: i32, sig: Signal) -> bool {
     kill(Pid::from_raw(pid), sig).is_ok()
 }
@@ -222,6 +235,36 @@ pub fn wait_until(child: &mut Child, deadline: Deadline) -> Option<ExitStatus> {
         std::thread::sleep(step.min(left));
         // Start fast (most commands finish in milliseconds), back off to 20 ms.
         step = (step * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// What waiting for a started daemon found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The process we started (and everything it left behind) is gone.
+    Died,
+    TimedOut,
+}
+
+/// Waits until `ready()` holds, the daemon `alive()` no more, or the deadline passes. Polls fast
+/// at first (most services are ready in milliseconds after they bind), then every 50 ms.
+pub fn wait_ready(deadline: Deadline, mut alive: impl FnMut() -> bool, mut ready: impl FnMut() -> bool) -> Readiness {
+    let mut step = Duration::from_millis(2);
+    loop {
+        if ready() {
+            return Readiness::Ready;
+        }
+        if !alive() {
+            // It may have become ready and handed over in the same instant (a forking daemon).
+            return if ready() { Readiness::Ready } else { Readiness::Died };
+        }
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Readiness::TimedOut;
+        }
+        std::thread::sleep(step.min(left));
+        step = (step * 2).min(Duration::from_millis(50));
     }
 }
 
