@@ -11,9 +11,16 @@ use crate::sys::listeners;
 use crate::sys::proc::{self, Account};
 
 /// The account a server runs as; a missing one means the package is not installed here (5).
+/// A user database that cannot answer is a failure here (1), with its error, not a missing
+/// user.
 pub fn account(param: &str, name: &str) -> OcfResult<Account> {
-    Account::lookup(name)
-        .ok_or_else(|| OcfError::installed(format!("user '{name}' (parameter '{param}') does not exist on this node")))
+    match Account::lookup(name) {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => {
+            Err(OcfError::installed(format!("user '{name}' (parameter '{param}') does not exist on this node")))
+        }
+        Err(e) => Err(OcfError::generic(format!("cannot look up user '{name}' (parameter '{param}'): {e}"))),
+    }
 }
 
 /// The data directory must be there: on the replicated partition it is missing exactly when the

@@ -352,7 +352,7 @@ fn mariadbd_command(ctx: &Ctx, my: &My) -> Command {
 }
 
 fn monitor_uid(my: &My) -> Option<Uid> {
-    proc::Account::lookup(&my.monitor_user).map(|a| a.uid)
+    proc::Account::lookup(&my.monitor_user).ok().flatten().map(|a| a.uid)
 }
 
 fn ping(my: &My, uid: Option<Uid>, deadline: Deadline) -> Result<(), MyError> {

@@ -327,12 +327,14 @@ pub struct Account {
 }
 
 impl Account {
-    /// Looks a user up; None if there is no such user.
-    pub fn lookup(name: &str) -> Option<Account> {
-        let user = nix::unistd::User::from_name(name).ok()??;
-        let cname = std::ffi::CString::new(name).ok()?;
-        let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
-        Some(Account { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir })
+    /// Looks a user up: None if the user database says there is no such user, an error (with
+    /// its errno) if it cannot answer (NSS down, LDAP unreachable): not the same thing, as a
+    /// missing user bans the node (exit 5) and a failed lookup must not.
+    pub fn lookup(name: &str) -> nix::Result<Option<Account>> {
+        let Some(user) = nix::unistd::User::from_name(name)? else { return Ok(None) };
+        let cname = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)?;
+        Ok(Some(Account { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir }))
     }
 
     /// Makes `cmd` run as this account, with its supplementary groups (std's `uid()` would drop
