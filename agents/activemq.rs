@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
+use crate::agents::service::config_fault::{last_between, Culprit};
 use crate::net::stomp::Stomp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::{self, Identity};

@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::agents::config_fault::{self, Culprit};
+use crate::agents::service::config_fault::{self, Culprit};
 use crate::ocf::{OcfError, OcfResult};
 use crate::sys::listeners;
 use crate::sys::proc::{self, Account};

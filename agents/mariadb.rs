@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::Signal;
 use nix::unistd::Uid;
 
-use crate::agents::config_fault::{self, Culprit};
 use crate::agents::datalayer;
 use crate::agents::mycnf;
+use crate::agents::service::config_fault::{self, Culprit};
 use crate::net::mywire::{self, MyConn, MyError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::{self, Identity};

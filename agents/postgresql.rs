@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
+use crate::agents::service::config_fault::{last_between, Culprit};
 use crate::net::pgwire::{self, PgConn, PgError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::{self, Identity};

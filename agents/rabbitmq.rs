@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
+use crate::agents::service::config_fault::{last_between, Culprit};
 use crate::net::amqp::Amqp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::{self, Identity};
