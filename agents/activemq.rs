@@ -11,19 +11,20 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::datalayer;
-use crate::agents::service::config_fault::{last_between, Culprit};
+use crate::agents::service::checks::{self, require_absolute_params};
+use crate::agents::service::config_fault::{self, last_between, Culprit};
+use crate::agents::service::instance::default_log;
+use crate::agents::service::{
+    self, Found, IfRunning, Instance, Output, Patience, Probe, Service, StartFailure, StopStep,
+};
 use crate::net::stomp::Stomp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::identity::{self, Identity};
-use crate::sys::proc;
-use crate::sys::proc::Readiness;
-use crate::sys::{listeners, locks, tree};
+use crate::sys::{listeners, locks, proc, tree};
 
 pub struct Activemq;
 
@@ -77,7 +78,8 @@ static PARAMS: &[ParamSpec] = &[
         .short("seconds one monitor probe may take"),
 ];
 
-struct Amq {
+/// One ActiveMQ broker, from the parameters.
+struct Server {
     java: PathBuf,
     home: PathBuf,
     config: PathBuf,
@@ -89,13 +91,13 @@ struct Amq {
     probe_timeout: Duration,
 }
 
-impl Amq {
-    fn from(ctx: &Ctx) -> Amq {
+impl Server {
+    fn from(ctx: &Ctx) -> Server {
         let p = &ctx.params;
-        let port = p.int("stomp_port").unwrap_or(61613) as u16;
+        let port = p.num("stomp_port");
         let host = p.str("stomp_host");
         let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
-        Amq {
+        Server {
             java: p.str("java").into(),
             home: p.str("home").into(),
             config: p.str("config").into(),
@@ -103,11 +105,8 @@ impl Amq {
             user: p.str("user").into(),
             stomp: format!("{host}:{port}"),
             stomp_port: port,
-            log: p
-                .get("log")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| datalayer::default_log("/var/log/activemq", "activemq", ctx.env.resource())),
-            probe_timeout: Duration::from_secs(p.int("probe_timeout").unwrap_or(5) as u64),
+            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/activemq", "activemq", ctx)),
+            probe_timeout: p.secs("probe_timeout"),
         }
     }
 
@@ -144,22 +143,116 @@ impl Amq {
 }
 
 /// A JVM running a broker on this data directory (by its -Dactivemq.data argument).
-fn is_broker_of(pid: i32, amq: &Amq) -> bool {
+fn is_broker_of(pid: i32, amq: &Server) -> bool {
     proc::stat(pid).is_some_and(|s| s.state != 'Z' && s.comm == "java")
         && proc::cmdline(pid).is_some_and(|args| args.iter().any(|a| *a == amq.data_arg()))
 }
 
-fn state_file(ctx: &Ctx) -> PathBuf {
-    identity::state_file("activemq", ctx.env.resource())
-}
+impl Service for Server {
+    const AGENT: &'static str = "activemq";
+    const SERVER: &'static str = "the broker";
+    /// SIGTERM runs the JVM's shutdown hook, which stops the broker and closes the store.
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.8, "shutdown hook")];
+    /// KahaDB's recovery may outlast the start timeout: the stop that follows shuts the broker
+    /// down cleanly.
+    const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
+    const IF_RUNNING: IfRunning = IfRunning::Adopt;
 
-/// Our broker: the identity saved at start, else any JVM running a broker on this data
-/// directory with this STOMP port (started by hand: a probe must see it).
-fn find_broker(amq: &Amq, state: &Path) -> Option<i32> {
-    if let Some(id) = identity::load_live_identity(state).filter(|id| is_broker_of(id.pid, amq)) {
-        return Some(id.pid);
+    /// Our broker: the one start launched, else any JVM running a broker on this data
+    /// directory with this STOMP port (started by hand: a probe must see it).
+    fn locate(&self, inst: &Instance) -> Found {
+        if let Some(id) = inst.saved().filter(|id| id.is_alive() && is_broker_of(id.pid, self)) {
+            return Found::Running(id.pid);
+        }
+        match proc::all_pids()
+            .into_iter()
+            .find(|p| is_broker_of(*p, self) && listeners::listens_on(&[*p], self.stomp_port))
+        {
+            Some(pid) => Found::Running(pid),
+            None => Found::Stopped("no broker of this resource runs".into()),
+        }
     }
-    proc::all_pids().into_iter().find(|p| is_broker_of(*p, amq) && listeners::listens_on(&[*p], amq.stomp_port))
+
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        if let Some((_, h)) = self.foreign_lock(&[]) {
+            if !proc::is_alive(h) {
+                // Killed a moment ago: its last threads still hold the lock.
+                tree::wait_released(&[h], ctx.deadline.fraction(0.3));
+            }
+        }
+        if let Some((lock, h)) = self.foreign_lock(&[]) {
+            return Err(OcfError::generic(format!(
+                "the store in {} is in use by another running broker ({} holds {}): refusing to start",
+                self.data_dir.display(),
+                proc::describe(&[h]),
+                lock.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        vec![("stomp_port", self.stomp_port)]
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let mut cmd = java_command(ctx, self);
+        checks::account("user", &self.user)?.apply(&mut cmd);
+        Ok(cmd)
+    }
+
+    fn output(&self, _ctx: &Ctx) -> OcfResult<Output> {
+        Ok(Output::Log { path: self.log.clone(), owner: None })
+    }
+
+    fn ready(&self, ctx: &Ctx, pid: i32) -> Probe {
+        // Another broker took the store lock first: ours would wait for it forever as a slave.
+        if let Some((lock, h)) = self.foreign_lock(&tree::process_tree(pid, Some(pid))) {
+            return Probe::Failed(format!(
+                "the store lock {} was taken by {} during the start: the broker would wait for it forever",
+                lock.display(),
+                proc::describe(&[h])
+            ));
+        }
+        if !listeners::listens_on(&[pid], self.stomp_port) {
+            return Probe::NotYet(Some(format!("it does not listen on port {} yet", self.stomp_port)));
+        }
+        let login = self.login(ctx);
+        let login = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        match Stomp::connect(&self.stomp, login, ctx.deadline.at_most(self.probe_timeout)) {
+            Ok(_) => Probe::Ready,
+            Err(e) => Probe::NotYet(Some(format!("no STOMP answer on {}: {e}", self.stomp))),
+        }
+    }
+
+    fn explain(&self, _ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let culprit = rejected_config(&failure.lines.join("\n"), &self.config)?;
+        Some(config_fault::rejected(Self::SERVER, &culprit, Some(&self.data_dir), failure.quoted))
+    }
+
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        if !listeners::listens_on(&[main], self.stomp_port) {
+            return Err(OcfError::generic(format!(
+                "broker PID {main} runs but does not listen on port {}",
+                self.stomp_port
+            )));
+        }
+        let level = ctx.check_level();
+        if level < 10 {
+            return Ok(OcfStatus::Success);
+        }
+        let deadline = ctx.deadline.at_most(self.probe_timeout);
+        let login = self.login(ctx);
+        let failed = |e: String| OcfError::generic(format!("the broker on {} does not answer STOMP: {e}", self.stomp));
+        let mut stomp = Stomp::connect(&self.stomp, login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), deadline)
+            .map_err(failed)?;
+        if level >= 20 {
+            let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let body = format!("{} {stamp}", ctx.env.resource());
+            stomp.round_trip(ctx.params.str("health_queue"), &body, deadline).map_err(failed)?;
+        }
+        Ok(OcfStatus::Success)
+    }
 }
 
 impl Agent for Activemq {
@@ -168,163 +261,30 @@ impl Agent for Activemq {
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        for name in ["java", "home", "config", "data_dir"] {
-            if !ctx.params.str(name).starts_with('/') {
-                return Err(OcfError::configured(format!("parameter '{name}' must be an absolute path")));
-            }
-        }
+        require_absolute_params(&ctx.params, &["java", "home", "config", "data_dir"])?;
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let amq = Amq::from(ctx);
-        crate::ocf::host::require_executable("java", &amq.java)?;
-        datalayer::require_file("home", &amq.home.join("bin/activemq.jar"))?;
-        datalayer::require_file("config", &amq.config)?;
-        let account = datalayer::account("user", &amq.user)?;
+        let amq = Server::from(ctx);
+        checks::require_executable("java", &amq.java)?;
+        checks::require_path("home", amq.home.join("bin/activemq.jar"), false)?;
+        checks::require_path("config", &amq.config, false)?;
+        let account = checks::account("user", &amq.user)?;
         // The broker loads its store at start: it must start only where the partition is.
-        datalayer::require_data_dir("data_dir", &amq.data_dir)?;
-        if !datalayer::writable_by(&amq.data_dir, &account) {
-            return Err(OcfError::perm(format!(
-                "data directory {} (parameter 'data_dir') is not writable by user '{}'",
-                amq.data_dir.display(),
-                amq.user
-            )));
-        }
-        Ok(())
+        checks::require_data_dir("data_dir", &amq.data_dir)?;
+        checks::require_writable_data_dir("data_dir", &amq.data_dir, &account)
     }
 
     fn start(&self, ctx: &Ctx) -> OcfResult {
-        let amq = Amq::from(ctx);
-        let state = state_file(ctx);
-        let account = datalayer::account("user", &amq.user)?;
-        if let Some(pid) = find_broker(&amq, &state) {
-            ctx.log.info(format!("broker PID {pid} already runs on {}", amq.data_dir.display()));
-            if let Some(id) = Identity::of(pid) {
-                let _ = identity::save_identity(&state, id);
-            }
-            return Ok(OcfStatus::Success);
-        }
-        if let Some((_, h)) = amq.foreign_lock(&[]) {
-            if !proc::is_alive(h) {
-                // Killed a moment ago: its last threads still hold the lock.
-                tree::wait_released(&[h], ctx.deadline.fraction(0.3));
-            }
-        }
-        if let Some((lock, h)) = amq.foreign_lock(&[]) {
-            return Err(OcfError::generic(format!(
-                "the store in {} is in use by another running broker ({} holds {}): refusing to start",
-                amq.data_dir.display(),
-                proc::describe(&[h]),
-                lock.display()
-            )));
-        }
-        datalayer::require_port_free("stomp_port", amq.stomp_port)?;
-        let log = datalayer::open_log(&amq.log)?;
-        let mark = datalayer::log_mark(&amq.log);
-        let mut cmd = java_command(ctx, &amq);
-        cmd.stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null())).stderr(Stdio::from(log));
-        account.apply(&mut cmd);
-        let mut child = proc::spawn_daemon(&mut cmd)
-            .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", amq.java.display())))?;
-        let pid = child.id() as i32;
-        if let Some(id) = Identity::of(pid) {
-            let _ = identity::save_identity(&state, id);
-        }
-        ctx.log.info(format!("broker JVM PID {pid} started on {}", amq.data_dir.display()));
-        let login = amq.login(ctx);
-        let login_ref = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        let mut blocked = None;
-        let readiness = proc::wait_ready(
-            ctx.deadline,
-            || {
-                // Another broker took the store lock first: ours would wait forever as a slave.
-                blocked = amq.foreign_lock(&tree::process_tree(pid, Some(pid)));
-                blocked.is_none() && child.try_wait().ok().flatten().is_none()
-            },
-            || {
-                listeners::listens_on(&[pid], amq.stomp_port)
-                    && Stomp::connect(&amq.stomp, login_ref, ctx.deadline.at_most(amq.probe_timeout)).is_ok()
-            },
-        );
-        match readiness {
-            Readiness::Ready => Ok(OcfStatus::Success),
-            Readiness::Died => {
-                let log = datalayer::log_since(&amq.log, mark, 400);
-                let lines = java_error_lines(&log, 4);
-                if let Some((lock, h)) = blocked {
-                    tree::stop_tree(pid, Some(pid), Signal::SIGKILL, 0.0, ctx.deadline);
-                    let _ = fs::remove_file(&state);
-                    return Err(OcfError::generic(format!(
-                        "the store lock {} was taken by {} during the start: the broker would wait for it forever; stopped it",
-                        lock.display(),
-                        proc::describe(&[h])
-                    )));
-                }
-                let _ = fs::remove_file(&state);
-                Err(datalayer::exited_during_start(
-                    "the broker",
-                    &lines,
-                    rejected_config(&log, &amq.config),
-                    &amq.data_dir,
-                ))
-            }
-            Readiness::TimedOut => Err(OcfError::generic(format!(
-                "the broker (PID {pid}) did not answer STOMP on {} before the start timeout: {}",
-                amq.stomp,
-                datalayer::log_since(&amq.log, mark, 4)
-            ))),
-        }
+        service::start(&Server::from(ctx), ctx)
     }
 
     fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let amq = Amq::from(ctx);
-        let state = state_file(ctx);
-        let Some(pid) = find_broker(&amq, &state) else {
-            let _ = fs::remove_file(&state);
-            return Ok(OcfStatus::Success);
-        };
-        let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
-        proc::signal(pid, Signal::SIGCONT);
-        // SIGTERM runs the JVM's shutdown hook, which stops the broker and closes the store.
-        let left = tree::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
-            ctx.log.info(format!("broker PID {pid}: {}", if sig == Signal::SIGTERM { "SIGTERM" } else { "SIGKILL" }))
-        });
-        if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", proc::describe(&left))));
-        }
-        let _ = fs::remove_file(&state);
-        Ok(OcfStatus::Success)
+        service::stop(&Server::from(ctx), ctx)
     }
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let amq = Amq::from(ctx);
-        let Some(pid) = find_broker(&amq, &state_file(ctx)) else {
-            return Err(OcfError::not_running("no broker of this resource runs"));
-        };
-        if proc::stat(pid).is_some_and(|s| s.state == 'T') {
-            return Err(OcfError::generic(format!("broker PID {pid} is stopped (SIGSTOP): it cannot serve")));
-        }
-        if !listeners::listens_on(&[pid], amq.stomp_port) {
-            return Err(OcfError::generic(format!(
-                "broker PID {pid} runs but does not listen on port {}",
-                amq.stomp_port
-            )));
-        }
-        let level = ctx.check_level();
-        if level < 10 {
-            return Ok(OcfStatus::Success);
-        }
-        let deadline = ctx.deadline.at_most(amq.probe_timeout);
-        let login = amq.login(ctx);
-        let failed = |e: String| OcfError::generic(format!("the broker on {} does not answer STOMP: {e}", amq.stomp));
-        let mut stomp = Stomp::connect(&amq.stomp, login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), deadline)
-            .map_err(failed)?;
-        if level >= 20 {
-            let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            let body = format!("{} {stamp}", ctx.env.resource());
-            stomp.round_trip(ctx.params.str("health_queue"), &body, deadline).map_err(failed)?;
-        }
-        Ok(OcfStatus::Success)
+        service::monitor(&Server::from(ctx), ctx)
     }
 }
 
@@ -338,18 +298,7 @@ fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
     Some(Culprit::File(named.map(PathBuf::from).unwrap_or_else(|| config.to_path_buf())))
 }
 
-/// The lines of a Java log worth an exit reason: the messages and "Caused by", not the stack
-/// frames ("at ...", "... 25 more") that end every trace.
-fn java_error_lines(joined: &str, n: usize) -> String {
-    let lines: Vec<&str> = joined
-        .split(" | ")
-        .map(str::trim)
-        .filter(|l| !(l.starts_with("at ") || l.starts_with("...") && l.ends_with("more")))
-        .collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
-}
-
-fn java_command(ctx: &Ctx, amq: &Amq) -> Command {
+fn java_command(ctx: &Ctx, amq: &Server) -> Command {
     let conf = amq.config.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut cmd = Command::new(&amq.java);
     cmd.args(ctx.params.str("java_opts").split_whitespace());
@@ -385,15 +334,5 @@ mod tests {
             Some(Culprit::File(config.into()))
         );
         assert_eq!(rejected_config("java.net.BindException: Address already in use", config), None);
-    }
-
-    #[test]
-    fn java_traces_shrink_to_their_messages() {
-        let log = "INFO | starting | ERROR | Failed to load: x.xml | org.springframework.beans.factory.xml.XmlBeanDefinitionStoreException: bad | at a.b(C.java:1) | Caused by: org.xml.sax.SAXParseException: cvc-complex-type.2.4.a | at d.e(F.java:2) | ... 25 more";
-        assert_eq!(
-            java_error_lines(log, 3),
-            "Failed to load: x.xml | org.springframework.beans.factory.xml.XmlBeanDefinitionStoreException: bad | \
-             Caused by: org.xml.sax.SAXParseException: cvc-complex-type.2.4.a"
-        );
     }
 }
