@@ -9,7 +9,6 @@ use crate::ocf::Agent;
 pub mod activemq;
 pub mod apache;
 pub mod app;
-pub mod datalayer;
 pub mod drbd;
 pub mod filesystem;
 pub mod haproxy;
