@@ -20,10 +20,10 @@ use crate::agents::service::checks::{self, require_absolute_params};
 use crate::agents::service::config_fault::{self, last_between, Culprit};
 use crate::agents::service::instance::default_log;
 use crate::agents::service::{
-    self, Found, IfRunning, Instance, Output, Patience, Probe, Service, StartFailure, StopStep,
+    Found, IfRunning, Instance, Output, Patience, Probe, Service, ServiceAgent, StartFailure, StopStep,
 };
 use crate::net::stomp::Stomp;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::{listeners, locks, proc, tree};
 
 pub struct Activemq;
@@ -79,7 +79,7 @@ static PARAMS: &[ParamSpec] = &[
 ];
 
 /// One ActiveMQ broker, from the parameters.
-struct Server {
+pub struct Server {
     java: PathBuf,
     home: PathBuf,
     config: PathBuf,
@@ -255,9 +255,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Activemq {
+impl ServiceAgent for Activemq {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -273,18 +279,6 @@ impl Agent for Activemq {
         // The broker loads its store at start: it must start only where the partition is.
         checks::require_data_dir("data_dir", &amq.data_dir)?;
         checks::require_writable_data_dir("data_dir", &amq.data_dir, &account)
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }
 

@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 use crate::agents::service::checks::{require_absolute_params, require_executable, require_path, require_url};
 use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
 use crate::agents::service::instance::{adopt_from_pidfile, remove_stale_pidfile};
-use crate::agents::service::{self, web, Probe, Service, StopStep};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, ParamSpec};
+use crate::agents::service::{web, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfError, OcfResult, ParamSpec};
 
 pub struct Apache;
 
@@ -155,7 +155,7 @@ fn server_root(ctx: &Ctx) -> String {
 }
 
 /// One httpd instance, from the parameters.
-struct Server {
+pub struct Server {
     binary: String,
     configfile: String,
     pidfile: Option<String>,
@@ -220,9 +220,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Apache {
+impl ServiceAgent for Apache {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -237,18 +243,6 @@ impl Agent for Apache {
             environment(ctx)?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }
 

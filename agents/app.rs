@@ -16,8 +16,8 @@ use nix::sys::signal::Signal;
 
 use crate::agents::service::checks::{require_absolute_params, require_executable, require_path};
 use crate::agents::service::web::request_deadline;
-use crate::agents::service::{self, Probe, Quote, Service, StartFailure, StopStep};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::{argv, identity, listeners, proc, tree};
 
 pub struct App;
@@ -136,7 +136,7 @@ fn health(ctx: &Ctx, words: &[String], deadline: Deadline) -> Result<(), String>
 }
 
 /// The service, from the parameters.
-struct Server {
+pub struct Server {
     start: Vec<String>,
     health: Option<Vec<String>>,
     port: Option<u16>,
@@ -261,9 +261,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for App {
+impl ServiceAgent for App {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Server::from(ctx)
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -283,17 +289,5 @@ impl Agent for App {
             require_path("workdir", ctx.params.str("workdir"), true)?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx)?, ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx)?, ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx)?, ctx)
     }
 }

@@ -23,8 +23,8 @@ use crate::agents::service::checks::{require_absolute_params, require_executable
 use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
 use crate::agents::service::instance::adopt_from_pidfile;
 use crate::agents::service::web::request_deadline;
-use crate::agents::service::{self, Probe, Service, StopStep};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::agents::service::{self, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::Identity;
 use crate::sys::{proc, tree};
 
@@ -300,7 +300,7 @@ fn runs_binary(pid: i32, binary: &str) -> bool {
 }
 
 /// One HAProxy instance, from the parameters.
-struct Server {
+pub struct Server {
     binary: String,
     configfile: String,
     pidfile: String,
@@ -396,9 +396,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Haproxy {
+impl ServiceAgent for Haproxy {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -414,18 +420,6 @@ impl Agent for Haproxy {
         Ok(())
     }
 
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
-    }
-
     /// Graceful reload: check the configuration, SIGUSR2 to the master, and wait until a new
     /// worker answers on the stats socket. Old workers keep their established connections.
     fn reload(&self, ctx: &Ctx) -> OcfResult {
@@ -437,8 +431,8 @@ impl Agent for Haproxy {
         // unique changes. A re-executed master keeps its binary: a new one needs a new master.
         if !runs_binary(main, &server.binary) {
             ctx.log.info(format!("haproxy master {main} does not run {}: restarting it", server.binary));
-            self.stop(ctx)?;
-            return self.start(ctx);
+            service::stop(&server, ctx)?;
+            return service::start(&server, ctx);
         }
         let addr = server.stats(ctx)?;
         let master = Identity::of(main).ok_or_else(|| OcfError::generic("haproxy master exited before the reload"))?;

@@ -19,10 +19,10 @@ use crate::agents::mycnf;
 use crate::agents::service::checks::{self, require_absolute_params, require_identifier};
 use crate::agents::service::config_fault::{self, Culprit};
 use crate::agents::service::{
-    self, Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, StartFailure, StopStep,
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
 };
 use crate::net::mywire::{self, MyConn, MyError};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::{identity, locks, proc, tree};
 
 pub struct Mariadb;
@@ -85,7 +85,7 @@ static PARAMS: &[ParamSpec] = &[
 ];
 
 /// One MariaDB server, from the parameters.
-struct Server {
+pub struct Server {
     binary: PathBuf,
     config: PathBuf,
     datadir: PathBuf,
@@ -245,9 +245,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Mariadb {
+impl ServiceAgent for Mariadb {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -269,18 +275,6 @@ impl Agent for Mariadb {
             )));
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }
 

@@ -12,8 +12,8 @@ use nix::sys::signal::Signal;
 use crate::agents::service::checks::{require_absolute_params, require_executable, require_path, require_url};
 use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
 use crate::agents::service::instance::adopt_from_pidfile;
-use crate::agents::service::{self, web, Probe, Service, StopStep};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfResult, ParamSpec};
+use crate::agents::service::{web, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfResult, ParamSpec};
 
 pub struct Nginx;
 
@@ -57,7 +57,7 @@ static SPEC: AgentSpec = AgentSpec {
 };
 
 /// One nginx instance, from the parameters.
-struct Server {
+pub struct Server {
     binary: String,
     configfile: String,
     pidfile: Option<String>,
@@ -112,9 +112,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Nginx {
+impl ServiceAgent for Nginx {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -125,17 +131,5 @@ impl Agent for Nginx {
             require_path("configfile", ctx.params.str("configfile"), false)?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }

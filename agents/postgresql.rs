@@ -21,10 +21,10 @@ use crate::agents::service::checks::{self, require_absolute_params, require_iden
 use crate::agents::service::config_fault::{self, last_between, Culprit};
 use crate::agents::service::instance::default_log;
 use crate::agents::service::{
-    self, Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, StartFailure, StopStep,
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
 };
 use crate::net::pgwire::{self, PgConn, PgError};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::proc::{self, Account};
 
 pub struct Postgresql;
@@ -92,7 +92,7 @@ static PARAMS: &[ParamSpec] = &[
 ];
 
 /// One PostgreSQL server, from the parameters.
-struct Server {
+pub struct Server {
     bindir: PathBuf,
     pgdata: PathBuf,
     config: PathBuf,
@@ -293,9 +293,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Postgresql {
+impl ServiceAgent for Postgresql {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -315,18 +321,6 @@ impl Agent for Postgresql {
             )));
         }
         checks::require_path("config", &pg.config, false)
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }
 

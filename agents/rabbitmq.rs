@@ -21,10 +21,10 @@ use crate::agents::service::checks::{self, require_absolute_params};
 use crate::agents::service::config_fault::{self, last_between, Culprit};
 use crate::agents::service::instance::default_log;
 use crate::agents::service::{
-    self, Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, StartFailure, StopStep,
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
 };
 use crate::net::amqp::Amqp;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::identity::{self, Identity};
 use crate::sys::{listeners, proc};
 
@@ -80,7 +80,7 @@ static PARAMS: &[ParamSpec] = &[
 ];
 
 /// One RabbitMQ node, from the parameters.
-struct Server {
+pub struct Server {
     server: PathBuf,
     nodename: String,
     data_dir: PathBuf,
@@ -266,9 +266,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Rabbitmq {
+impl ServiceAgent for Rabbitmq {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -285,18 +291,6 @@ impl Agent for Rabbitmq {
         let account = checks::account("user", &rmq.user)?;
         checks::require_data_dir("data_dir", &rmq.data_dir)?;
         checks::require_writable_data_dir("data_dir", &rmq.data_dir, &account)
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }
 

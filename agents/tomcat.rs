@@ -17,9 +17,9 @@ use nix::sys::signal::Signal;
 use crate::agents::service::checks::{self, require_absolute_params, require_executable, require_path, require_url};
 use crate::agents::service::config_fault::{path_after, ConfigFile};
 use crate::agents::service::web::{http_ok, request_deadline};
-use crate::agents::service::{self, Probe, Quote, Service, StartFailure, StopStep};
+use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
 use crate::net::http;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::argv;
 
 pub struct Tomcat;
@@ -102,7 +102,7 @@ fn health(url: &str, deadline: Deadline) -> OcfResult<()> {
 }
 
 /// One Tomcat instance (CATALINA_BASE), from the parameters.
-struct Server {
+pub struct Server {
     home: String,
     base: String,
     statusurl: String,
@@ -204,9 +204,15 @@ impl Service for Server {
     }
 }
 
-impl Agent for Tomcat {
+impl ServiceAgent for Tomcat {
+    type Server = Server;
+
     fn spec(&self) -> &'static AgentSpec {
         &SPEC
+    }
+
+    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server::from(ctx))
     }
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
@@ -225,17 +231,5 @@ impl Agent for Tomcat {
             checks::account("tomcat_user", ctx.params.str("tomcat_user"))?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        service::start(&Server::from(ctx), ctx)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        service::stop(&Server::from(ctx), ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        service::monitor(&Server::from(ctx), ctx)
     }
 }

@@ -5,8 +5,9 @@
 //! hung before asking it anything, stop takes the whole session down with escalation inside the
 //! budget.
 //!
-//! An agent says only what is specific to its server, by implementing [`Service`] on a struct of
-//! its settings (read from the parameters) and calling [`start`], [`stop`] and [`monitor`]:
+//! An agent says only what is specific to its server: it implements [`ServiceAgent`] (its
+//! parameter table and checks, and how to make its server of the parameters) and [`Service`] on
+//! a struct of its settings; start, stop and monitor are then the model's:
 //!
 //! | hook | says | default |
 //! |---|---|---|
@@ -29,7 +30,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::ocf::{Ctx, OcfError, OcfResult};
+use crate::ocf::{Agent, AgentSpec, Ctx, OcfError, OcfResult};
 use crate::sys::proc::Account;
 
 pub mod checks;
@@ -42,6 +43,41 @@ pub mod web;
 pub use explain::Quote;
 pub use instance::{Found, Instance};
 pub use lifecycle::{monitor, running, start, stop};
+
+/// An OCF agent that runs a server: its table, its parameter checks, and the [`Service`] it
+/// makes of the parameters. Start, stop and monitor are the model's ([`Agent`] follows).
+pub trait ServiceAgent: Sync {
+    type Server: Service;
+    fn spec(&self) -> &'static AgentSpec;
+    /// The server, from the (syntax-checked) parameters.
+    fn server(&self, ctx: &Ctx) -> OcfResult<Self::Server>;
+    /// Checks beyond the table's types (see [`Agent::validate`]).
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()>;
+    fn reload(&self, _ctx: &Ctx) -> OcfResult {
+        Err(OcfError::unimplemented("reload is not implemented"))
+    }
+}
+
+impl<A: ServiceAgent> Agent for A {
+    fn spec(&self) -> &'static AgentSpec {
+        ServiceAgent::spec(self)
+    }
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        ServiceAgent::validate(self, ctx, level)
+    }
+    fn start(&self, ctx: &Ctx) -> OcfResult {
+        start(&self.server(ctx)?, ctx)
+    }
+    fn stop(&self, ctx: &Ctx) -> OcfResult {
+        stop(&self.server(ctx)?, ctx)
+    }
+    fn monitor(&self, ctx: &Ctx) -> OcfResult {
+        monitor(&self.server(ctx)?, ctx)
+    }
+    fn reload(&self, ctx: &Ctx) -> OcfResult {
+        ServiceAgent::reload(self, ctx)
+    }
+}
 
 /// What an agent implements to run its server on the shared lifecycle.
 pub trait Service {
