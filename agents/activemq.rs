@@ -68,7 +68,8 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("password").private().short("STOMP passcode of the monitor"),
     ParamSpec::string("java_opts")
         .default("-Xms64m -Xmx512m")
-        .short("JVM options, separated by spaces (no shell)"),
+        .short("JVM options")
+        .long(concat!("Options for the broker's JVM. ", crate::word_rules!())),
     ParamSpec::string("log")
         .short("file for the JVM's stdout/stderr")
         .long("Default: /var/log/activemq/hastack-activemq-RESOURCE.log. A failed start quotes its last lines."),
@@ -196,7 +197,7 @@ impl Service for Server {
     }
 
     fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
-        let mut cmd = java_command(ctx, self);
+        let mut cmd = java_command(ctx, self)?;
         checks::account("user", &self.user)?.apply(&mut cmd);
         Ok(cmd)
     }
@@ -268,6 +269,7 @@ impl ServiceAgent for Activemq {
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["java", "home", "config", "data_dir"])?;
+        checks::words(&ctx.params, "java_opts")?;
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
@@ -292,10 +294,10 @@ fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
     Some(Culprit::File(named.map(PathBuf::from).unwrap_or_else(|| config.to_path_buf())))
 }
 
-fn java_command(ctx: &Ctx, amq: &Server) -> Command {
+fn java_command(ctx: &Ctx, amq: &Server) -> OcfResult<Command> {
     let conf = amq.config.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut cmd = Command::new(&amq.java);
-    cmd.args(ctx.params.str("java_opts").split_whitespace());
+    cmd.args(checks::words(&ctx.params, "java_opts")?);
     let log4j = conf.join("log4j.properties");
     if log4j.is_file() {
         cmd.arg(format!("-Dlog4j.configuration=file:{}", log4j.display()));
@@ -311,7 +313,7 @@ fn java_command(ctx: &Ctx, amq: &Server) -> Command {
         .arg("start")
         .arg(format!("xbean:file:{}", amq.config.display()));
     cmd.env_clear().env("PATH", "/usr/bin:/bin").current_dir(&amq.data_dir);
-    cmd
+    Ok(cmd)
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::service::checks::{require_absolute_params, require_executable, require_path};
+use crate::agents::service::checks::{self, require_absolute_params, require_executable, require_path};
 use crate::agents::service::web::request_deadline;
 use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
 use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::{argv, identity, listeners, proc, tree};
+use crate::sys::{identity, listeners, proc, tree};
 
 pub struct App;
 
@@ -34,19 +34,20 @@ static SPEC: AgentSpec = AgentSpec {
                TERM, then KILL to the whole process tree within the budget. Monitor depth 0: process identity \
                (and port); depth 10: health command exit 0 = healthy, anything else failed.",
     params: &[
-        ParamSpec::string("start_command")
-            .required()
-            .unique()
-            .short("Start command")
-            .long("The command that starts the service, e.g. `/opt/wildfly/bin/standalone.sh -b 127.0.0.1`."),
-        ParamSpec::string("stop_command").short("Stop command").long(
+        ParamSpec::string("start_command").required().unique().short("Start command").long(concat!(
+            "The command that starts the service, e.g. `/opt/wildfly/bin/standalone.sh -b 127.0.0.1`. ",
+            crate::word_rules!()
+        )),
+        ParamSpec::string("stop_command").short("Stop command").long(concat!(
             "Command that stops the service gracefully, given half the stop budget; TERM and KILL follow if it \
-             leaves processes. Unset: TERM, then KILL.",
-        ),
-        ParamSpec::string("health_command").short("Health command (depth 10)").long(
+             leaves processes. Unset: TERM, then KILL. ",
+            crate::word_rules!()
+        )),
+        ParamSpec::string("health_command").short("Health command (depth 10)").long(concat!(
             "Command whose exit code tells the service's health at monitor depth 10 and at start: 0 healthy, \
-             anything else failed. Runs within request_timeout.",
-        ),
+             anything else failed. Runs within request_timeout. ",
+            crate::word_rules!()
+        )),
         ParamSpec::string("pidfile")
             .unique()
             .short("PID file")
@@ -78,8 +79,10 @@ const COMMANDS: [&str; 3] = ["start_command", "stop_command", "health_command"];
 
 /// A command parameter as an argument vector (6 if it cannot be split or is empty).
 fn command_words(ctx: &Ctx, param: &str) -> OcfResult<Option<Vec<String>>> {
-    let Some(text) = ctx.params.get(param) else { return Ok(None) };
-    let words = argv::split(text).map_err(|e| OcfError::configured(format!("parameter '{param}': {e}")))?;
+    if ctx.params.get(param).is_none() {
+        return Ok(None);
+    }
+    let words = checks::words(&ctx.params, param)?;
     if words.is_empty() {
         return Err(OcfError::configured(format!("parameter '{param}' names no command")));
     }

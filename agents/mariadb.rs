@@ -81,7 +81,9 @@ static PARAMS: &[ParamSpec] = &[
         .default("5")
         .short("seconds one monitor query may take")
         .long("Each monitor query gives up after this many seconds, so a hung server is reported before the monitor's own timeout."),
-    ParamSpec::string("options").short("extra mariadbd arguments, separated by spaces (no shell)"),
+    ParamSpec::string("options")
+        .short("extra mariadbd arguments")
+        .long(concat!("Extra arguments for mariadbd, e.g. '--innodb-buffer-pool-size=256M'. ", crate::word_rules!())),
 ];
 
 /// One MariaDB server, from the parameters.
@@ -197,7 +199,7 @@ impl Service for Server {
     }
 
     fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
-        let mut cmd = mariadbd_command(ctx, self);
+        let mut cmd = mariadbd_command(ctx, self)?;
         checks::account("user", &self.user)?.apply(&mut cmd);
         Ok(cmd)
     }
@@ -259,6 +261,7 @@ impl ServiceAgent for Mariadb {
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_identifier("health_database", ctx.params.str("health_database"))?;
         require_absolute_params(&ctx.params, &["binary", "config", "datadir", "socket", "pid", "log"])?;
+        checks::words(&ctx.params, "options")?;
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
@@ -287,7 +290,7 @@ fn rejected_config(log: &str, ctx: &Ctx, my: &Server) -> Option<Culprit> {
     }
     let option = mycnf::rejected_option(log)?;
     let passed = |w: &str| mycnf::canonical(w.trim_start_matches('-').split('=').next().unwrap_or("")) == option;
-    if ctx.params.get("options").is_some_and(|o| o.split_whitespace().any(passed)) {
+    if checks::words(&ctx.params, "options").is_ok_and(|words| words.iter().any(|w| passed(w))) {
         return Some(Culprit::Parameter("options".into()));
     }
     let files = mycnf::files_setting(&my.config, &option);
@@ -300,7 +303,7 @@ fn rejected_config(log: &str, ctx: &Ctx, my: &Server) -> Option<Culprit> {
     })
 }
 
-fn mariadbd_command(ctx: &Ctx, my: &Server) -> Command {
+fn mariadbd_command(ctx: &Ctx, my: &Server) -> OcfResult<Command> {
     let mut cmd = Command::new(&my.binary);
     // --defaults-file must come first.
     cmd.arg(format!("--defaults-file={}", my.config.display()))
@@ -312,11 +315,9 @@ fn mariadbd_command(ctx: &Ctx, my: &Server) -> Command {
     if let Some(addr) = ctx.params.get("bind_address") {
         cmd.arg(format!("--bind-address={addr}"));
     }
-    if let Some(opts) = ctx.params.get("options") {
-        cmd.args(opts.split_whitespace());
-    }
+    cmd.args(checks::words(&ctx.params, "options")?);
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").current_dir("/");
-    cmd
+    Ok(cmd)
 }
 
 fn monitor_uid(my: &Server) -> Option<Uid> {

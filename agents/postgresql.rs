@@ -86,9 +86,10 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("logfile")
         .short("server log file")
         .long("Where the server's stderr goes (and the lines a failed start quotes). Default: /var/log/postgresql/hastack-postgresql-RESOURCE.log."),
-    ParamSpec::string("options")
-        .short("extra postgres arguments")
-        .long("Extra arguments for postgres, separated by spaces (e.g. '-c shared_buffers=256MB'). Passed as arguments, never through a shell."),
+    ParamSpec::string("options").short("extra postgres arguments").long(concat!(
+        "Extra arguments for postgres, e.g. '-c shared_buffers=256MB'. ",
+        crate::word_rules!()
+    )),
 ];
 
 /// One PostgreSQL server, from the parameters.
@@ -246,7 +247,7 @@ impl Service for Server {
     }
 
     fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
-        let mut cmd = postgres_command(ctx, self);
+        let mut cmd = postgres_command(ctx, self)?;
         self.account()?.apply(&mut cmd);
         Ok(cmd)
     }
@@ -307,6 +308,7 @@ impl ServiceAgent for Postgresql {
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_identifier("health_table", ctx.params.str("health_table"))?;
         require_absolute_params(&ctx.params, &["pgdata", "config", "socket_dir", "bindir"])?;
+        checks::words(&ctx.params, "options")?;
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
@@ -347,7 +349,7 @@ fn rejected_config(lines: &str) -> Option<Culprit> {
     Some(Culprit::Parameter(param.to_string()))
 }
 
-fn postgres_command(ctx: &Ctx, pg: &Server) -> Command {
+fn postgres_command(ctx: &Ctx, pg: &Server) -> OcfResult<Command> {
     let mut cmd = Command::new(pg.bindir.join("postgres"));
     cmd.arg("-D").arg(&pg.pgdata);
     let set = |cmd: &mut Command, k: &str, v: &str| {
@@ -362,12 +364,10 @@ fn postgres_command(ctx: &Ctx, pg: &Server) -> Command {
     if let Some(addr) = ctx.params.get("listen_addresses") {
         set(&mut cmd, "listen_addresses", addr);
     }
-    if let Some(opts) = ctx.params.get("options") {
-        cmd.args(opts.split_whitespace());
-    }
+    cmd.args(checks::words(&ctx.params, "options")?);
     // The agent's environment carries every OCF_RESKEY_*: the server gets none of it.
     cmd.env_clear().env("PATH", "/usr/bin:/bin").env("PGDATA", &pg.pgdata).current_dir(&pg.pgdata);
-    cmd
+    Ok(cmd)
 }
 
 /// The socket lock file `.s.PGSQL.PORT.lock` holds the PID of its postmaster; a PID reused by

@@ -20,7 +20,6 @@ use crate::agents::service::web::{http_ok, request_deadline};
 use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
 use crate::net::http;
 use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::argv;
 
 pub struct Tomcat;
 
@@ -45,10 +44,10 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("java_home").short("JAVA_HOME").long(
             "The Java runtime (bin/java). Default: /usr/lib/jvm/default-java, else the runtime /usr/bin/java points to.",
         ),
-        ParamSpec::string("java_opts").default("-Djava.awt.headless=true").short("JVM options").long(
-            "Options for the JVM, split into words with shell-like quoting ('...', \"...\", \\) but no \
-             expansion, e.g. `-Xmx512m -Dapp.env=\"prod eu\"`.",
-        ),
+        ParamSpec::string("java_opts").default("-Djava.awt.headless=true").short("JVM options").long(concat!(
+            "Options for the JVM, e.g. `-Xmx512m -Dapp.env=\"prod eu\"`. ",
+            crate::word_rules!()
+        )),
         ParamSpec::string("tomcat_user")
             .default("tomcat")
             .short("User")
@@ -94,7 +93,7 @@ fn java(ctx: &Ctx) -> OcfResult<String> {
 }
 
 fn java_opts(ctx: &Ctx) -> OcfResult<Vec<String>> {
-    argv::split(ctx.params.str("java_opts")).map_err(|e| OcfError::configured(format!("parameter 'java_opts': {e}")))
+    checks::words(&ctx.params, "java_opts")
 }
 
 fn health(url: &str, deadline: Deadline) -> OcfResult<()> {

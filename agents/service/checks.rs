@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::net::http;
 use crate::ocf::{OcfError, OcfResult, Params};
-use crate::sys::listeners;
 use crate::sys::proc::{self, Account};
+use crate::sys::{argv, listeners};
 
 /// Paths must be absolute: the agent's working directory means nothing to an administrator (6).
 pub fn require_absolute(param: &str, path: &str) -> OcfResult<()> {
@@ -47,6 +47,16 @@ pub fn require_path(param: &str, path: impl AsRef<Path>, dir: bool) -> OcfResult
             Err(OcfError::installed(format!("parameter '{param}': {} does not exist", path.display())))
         }
         Err(e) => Err(OcfError::installed(format!("parameter '{param}': {}: {e}", path.display()))),
+    }
+}
+
+/// A parameter of extra arguments or a command, as words by `sys::argv`'s rules (which its
+/// meta-data states with `word_rules!`); none when unset, 6 naming the parameter when it
+/// cannot be split.
+pub fn words(params: &Params, name: &str) -> OcfResult<Vec<String>> {
+    match params.get(name) {
+        Some(text) => argv::split(text).map_err(|e| OcfError::configured(format!("parameter '{name}': {e}"))),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -152,5 +162,42 @@ pub fn require_port_free(server: &str, param: &str, port: u16) -> OcfResult<()> 
             "cannot start {server}: port {port} is already held by {}; parameter '{param}' names a port already in use",
             proc::describe(&holders)
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parameter split into words says how, in the words `sys::argv` splits by.
+    #[test]
+    fn split_parameters_state_the_splitting_rules() {
+        let split = [
+            ("postgresql", "options"),
+            ("mariadb", "options"),
+            ("activemq", "java_opts"),
+            ("tomcat", "java_opts"),
+            ("app", "start_command"),
+            ("app", "stop_command"),
+            ("app", "health_command"),
+        ];
+        for (agent, param) in split {
+            let spec = crate::agents::AGENTS.iter().map(|a| a.spec()).find(|s| s.name == agent).unwrap();
+            let p = spec.param(param).unwrap_or_else(|| panic!("{agent} has no parameter {param}"));
+            assert!(p.longdesc.ends_with(crate::word_rules!()), "{agent} {param}: {}", p.longdesc);
+        }
+    }
+
+    #[test]
+    fn words_name_the_parameter_they_cannot_split() {
+        static TABLE: &[crate::ocf::ParamSpec] = &[crate::ocf::ParamSpec::string("options")];
+        let given = |v: &str| [("options".to_string(), v.to_string())].into_iter().collect();
+        let ok = Params::from_env(TABLE, &given("-c 'a b' -x")).unwrap();
+        assert_eq!(words(&ok, "options").unwrap(), ["-c", "a b", "-x"]);
+        let bad = Params::from_env(TABLE, &given("-c 'a")).unwrap();
+        let e = words(&bad, "options").unwrap_err();
+        assert_eq!(e.status, crate::ocf::OcfStatus::ErrConfigured);
+        assert!(e.reason.contains("'options'") && e.reason.contains("quote"), "{}", e.reason);
+        assert!(words(&Params::from_env(TABLE, &Default::default()).unwrap(), "options").unwrap().is_empty());
     }
 }
