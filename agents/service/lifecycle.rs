@@ -92,50 +92,23 @@ fn launch<S: Service>(svc: &S, ctx: &Ctx, inst: &Instance) -> OcfResult<Launched
     Ok(Launched { child, pid, output, mark })
 }
 
-fn wait_until_ready<S: Service>(svc: &S, ctx: &Ctx, inst: &Instance, mut l: Launched) -> OcfResult {
-    let mut exited: Option<ExitStatus> = None;
-    let mut main = l.pid;
-    let mut not_yet: Option<String> = None;
-    let mut failure: Option<String> = None;
-    let may_exit = svc.launcher_may_exit();
-    let (output, mark, pid) = (l.output.clone(), l.mark, l.pid);
-    let readiness = proc::wait_ready(
-        ctx.deadline.fraction(S::PATIENCE.share),
-        || match l.child.try_wait() {
-            Ok(None) => true,
-            Ok(Some(status)) => {
-                exited = Some(status);
-                may_exit && status.success()
-            }
-            Err(_) => false,
-        },
-        || {
-            if !S::FATAL_OUTPUT.is_empty() {
-                let lines = logtail::lines_since(&output, mark);
-                if lines.iter().any(|l| S::FATAL_OUTPUT.iter().any(|m| l.contains(m))) {
-                    failure = Some(Quote { markers: S::FATAL_OUTPUT, ..Quote::LAST_LINES }.quote(&lines));
-                    return true;
-                }
-            }
-            match svc.ready(ctx, pid) {
-                Probe::Ready => true,
-                Probe::ReadyAt(p) => {
-                    main = p;
-                    true
-                }
-                Probe::NotYet(why) => {
-                    not_yet = why;
-                    false
-                }
-                Probe::Failed(why) => {
-                    failure = Some(why);
-                    true
-                }
-            }
-        },
-    );
-    match (readiness, failure) {
+/// What waiting for readiness found, besides the verdict.
+struct Waited {
+    readiness: Readiness,
+    /// The main process when ready (the launched one, or the one a daemonizing start made).
+    main: i32,
+    /// Why the last poll was not ready yet.
+    not_yet: Option<String>,
+    /// A failure seen while the process runs (fatal output, a failed probe).
+    failure: Option<String>,
+    exited: Option<ExitStatus>,
+}
+
+fn wait_until_ready<S: Service>(svc: &S, ctx: &Ctx, inst: &Instance, mut launched: Launched) -> OcfResult {
+    let waited = wait(svc, ctx, &mut launched);
+    match (waited.readiness, waited.failure) {
         (Readiness::Ready, None) => {
+            let main = waited.main;
             let id = Identity::of(main)
                 .ok_or_else(|| OcfError::generic(format!("{} exited as it became ready", S::SERVER)))?;
             inst.save(id)?;
@@ -143,50 +116,116 @@ fn wait_until_ready<S: Service>(svc: &S, ctx: &Ctx, inst: &Instance, mut l: Laun
             Ok(OcfStatus::Success)
         }
         (Readiness::Ready, Some(why)) => {
-            let held = listeners::describe_port_holder(&ports_in_message(&why), &tree::tree_of(l.pid));
-            kill_launched(inst, l.pid, ctx.deadline);
+            let held = listeners::describe_port_holder(&ports_in_message(&why), &tree::tree_of(launched.pid));
+            kill_launched(inst, launched.pid, ctx.deadline);
             Err(OcfError::generic(prefixed(held, format!("{} failed during start: {why}", S::SERVER))))
         }
-        (Readiness::Died, _) => {
-            let status = exited.or_else(|| l.child.try_wait().ok().flatten());
-            let lines = l.lines();
-            let quoted = S::QUOTE.quote(&lines);
-            let held = listeners::describe_port_holder(&ports_in_message(&quoted), &tree::session_members(l.pid));
-            let failure = StartFailure {
-                status: &status.map(describe_status).unwrap_or_else(|| "exit status unknown".into()),
-                exited_cleanly: status.is_some_and(|s| s.success()),
-                lines: &lines,
-                quoted: &quoted,
-                held: held.as_deref(),
-            };
-            let explained = svc.explain(ctx, &failure);
-            let reason = explained.unwrap_or_else(|| {
-                let said = if quoted.is_empty() { String::new() } else { format!(": {quoted}") };
-                OcfError::generic(prefixed(
-                    held.clone(),
-                    format!("{} exited during start ({}){said}", S::SERVER, failure.status),
-                ))
-            });
-            kill_launched(inst, l.pid, ctx.deadline);
-            Err(reason)
-        }
-        (Readiness::TimedOut, _) => {
-            let quoted = S::QUOTE.quote(&l.lines());
-            let mut reason = format!("{} (PID {}) was not ready within the start timeout", S::SERVER, l.pid);
-            if S::PATIENCE.kill_when_late {
-                svc.abandon(ctx);
-                kill_launched(inst, l.pid, ctx.deadline);
-                reason.push_str(" and was killed");
-            }
-            if let Some(why) = not_yet {
-                reason.push_str(&format!("; {why}"));
-            }
-            if !quoted.is_empty() {
-                reason.push_str(&format!("; last output: {quoted}"));
-            }
-            Err(OcfError::generic(reason))
-        }
+        (Readiness::Died, _) => Err(exited_during_start(svc, ctx, inst, &mut launched, waited.exited)),
+        (Readiness::TimedOut, _) => Err(late(svc, ctx, inst, &launched, waited.not_yet)),
     }
+}
+
+/// Polls readiness (and the output for fatal lines) while the launched process lives, within
+/// the service's share of the budget.
+fn wait<S: Service>(svc: &S, ctx: &Ctx, l: &mut Launched) -> Waited {
+    let may_exit = svc.launcher_may_exit();
+    let (output, mark, pid) = (l.output.clone(), l.mark, l.pid);
+    let mut w = Waited { readiness: Readiness::TimedOut, main: pid, not_yet: None, failure: None, exited: None };
+    w.readiness = proc::wait_ready(
+        ctx.deadline.fraction(S::PATIENCE.share),
+        || match l.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                w.exited = Some(status);
+                may_exit && status.success()
+            }
+            Err(_) => false,
+        },
+        || {
+            if let Some(why) = fatal_output::<S>(&output, mark) {
+                w.failure = Some(why);
+                return true;
+            }
+            match svc.ready(ctx, pid) {
+                Probe::Ready => true,
+                Probe::ReadyAt(p) => {
+                    w.main = p;
+                    true
+                }
+                Probe::NotYet(why) => {
+                    w.not_yet = why;
+                    false
+                }
+                Probe::Failed(why) => {
+                    w.failure = Some(why);
+                    true
+                }
+            }
+        },
+    );
+    w
+}
+
+/// The quoted output if it shows one of the service's `FATAL_OUTPUT` markers.
+fn fatal_output<S: Service>(output: &std::path::Path, mark: u64) -> Option<String> {
+    if S::FATAL_OUTPUT.is_empty() {
+        return None;
+    }
+    let lines = logtail::lines_since(output, mark);
+    lines
+        .iter()
+        .any(|l| S::FATAL_OUTPUT.iter().any(|m| l.contains(m)))
+        .then(|| Quote { markers: S::FATAL_OUTPUT, ..Quote::LAST_LINES }.quote(&lines))
+}
+
+/// The launched process exited before it was ready: the service's own explanation (a rejected
+/// configuration), else its exit status and last lines, with the holder of a port they name.
+fn exited_during_start<S: Service>(
+    svc: &S,
+    ctx: &Ctx,
+    inst: &Instance,
+    l: &mut Launched,
+    exited: Option<ExitStatus>,
+) -> OcfError {
+    let status = exited.or_else(|| l.child.try_wait().ok().flatten());
+    let lines = l.lines();
+    let quoted = S::QUOTE.quote(&lines);
+    let held = listeners::describe_port_holder(&ports_in_message(&quoted), &tree::session_members(l.pid));
+    let failure = StartFailure {
+        status: &status.map(describe_status).unwrap_or_else(|| "exit status unknown".into()),
+        exited_cleanly: status.is_some_and(|s| s.success()),
+        lines: &lines,
+        quoted: &quoted,
+        held: held.as_deref(),
+    };
+    let reason = svc.explain(ctx, &failure).unwrap_or_else(|| {
+        let said = if quoted.is_empty() { String::new() } else { format!(": {quoted}") };
+        OcfError::generic(prefixed(
+            held.clone(),
+            format!("{} exited during start ({}){said}", S::SERVER, failure.status),
+        ))
+    });
+    kill_launched(inst, l.pid, ctx.deadline);
+    reason
+}
+
+/// Not ready within the budget: killed (or left to the stop that follows), with why it was not
+/// ready and its last lines.
+fn late<S: Service>(svc: &S, ctx: &Ctx, inst: &Instance, l: &Launched, not_yet: Option<String>) -> OcfError {
+    let quoted = S::QUOTE.quote(&l.lines());
+    let mut reason = format!("{} (PID {}) was not ready within the start timeout", S::SERVER, l.pid);
+    if S::PATIENCE.kill_when_late {
+        svc.abandon(ctx);
+        kill_launched(inst, l.pid, ctx.deadline);
+        reason.push_str(" and was killed");
+    }
+    if let Some(why) = not_yet {
+        reason.push_str(&format!("; {why}"));
+    }
+    if !quoted.is_empty() {
+        reason.push_str(&format!("; last output: {quoted}"));
+    }
+    OcfError::generic(reason)
 }
 
 fn prefixed(held: Option<String>, reason: String) -> String {
