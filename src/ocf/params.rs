@@ -119,7 +119,9 @@ impl ParamSpec {
     }
 }
 
-/// OCF truth (ocf_is_true): yes, true, 1, on, y; case-insensitive.
+/// The one boolean rule of the project (OCF agents, fence_ups, the alert agent): OCF truth
+/// (ocf_is_true: yes, true, 1, on, y) and its false words (no, false, 0, off, n);
+/// case-insensitive, surrounding blanks ignored. Anything else is no boolean.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "yes" | "true" | "1" | "on" | "y" => Some(true),
