@@ -93,24 +93,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        let port = p.num("stomp_port");
-        let host = p.str("stomp_host");
-        let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
-        Server {
-            java: p.str("java").into(),
-            home: p.str("home").into(),
-            config: p.str("config").into(),
-            data_dir: p.str("data_dir").into(),
-            user: p.str("user").into(),
-            stomp: format!("{host}:{port}"),
-            stomp_port: port,
-            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/activemq", "activemq", ctx)),
-            probe_timeout: p.secs("probe_timeout"),
-        }
-    }
-
     fn data_arg(&self) -> String {
         format!("-Dactivemq.data={}", self.data_dir.display())
     }
@@ -158,6 +140,24 @@ impl Service for Server {
     /// down cleanly.
     const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
     const IF_RUNNING: IfRunning = IfRunning::Adopt;
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        let port = p.num("stomp_port");
+        let host = p.str("stomp_host");
+        let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+        Ok(Server {
+            java: p.str("java").into(),
+            home: p.str("home").into(),
+            config: p.str("config").into(),
+            data_dir: p.str("data_dir").into(),
+            user: p.str("user").into(),
+            stomp: format!("{host}:{port}"),
+            stomp_port: port,
+            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/activemq", "activemq", ctx)),
+            probe_timeout: p.secs("probe_timeout"),
+        })
+    }
 
     /// Our broker: the one start launched, else any JVM running a broker on this data
     /// directory with this STOMP port (started by hand: a probe must see it).
@@ -258,14 +258,7 @@ impl Service for Server {
 
 impl ServiceAgent for Activemq {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["java", "home", "config", "data_dir"])?;
@@ -273,7 +266,7 @@ impl ServiceAgent for Activemq {
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let amq = Server::from(ctx);
+        let amq = Server::of(ctx)?;
         checks::require_executable("java", &amq.java)?;
         checks::require_path("home", amq.home.join("bin/activemq.jar"), false)?;
         checks::require_path("config", &amq.config, false)?;

@@ -162,15 +162,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            binary: p.str("binary").into(),
-            configfile: p.str("configfile").into(),
-            pidfile: p.get("pidfile").map(String::from),
-        }
-    }
-
     fn base_command(&self, ctx: &Ctx, env: &BTreeMap<String, String>) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("-d").arg(server_root(ctx)).arg("-f").arg(&self.configfile).envs(env);
@@ -183,6 +174,15 @@ impl Service for Server {
     const SERVER: &'static str = "httpd";
     /// WINCH is httpd's graceful-stop: in-flight requests finish.
     const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGWINCH, 0.5, "graceful stop")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.get("pidfile").map(String::from),
+        })
+    }
 
     fn adopt(&self) -> Option<i32> {
         adopt_from_pidfile(self.pidfile.as_deref(), &self.binary)
@@ -222,14 +222,7 @@ impl Service for Server {
 
 impl ServiceAgent for Apache {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["binary", "configfile", "envfile", "server_root", "pidfile"])?;

@@ -150,17 +150,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server {
-            start: command_words(ctx, "start_command")?.expect("required"),
-            health: command_words(ctx, "health_command")?,
-            port: ctx.params.opt_num("port"),
-            pidfile: ctx.params.get("pidfile").map(String::from),
-            process_match: ctx.params.get("process_match").map(String::from),
-            follows_child: ctx.params.get("pidfile").is_none() && ctx.params.get("process_match").is_none(),
-        })
-    }
-
     /// The main process as pidfile or process_match name it (None when neither is set or found).
     fn located(&self) -> Option<i32> {
         if let Some(pidfile) = &self.pidfile {
@@ -183,6 +172,17 @@ impl Service for Server {
     const AGENT: &'static str = "app";
     const SERVER: &'static str = "the service";
     const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.5, "TERM")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server {
+            start: command_words(ctx, "start_command")?.expect("required"),
+            health: command_words(ctx, "health_command")?,
+            port: ctx.params.opt_num("port"),
+            pidfile: ctx.params.get("pidfile").map(String::from),
+            process_match: ctx.params.get("process_match").map(String::from),
+            follows_child: ctx.params.get("pidfile").is_none() && ctx.params.get("process_match").is_none(),
+        })
+    }
 
     fn adopt(&self) -> Option<i32> {
         self.located()
@@ -266,14 +266,7 @@ impl Service for Server {
 
 impl ServiceAgent for App {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Server::from(ctx)
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         for param in COMMANDS {

@@ -309,16 +309,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            binary: p.str("binary").into(),
-            configfile: p.str("configfile").into(),
-            pidfile: p.str("pidfile").into(),
-            stats: OnceCell::new(),
-        }
-    }
-
     fn stats(&self, ctx: &Ctx) -> OcfResult<&StatsAddr> {
         if let Some(addr) = self.stats.get() {
             return Ok(addr);
@@ -347,6 +337,16 @@ impl Service for Server {
     const SERVER: &'static str = "haproxy";
     /// USR1 is HAProxy's soft stop: listeners close, established connections finish.
     const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGUSR1, 0.5, "soft stop")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.str("pidfile").into(),
+            stats: OnceCell::new(),
+        })
+    }
 
     fn adopt(&self) -> Option<i32> {
         adopt_from_pidfile(Some(&self.pidfile), &self.binary)
@@ -398,14 +398,7 @@ impl Service for Server {
 
 impl ServiceAgent for Haproxy {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["binary", "configfile", "pidfile"])?;
@@ -423,7 +416,7 @@ impl ServiceAgent for Haproxy {
     /// Graceful reload: check the configuration, SIGUSR2 to the master, and wait until a new
     /// worker answers on the stats socket. Old workers keep their established connections.
     fn reload(&self, ctx: &Ctx) -> OcfResult {
-        let server = Server::from(ctx);
+        let server = Server::of(ctx)?;
         let main =
             service::running(&server, ctx).map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
         server.config_check(ctx)?;

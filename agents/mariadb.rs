@@ -102,23 +102,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            binary: p.str("binary").into(),
-            config: p.str("config").into(),
-            datadir: p.str("datadir").into(),
-            socket: p.str("socket").into(),
-            port: p.num("port"),
-            pid: p.str("pid").into(),
-            user: p.str("user").into(),
-            log: p.str("log").into(),
-            monitor_user: p.str("monitor_user").into(),
-            health_database: p.str("health_database").into(),
-            query_timeout: p.secs("query_timeout"),
-        }
-    }
-
     /// The files a running server keeps locked: whoever holds one owns the data directory.
     fn lock_files(&self) -> [PathBuf; 2] {
         [self.datadir.join("ibdata1"), self.datadir.join("aria_log_control")]
@@ -142,6 +125,23 @@ impl Service for Server {
     const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
     const IF_RUNNING: IfRunning = IfRunning::Adopt;
     const QUOTE: Quote = Quote { lines: 6, ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            config: p.str("config").into(),
+            datadir: p.str("datadir").into(),
+            socket: p.str("socket").into(),
+            port: p.num("port"),
+            pid: p.str("pid").into(),
+            user: p.str("user").into(),
+            log: p.str("log").into(),
+            monitor_user: p.str("monitor_user").into(),
+            health_database: p.str("health_database").into(),
+            query_timeout: p.secs("query_timeout"),
+        })
+    }
 
     /// Our running server: the one start launched, if that process still holds the data
     /// directory's lock; else the lock holder if it is the server our PID file names (started by
@@ -249,14 +249,7 @@ impl Service for Server {
 
 impl ServiceAgent for Mariadb {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_identifier("health_database", ctx.params.str("health_database"))?;
@@ -265,7 +258,7 @@ impl ServiceAgent for Mariadb {
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let my = Server::from(ctx);
+        let my = Server::of(ctx)?;
         checks::require_executable("binary", &my.binary)?;
         checks::account("user", &my.user)?;
         checks::account("monitor_user", &my.monitor_user)?;

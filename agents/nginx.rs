@@ -64,15 +64,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            binary: p.str("binary").into(),
-            configfile: p.str("configfile").into(),
-            pidfile: p.get("pidfile").map(String::from),
-        }
-    }
-
     /// The arguments every nginx invocation gets: the configuration and foreground mode.
     fn base_command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
@@ -88,6 +79,15 @@ impl Service for Server {
     const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGQUIT, 0.5, "graceful stop")];
     /// nginx retries a failed bind for seconds after printing `[emerg]`.
     const FATAL_OUTPUT: &'static [&'static str] = &["[emerg]"];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.get("pidfile").map(String::from),
+        })
+    }
 
     fn adopt(&self) -> Option<i32> {
         adopt_from_pidfile(self.pidfile.as_deref(), &self.binary)
@@ -114,14 +114,7 @@ impl Service for Server {
 
 impl ServiceAgent for Nginx {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["binary", "configfile", "pidfile"])?;

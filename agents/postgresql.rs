@@ -109,26 +109,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            bindir: PathBuf::from(p.str("bindir")),
-            pgdata: PathBuf::from(p.str("pgdata")),
-            config: PathBuf::from(p.str("config")),
-            port: p.num("port"),
-            socket_dir: PathBuf::from(p.str("socket_dir")),
-            user: p.str("user").to_string(),
-            database: p.str("database").to_string(),
-            health_table: p.str("health_table").to_string(),
-            query_timeout: p.secs("query_timeout"),
-            logfile: p
-                .get("logfile")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| default_log("/var/log/postgresql", "postgresql", ctx)),
-            account: OnceCell::new(),
-        }
-    }
-
     fn account(&self) -> OcfResult<&Account> {
         if let Some(a) = self.account.get() {
             return Ok(a);
@@ -191,6 +171,26 @@ impl Service for Server {
     const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
     const IF_RUNNING: IfRunning = IfRunning::Adopt;
     const QUOTE: Quote = Quote { lines: 6, ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            bindir: PathBuf::from(p.str("bindir")),
+            pgdata: PathBuf::from(p.str("pgdata")),
+            config: PathBuf::from(p.str("config")),
+            port: p.num("port"),
+            socket_dir: PathBuf::from(p.str("socket_dir")),
+            user: p.str("user").to_string(),
+            database: p.str("database").to_string(),
+            health_table: p.str("health_table").to_string(),
+            query_timeout: p.secs("query_timeout"),
+            logfile: p
+                .get("logfile")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_log("/var/log/postgresql", "postgresql", ctx)),
+            account: OnceCell::new(),
+        })
+    }
 
     /// The postmaster of this data directory serving this port: the one postmaster.pid names,
     /// else the one start launched (the pid file may be gone: removed by hand, or the partition
@@ -296,14 +296,7 @@ impl Service for Server {
 
 impl ServiceAgent for Postgresql {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_identifier("health_table", ctx.params.str("health_table"))?;
@@ -312,7 +305,7 @@ impl ServiceAgent for Postgresql {
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let pg = Server::from(ctx);
+        let pg = Server::of(ctx)?;
         checks::require_executable("bindir", pg.bindir.join("postgres"))?;
         pg.account()?;
         checks::require_data_dir("pgdata", &pg.pgdata)?;

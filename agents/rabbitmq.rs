@@ -94,21 +94,6 @@ pub struct Server {
 }
 
 impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            server: p.str("server").into(),
-            nodename: p.str("nodename").into(),
-            data_dir: p.str("data_dir").into(),
-            port: p.num("port"),
-            dist_port: p.num("dist_port"),
-            user: p.str("user").into(),
-            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/rabbitmq", "rabbitmq", ctx)),
-            probe_timeout: p.secs("probe_timeout"),
-            vm_state: identity::state_file("rabbitmq-vm", ctx.env.resource()),
-        }
-    }
-
     fn amqp_addr(&self, ctx: &Ctx) -> String {
         let host = ctx.params.get("listen_address").filter(|a| *a != "0.0.0.0" && *a != "::").unwrap_or("127.0.0.1");
         if host.contains(':') {
@@ -180,6 +165,21 @@ impl Service for Server {
     const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
     const IF_RUNNING: IfRunning = IfRunning::Adopt;
     const QUOTE: Quote = Quote { lines: 3, noise: erlang_noise, ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            server: p.str("server").into(),
+            nodename: p.str("nodename").into(),
+            data_dir: p.str("data_dir").into(),
+            port: p.num("port"),
+            dist_port: p.num("dist_port"),
+            user: p.str("user").into(),
+            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/rabbitmq", "rabbitmq", ctx)),
+            probe_timeout: p.secs("probe_timeout"),
+            vm_state: identity::state_file("rabbitmq-vm", ctx.env.resource()),
+        })
+    }
 
     /// The node's Erlang VM (found by its environment): the start script start launched is
     /// not the node.
@@ -268,14 +268,7 @@ impl Service for Server {
 
 impl ServiceAgent for Rabbitmq {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         let node = ctx.params.str("nodename");
@@ -286,7 +279,7 @@ impl ServiceAgent for Rabbitmq {
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let rmq = Server::from(ctx);
+        let rmq = Server::of(ctx)?;
         checks::require_executable("server", &rmq.server)?;
         let account = checks::account("user", &rmq.user)?;
         checks::require_data_dir("data_dir", &rmq.data_dir)?;

@@ -107,17 +107,6 @@ pub struct Server {
     statusurl: String,
 }
 
-impl Server {
-    fn from(ctx: &Ctx) -> Server {
-        let p = &ctx.params;
-        Server {
-            home: p.str("catalina_home").trim_end_matches('/').into(),
-            base: p.str("catalina_base").trim_end_matches('/').into(),
-            statusurl: p.str("statusurl").into(),
-        }
-    }
-}
-
 impl Service for Server {
     const AGENT: &'static str = "tomcat";
     const SERVER: &'static str = "tomcat";
@@ -127,6 +116,15 @@ impl Service for Server {
     const FATAL_OUTPUT: &'static [&'static str] = &["java.net.BindException", "Address already in use"];
     /// Tomcat's SEVERE lines and exception messages, not the stack traces around them.
     const QUOTE: Quote = Quote { markers: &["SEVERE", "Exception;", "Exception:"], ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            home: p.str("catalina_home").trim_end_matches('/').into(),
+            base: p.str("catalina_base").trim_end_matches('/').into(),
+            statusurl: p.str("statusurl").into(),
+        })
+    }
 
     fn ports(&self) -> Vec<(&'static str, u16)> {
         http::parse_url(&self.statusurl).map(|u| vec![("statusurl", u.port)]).unwrap_or_default()
@@ -205,14 +203,7 @@ impl Service for Server {
 
 impl ServiceAgent for Tomcat {
     type Server = Server;
-
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn server(&self, ctx: &Ctx) -> OcfResult<Server> {
-        Ok(Server::from(ctx))
-    }
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         require_absolute_params(&ctx.params, &["catalina_home", "catalina_base", "java_home"])?;

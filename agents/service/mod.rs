@@ -6,12 +6,13 @@
 //! budget.
 //!
 //! An agent says only what is specific to its server: it implements [`ServiceAgent`] (its
-//! parameter table and checks, and how to make its server of the parameters) and [`Service`] on
-//! a struct of its settings; start, stop and monitor are then the model's:
+//! parameter table and checks) and [`Service`] on a struct of its settings; start, stop and
+//! monitor are then the model's:
 //!
 //! | hook | says | default |
 //! |---|---|---|
 //! | `AGENT`, `SERVER` | state-file name; what exit reasons call the server | |
+//! | [`Service::of`] | the server's settings, from the parameters | |
 //! | [`Service::locate`] | how to find the running instance | the identity saved at start, else [`Service::adopt`] |
 //! | [`Service::prepare`], [`Service::ports`] | what to check or clear before the launch | nothing |
 //! | [`Service::command`], [`Service::output`] | the command line (user, environment); where its output goes | console under /run/hastack |
@@ -48,9 +49,8 @@ pub use lifecycle::{monitor, running, start, stop};
 /// makes of the parameters. Start, stop and monitor are the model's ([`Agent`] follows).
 pub trait ServiceAgent: Sync {
     type Server: Service;
-    fn spec(&self) -> &'static AgentSpec;
-    /// The server, from the (syntax-checked) parameters.
-    fn server(&self, ctx: &Ctx) -> OcfResult<Self::Server>;
+    /// The agent's table: its parameters, actions and descriptions (its meta-data).
+    const SPEC: &'static AgentSpec;
     /// Checks beyond the table's types (see [`Agent::validate`]).
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()>;
     fn reload(&self, _ctx: &Ctx) -> OcfResult {
@@ -60,19 +60,19 @@ pub trait ServiceAgent: Sync {
 
 impl<A: ServiceAgent> Agent for A {
     fn spec(&self) -> &'static AgentSpec {
-        ServiceAgent::spec(self)
+        A::SPEC
     }
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         ServiceAgent::validate(self, ctx, level)
     }
     fn start(&self, ctx: &Ctx) -> OcfResult {
-        start(&self.server(ctx)?, ctx)
+        start(&A::Server::of(ctx)?, ctx)
     }
     fn stop(&self, ctx: &Ctx) -> OcfResult {
-        stop(&self.server(ctx)?, ctx)
+        stop(&A::Server::of(ctx)?, ctx)
     }
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        monitor(&self.server(ctx)?, ctx)
+        monitor(&A::Server::of(ctx)?, ctx)
     }
     fn reload(&self, ctx: &Ctx) -> OcfResult {
         ServiceAgent::reload(self, ctx)
@@ -80,7 +80,7 @@ impl<A: ServiceAgent> Agent for A {
 }
 
 /// What an agent implements to run its server on the shared lifecycle.
-pub trait Service {
+pub trait Service: Sized {
     /// The agent: names the state files (`/run/hastack/<agent>-<resource>.id`).
     const AGENT: &'static str;
     /// What exit reasons and log lines call the server ("nginx", "postgres", "the broker").
@@ -97,6 +97,10 @@ pub trait Service {
     const FATAL_OUTPUT: &'static [&'static str] = &[];
     /// The lines of its output a failed start quotes.
     const QUOTE: Quote = Quote::LAST_LINES;
+
+    /// The server, made of the agent's parameters (already checked against its table and by
+    /// its syntax checks).
+    fn of(ctx: &Ctx) -> OcfResult<Self>;
 
     /// The running instance. The default: the process whose identity start saved (its orphans if
     /// it died and left workers), else the one [`Service::adopt`] names.
