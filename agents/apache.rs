@@ -15,9 +15,11 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::path_after;
-use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::agents::service::checks::{require_absolute_params, require_executable, require_path, require_url};
+use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
+use crate::agents::service::instance::{adopt_from_pidfile, remove_stale_pidfile};
+use crate::agents::service::{web, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfError, OcfResult, ParamSpec};
 
 pub struct Apache;
 
@@ -152,48 +154,41 @@ fn server_root(ctx: &Ctx) -> String {
     })
 }
 
-fn command(ctx: &Ctx, env: &BTreeMap<String, String>) -> Command {
-    let mut cmd = Command::new(ctx.params.str("binary"));
-    cmd.arg("-d").arg(server_root(ctx)).arg("-f").arg(ctx.params.str("configfile")).envs(env);
-    cmd
+/// One httpd instance, from the parameters.
+pub struct Server {
+    binary: String,
+    configfile: String,
+    pidfile: Option<String>,
 }
 
-fn adopt(ctx: &Ctx) -> Option<i32> {
-    svc::adopt_from_pidfile(ctx.params.get("pidfile"), ctx.params.str("binary"))
+impl Server {
+    fn base_command(&self, ctx: &Ctx, env: &BTreeMap<String, String>) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("-d").arg(server_root(ctx)).arg("-f").arg(&self.configfile).envs(env);
+        cmd
+    }
 }
 
-impl Agent for Apache {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
+impl Service for Server {
+    const AGENT: &'static str = "apache";
+    const SERVER: &'static str = "httpd";
+    /// WINCH is httpd's graceful-stop: in-flight requests finish.
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGWINCH, 0.5, "graceful stop")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.get("pidfile").map(String::from),
+        })
     }
 
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        for p in ["binary", "configfile", "envfile"] {
-            svc::require_absolute(p, ctx.params.str(p))?;
-        }
-        for p in ["server_root", "pidfile"] {
-            if let Some(v) = ctx.params.get(p) {
-                svc::require_absolute(p, v)?;
-            }
-        }
-        svc::require_url("statusurl", ctx.params.get("statusurl"))?;
-        if level >= crate::ocf::agent::VALIDATE_HOST {
-            svc::require_executable("binary", ctx.params.str("binary"))?;
-            svc::require_path("configfile", ctx.params.str("configfile"), false)?;
-            if let Some(root) = ctx.params.get("server_root") {
-                svc::require_path("server_root", root, true)?;
-            }
-            environment(ctx)?;
-        }
-        Ok(())
+    fn adopt(&self) -> Option<i32> {
+        adopt_from_pidfile(self.pidfile.as_deref(), &self.binary)
     }
 
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("apache", ctx);
-        if let svc::State::Running { .. } = svc::state(&inst, adopt(ctx)) {
-            return self.monitor(ctx);
-        }
-        svc::clear_orphans(&inst, ctx)?;
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
         let env = environment(ctx)?;
         // What apache2ctl does before starting: the runtime directories must exist.
         for var in ["APACHE_RUN_DIR", "APACHE_LOCK_DIR", "APACHE_LOG_DIR"] {
@@ -202,37 +197,45 @@ impl Agent for Apache {
                     .map_err(|e| OcfError::generic(format!("cannot create {var} {dir}: {e}")))?;
             }
         }
-        let pidfile = ctx.params.get("pidfile").or(env.get("APACHE_PID_FILE").map(String::as_str));
-        if let Some(pidfile) = pidfile {
-            svc::remove_stale_pidfile(pidfile, ctx.params.str("binary"));
+        if let Some(pidfile) = self.pidfile.as_deref().or(env.get("APACHE_PID_FILE").map(String::as_str)) {
+            remove_stale_pidfile(pidfile, &self.binary);
         }
         // httpd names the file at fault: `Syntax error on line N of FILE:` (an included file too).
-        let config = ConfigFile { path: ctx.params.str("configfile").into(), named: |m| path_after(m, " of ", ':') };
-        svc::config_check("httpd", &config, command(ctx, &env).arg("-t"), ctx)?;
-        let mut cmd = command(ctx, &env);
+        let config = ConfigFile { path: self.configfile.clone().into(), named: |m| path_after(m, " of ", ':') };
+        config_check(Self::SERVER, &config, self.base_command(ctx, &env).arg("-t"), ctx)
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let mut cmd = self.base_command(ctx, &environment(ctx)?);
         cmd.arg("-DFOREGROUND");
-        let launch = Launch {
-            cmd,
-            logs: Vec::new(),
-            ports: Vec::new(),
-            fatal: &[],
-            quote: &[],
-            rejects: None,
-            ready: svc::ready_when_listening(),
-        };
-        svc::launch(&inst, launch, ctx)?;
-        Ok(OcfStatus::Success)
+        Ok(cmd)
     }
 
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("apache", ctx);
-        // WINCH is httpd's graceful-stop: in-flight requests finish.
-        svc::stop(&inst, adopt(ctx), Signal::SIGWINCH, ctx)
+    fn ready(&self, _ctx: &Ctx, pid: i32) -> Probe {
+        web::ready_when_listening(pid)
     }
 
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("apache", ctx);
-        svc::web_server_monitor(&inst, adopt(ctx), "httpd", ctx)
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        web::web_server_check(ctx, Self::SERVER, main)
+    }
+}
+
+impl ServiceAgent for Apache {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        require_absolute_params(&ctx.params, &["binary", "configfile", "envfile", "server_root", "pidfile"])?;
+        require_url("statusurl", ctx.params.get("statusurl"))?;
+        if level >= crate::ocf::agent::VALIDATE_HOST {
+            require_executable("binary", ctx.params.str("binary"))?;
+            require_path("configfile", ctx.params.str("configfile"), false)?;
+            if let Some(root) = ctx.params.get("server_root") {
+                require_path("server_root", root, true)?;
+            }
+            environment(ctx)?;
+        }
+        Ok(())
     }
 }
 

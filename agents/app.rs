@@ -14,10 +14,11 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::front_service::{self as svc, Instance};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
-use crate::sys::{argv, proc};
+use crate::agents::service::checks::{self, require_absolute_params, require_executable, require_path};
+use crate::agents::service::web::request_deadline;
+use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::sys::{identity, listeners, proc, tree};
 
 pub struct App;
 
@@ -33,19 +34,20 @@ static SPEC: AgentSpec = AgentSpec {
                TERM, then KILL to the whole process tree within the budget. Monitor depth 0: process identity \
                (and port); depth 10: health command exit 0 = healthy, anything else failed.",
     params: &[
-        ParamSpec::string("start_command")
-            .required()
-            .unique()
-            .short("Start command")
-            .long("The command that starts the service, e.g. `/opt/wildfly/bin/standalone.sh -b 127.0.0.1`."),
-        ParamSpec::string("stop_command").short("Stop command").long(
+        ParamSpec::string("start_command").required().unique().short("Start command").long(concat!(
+            "The command that starts the service, e.g. `/opt/wildfly/bin/standalone.sh -b 127.0.0.1`. ",
+            crate::word_rules!()
+        )),
+        ParamSpec::string("stop_command").short("Stop command").long(concat!(
             "Command that stops the service gracefully, given half the stop budget; TERM and KILL follow if it \
-             leaves processes. Unset: TERM, then KILL.",
-        ),
-        ParamSpec::string("health_command").short("Health command (depth 10)").long(
+             leaves processes. Unset: TERM, then KILL. ",
+            crate::word_rules!()
+        )),
+        ParamSpec::string("health_command").short("Health command (depth 10)").long(concat!(
             "Command whose exit code tells the service's health at monitor depth 10 and at start: 0 healthy, \
-             anything else failed. Runs within request_timeout.",
-        ),
+             anything else failed. Runs within request_timeout. ",
+            crate::word_rules!()
+        )),
         ParamSpec::string("pidfile")
             .unique()
             .short("PID file")
@@ -57,7 +59,7 @@ static SPEC: AgentSpec = AgentSpec {
             "A TCP port the service listens on: checked free before start (its holder is named), and required \
              listening for start and at monitor depth 0.",
         ),
-        ParamSpec::string("workdir").short("Working directory").long("Directory the commands run in. Default: /."),
+        ParamSpec::string("workdir").default("/").short("Working directory").long("Directory the commands run in."),
         ParamSpec::integer("request_timeout", Some(1), Some(300))
             .default("10")
             .short("Health command timeout (s)")
@@ -77,8 +79,10 @@ const COMMANDS: [&str; 3] = ["start_command", "stop_command", "health_command"];
 
 /// A command parameter as an argument vector (6 if it cannot be split or is empty).
 fn command_words(ctx: &Ctx, param: &str) -> OcfResult<Option<Vec<String>>> {
-    let Some(text) = ctx.params.get(param) else { return Ok(None) };
-    let words = argv::split(text).map_err(|e| OcfError::configured(format!("parameter '{param}': {e}")))?;
+    if ctx.params.get(param).is_none() {
+        return Ok(None);
+    }
+    let words = checks::words(&ctx.params, param)?;
     if words.is_empty() {
         return Err(OcfError::configured(format!("parameter '{param}' names no command")));
     }
@@ -88,12 +92,10 @@ fn command_words(ctx: &Ctx, param: &str) -> OcfResult<Option<Vec<String>>> {
 /// The program of a command must exist here (5): a path, or a name found on PATH.
 fn require_program(param: &str, program: &str) -> OcfResult<()> {
     if program.contains('/') {
-        return svc::require_executable(param, program);
+        return require_executable(param, program);
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    if std::env::split_paths(&path)
-        .any(|d| svc::require_executable(param, d.join(program).to_str().unwrap_or("")).is_ok())
-    {
+    if std::env::split_paths(&path).any(|d| require_executable(param, d.join(program)).is_ok()) {
         Ok(())
     } else {
         Err(OcfError::installed(format!("parameter '{param}': program '{program}' is not on PATH")))
@@ -102,7 +104,7 @@ fn require_program(param: &str, program: &str) -> OcfResult<()> {
 
 fn command(ctx: &Ctx, words: &[String]) -> Command {
     let mut cmd = Command::new(&words[0]);
-    cmd.args(&words[1..]).current_dir(ctx.params.get("workdir").unwrap_or("/"));
+    cmd.args(&words[1..]).current_dir(ctx.params.str("workdir"));
     cmd
 }
 
@@ -118,49 +120,159 @@ fn find_process(needle: &str) -> Option<i32> {
         .map(|(_, p)| p)
 }
 
-/// The main process as pidfile or process_match name it (None when neither is set or found).
-fn located(ctx: &Ctx) -> Option<i32> {
-    if let Some(pidfile) = ctx.params.get("pidfile") {
-        return daemon::read_pidfile(std::path::Path::new(pidfile));
-    }
-    ctx.params.get("process_match").and_then(find_process)
-}
-
-fn port(ctx: &Ctx) -> Option<u16> {
-    ctx.params.int("port").map(|p| p as u16)
-}
-
 /// Runs health_command within the per-request timeout: Ok if it exits 0.
 fn health(ctx: &Ctx, words: &[String], deadline: Deadline) -> Result<(), String> {
     match proc::run(&mut command(ctx, words), deadline) {
         Ok(out) if out.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "health_command failed ({}){}",
-            out.status,
-            if out.message().is_empty() {
+        Ok(out) => {
+            let message = out.message();
+            let lines: Vec<String> = message.lines().map(String::from).collect();
+            let said = if message.is_empty() {
                 String::new()
             } else {
-                format!(": {}", svc::pick_lines(&out.message(), &[], 3))
-            }
-        )),
+                format!(": {}", Quote { lines: 3, ..Quote::LAST_LINES }.quote(&lines))
+            };
+            Err(format!("health_command failed ({}){said}", out.status))
+        }
         Err(e) => Err(format!("health_command {e}")),
     }
 }
 
-impl Agent for App {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
+/// The service, from the parameters.
+pub struct Server {
+    start: Vec<String>,
+    health: Option<Vec<String>>,
+    port: Option<u16>,
+    pidfile: Option<String>,
+    process_match: Option<String>,
+    /// Neither pidfile nor process_match: the process start_command starts is the service.
+    follows_child: bool,
+}
+
+impl Server {
+    /// The main process as pidfile or process_match name it (None when neither is set or found).
+    fn located(&self) -> Option<i32> {
+        if let Some(pidfile) = &self.pidfile {
+            return identity::read_pidfile(std::path::Path::new(pidfile));
+        }
+        self.process_match.as_deref().and_then(find_process)
     }
+
+    fn listens(&self, main: i32) -> Result<(), String> {
+        match self.port {
+            Some(p) if !listeners::listening_ports(&tree::tree_of(main)).contains(&p) => {
+                Err(format!("the service (PID {main}) does not listen on port {p}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Service for Server {
+    const AGENT: &'static str = "app";
+    const SERVER: &'static str = "the service";
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.5, "TERM")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        Ok(Server {
+            start: command_words(ctx, "start_command")?.expect("required"),
+            health: command_words(ctx, "health_command")?,
+            port: ctx.params.opt_num("port"),
+            pidfile: ctx.params.get("pidfile").map(String::from),
+            process_match: ctx.params.get("process_match").map(String::from),
+            follows_child: ctx.params.get("pidfile").is_none() && ctx.params.get("process_match").is_none(),
+        })
+    }
+
+    fn adopt(&self) -> Option<i32> {
+        self.located()
+    }
+
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        self.port.map(|p| vec![("port", p)]).unwrap_or_default()
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        Ok(command(ctx, &self.start))
+    }
+
+    fn launcher_may_exit(&self) -> bool {
+        // A start command that daemonizes exits 0 and leaves the service running.
+        !self.follows_child
+    }
+
+    fn ready(&self, ctx: &Ctx, pid: i32) -> Probe {
+        let main = if self.follows_child { Some(pid).filter(|p| proc::is_alive(*p)) } else { self.located() };
+        let Some(main) = main else {
+            return Probe::NotYet(Some("pidfile/process_match found no process".into()));
+        };
+        if let Err(e) = self.listens(main) {
+            return Probe::NotYet(Some(e));
+        }
+        if let Some(words) = &self.health {
+            if let Err(e) = health(ctx, words, request_deadline(ctx)) {
+                return Probe::NotYet(Some(format!("last {e}")));
+            }
+        }
+        if main == pid {
+            Probe::Ready
+        } else {
+            Probe::ReadyAt(main)
+        }
+    }
+
+    fn abandon(&self, ctx: &Ctx) {
+        // A daemonized service may have left the start command's session.
+        if let Some(pid) = self.located() {
+            proc::signal_and_wait(&tree::tree_of(pid), Signal::SIGKILL, ctx.deadline);
+        }
+    }
+
+    fn explain(&self, _ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let why = if self.follows_child && failure.exited_cleanly {
+            "start_command exited (exit code 0); for a command that daemonizes set pidfile or process_match".to_string()
+        } else {
+            format!("start_command failed ({})", failure.status)
+        };
+        let mut reason = failure.held.map(|h| format!("{h}; {why}")).unwrap_or(why);
+        if !failure.quoted.is_empty() {
+            reason.push_str(&format!(": {}", failure.quoted));
+        }
+        Some(OcfError::generic(reason))
+    }
+
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        self.listens(main).map_err(OcfError::generic)?;
+        if ctx.check_level() >= 10 {
+            if let Some(words) = &self.health {
+                health(ctx, words, request_deadline(ctx)).map_err(OcfError::generic)?;
+            }
+        }
+        Ok(OcfStatus::Success)
+    }
+
+    fn before_stop(&self, ctx: &Ctx, main: i32) -> OcfResult<()> {
+        let Some(words) = command_words(ctx, "stop_command")? else { return Ok(()) };
+        match proc::run(&mut command(ctx, &words), ctx.deadline.fraction(0.5)) {
+            Ok(out) if out.success() => {}
+            Ok(out) => ctx.log.warn(format!("stop_command failed ({}): {}", out.status, out.message())),
+            Err(e) => ctx.log.warn(format!("stop_command {e}")),
+        }
+        // Give the service what is left of the graceful half to go on its own.
+        proc::wait_gone(&tree::tree_of(main), ctx.deadline.fraction(0.3));
+        Ok(())
+    }
+}
+
+impl ServiceAgent for App {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
         for param in COMMANDS {
             command_words(ctx, param)?;
         }
-        for param in ["pidfile", "workdir"] {
-            if let Some(p) = ctx.params.get(param) {
-                svc::require_absolute(param, p)?;
-            }
-        }
+        require_absolute_params(&ctx.params, &["pidfile", "workdir"])?;
         if ctx.params.get("process_match").is_some_and(|m| m.trim().is_empty()) {
             return Err(OcfError::configured("parameter 'process_match' is blank"));
         }
@@ -170,150 +282,8 @@ impl Agent for App {
                     require_program(param, &words[0])?;
                 }
             }
-            if let Some(dir) = ctx.params.get("workdir") {
-                svc::require_path("workdir", dir, true)?;
-            }
+            require_path("workdir", ctx.params.str("workdir"), true)?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("app", ctx);
-        if let svc::State::Running { .. } = svc::state(&inst, located(ctx)) {
-            return self.monitor(ctx);
-        }
-        svc::clear_orphans(&inst, ctx)?;
-        if let Some(held) = port(ctx).and_then(|p| daemon::describe_port_holder(&[p], &[])) {
-            return Err(OcfError::generic(format!("cannot start the service: {held}")));
-        }
-        let words = command_words(ctx, "start_command")?.expect("required");
-        let health_words = command_words(ctx, "health_command")?;
-        let console = svc::open_console(&inst.console)?;
-        let err = console.try_clone().map_err(|e| OcfError::generic(format!("console: {e}")))?;
-        let mut cmd = command(ctx, &words);
-        cmd.stdout(console).stderr(err);
-        let mut child =
-            proc::spawn_daemon(&mut cmd).map_err(|e| OcfError::generic(format!("cannot run start_command: {e}")))?;
-        let child_pid = child.id() as i32;
-        let follows_child = ctx.params.get("pidfile").is_none() && ctx.params.get("process_match").is_none();
-        if follows_child {
-            if let Some(id) = Identity::of(child_pid) {
-                inst.save(id)?;
-            }
-        }
-        let mut exited: Option<String> = None;
-        let mut health_error = String::new();
-        let mut main: Option<i32> = None;
-        let readiness = daemon::wait_ready(
-            ctx.deadline.fraction(0.85),
-            || {
-                // A daemonizing start command may exit 0; any other exit is a failed start.
-                if exited.is_none() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        let failed = !status.success() || follows_child;
-                        exited = Some(if status.success() { "exit code 0".into() } else { status.to_string() });
-                        if failed {
-                            return false;
-                        }
-                    }
-                }
-                true
-            },
-            || {
-                let pid = if follows_child { Some(child_pid).filter(|p| proc::is_alive(*p)) } else { located(ctx) };
-                let Some(pid) = pid else { return false };
-                main = Some(pid);
-                if let Some(p) = port(ctx) {
-                    if !daemon::listening_ports(&svc::tree_of(pid)).contains(&p) {
-                        return false;
-                    }
-                }
-                match &health_words {
-                    Some(h) => match health(ctx, h, svc::request_deadline(ctx)) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            health_error = e;
-                            false
-                        }
-                    },
-                    None => true,
-                }
-            },
-        );
-        let output = || svc::pick_lines(&std::fs::read_to_string(&inst.console).unwrap_or_default(), &[], 4);
-        match readiness {
-            Readiness::Ready => {
-                let pid = main.expect("ready means found");
-                let id = Identity::of(pid).ok_or_else(|| OcfError::generic("the service exited as it became ready"))?;
-                inst.save(id)?;
-                ctx.log.info(format!("service is ready (PID {pid})"));
-                Ok(OcfStatus::Success)
-            }
-            Readiness::Died => {
-                svc::kill_all(&inst, child_pid, ctx.deadline);
-                let status = exited.unwrap_or_default();
-                let why = if follows_child && status == "exit code 0" {
-                    "start_command exited (exit code 0); for a command that daemonizes set pidfile or process_match"
-                        .to_string()
-                } else {
-                    format!("start_command failed ({status})")
-                };
-                let out = output();
-                let held = daemon::describe_port_holder(&daemon::ports_in_message(&out), &[]);
-                let mut reason = held.map(|h| format!("{h}; {why}")).unwrap_or(why);
-                if !out.is_empty() {
-                    reason.push_str(&format!(": {out}"));
-                }
-                Err(OcfError::generic(reason))
-            }
-            Readiness::TimedOut => {
-                // Kill what the start left: the start command's session and the located process.
-                if let Some(pid) = main {
-                    proc::signal_and_wait(&svc::tree_of(pid), Signal::SIGKILL, ctx.deadline);
-                }
-                svc::kill_all(&inst, child_pid, ctx.deadline);
-                let mut reason = "the service was not ready within the start timeout and was killed".to_string();
-                if main.is_none() && !follows_child {
-                    reason.push_str("; pidfile/process_match found no process");
-                }
-                if !health_error.is_empty() {
-                    reason.push_str(&format!("; last {health_error}"));
-                }
-                Err(OcfError::generic(reason))
-            }
-        }
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("app", ctx);
-        if let (svc::State::Running { main, .. }, Some(words)) =
-            (svc::state(&inst, located(ctx)), command_words(ctx, "stop_command")?)
-        {
-            match proc::run(&mut command(ctx, &words), ctx.deadline.fraction(0.5)) {
-                Ok(out) if out.success() => {}
-                Ok(out) => ctx.log.warn(format!("stop_command failed ({}): {}", out.status, out.message())),
-                Err(e) => ctx.log.warn(format!("stop_command {e}")),
-            }
-            // Give the service what is left of the graceful half to go on its own.
-            let tree = svc::tree_of(main.pid);
-            proc::wait_gone(&tree, ctx.deadline.fraction(0.3));
-        }
-        svc::stop(&inst, located(ctx), Signal::SIGTERM, ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("app", ctx);
-        let main = svc::check_running(&inst, located(ctx), "the service")?;
-        if let Some(p) = port(ctx) {
-            if !daemon::listening_ports(&svc::tree_of(main.pid)).contains(&p) {
-                return Err(OcfError::generic(format!("the service (PID {}) does not listen on port {p}", main.pid)));
-            }
-        }
-        if ctx.check_level() >= 10 {
-            if let Some(words) = command_words(ctx, "health_command")? {
-                health(ctx, &words, svc::request_deadline(ctx)).map_err(OcfError::generic)?;
-            }
-        }
-        Ok(OcfStatus::Success)
     }
 }

@@ -10,6 +10,7 @@
 //! so Pacemaker shows the risk without moving a load balancer that still serves. Servers in
 //! maintenance are the administrator's choice and do not count as DOWN.
 
+use std::cell::OnceCell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -18,10 +19,14 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::path_after;
-use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch, Probe};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::proc;
+use crate::agents::service::checks::{require_absolute_params, require_executable, require_path};
+use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
+use crate::agents::service::instance::adopt_from_pidfile;
+use crate::agents::service::web::request_deadline;
+use crate::agents::service::{self, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::sys::identity::Identity;
+use crate::sys::{proc, tree};
 
 pub struct Haproxy;
 
@@ -294,128 +299,146 @@ fn runs_binary(pid: i32, binary: &str) -> bool {
     std::fs::canonicalize(binary).is_ok_and(|b| b.as_os_str() == exe)
 }
 
-fn adopt(ctx: &Ctx) -> Option<i32> {
-    svc::adopt_from_pidfile(ctx.params.get("pidfile"), ctx.params.str("binary"))
+/// One HAProxy instance, from the parameters.
+pub struct Server {
+    binary: String,
+    configfile: String,
+    pidfile: String,
+    /// The stats socket, once read from the parameters or the configuration.
+    stats: OnceCell<StatsAddr>,
 }
 
-/// The configuration file, and the file haproxy's messages name (`parsing [FILE:LINE]`).
-fn config_file(ctx: &Ctx) -> ConfigFile {
-    ConfigFile {
-        path: ctx.params.str("configfile").into(),
-        named: |m| path_after(m, "parsing [", ':').or_else(|| path_after(m, "configuration file : ", ' ')),
-    }
-}
-
-fn check_command(ctx: &Ctx) -> Command {
-    let mut cmd = Command::new(ctx.params.str("binary"));
-    cmd.args(["-c", "-f"]).arg(ctx.params.str("configfile"));
-    cmd
-}
-
-impl Agent for Haproxy {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        svc::require_absolute("binary", ctx.params.str("binary"))?;
-        svc::require_absolute("configfile", ctx.params.str("configfile"))?;
-        svc::require_absolute("pidfile", ctx.params.str("pidfile"))?;
-        if let Some(s) = ctx.params.get("stats_socket") {
-            parse_stats_addr(s).map_err(|e| OcfError::configured(format!("parameter 'stats_socket': {e}")))?;
+impl Server {
+    fn stats(&self, ctx: &Ctx) -> OcfResult<&StatsAddr> {
+        if let Some(addr) = self.stats.get() {
+            return Ok(addr);
         }
-        if level >= crate::ocf::agent::VALIDATE_HOST {
-            svc::require_executable("binary", ctx.params.str("binary"))?;
-            svc::require_path("configfile", ctx.params.str("configfile"), false)?;
-            stats_addr(ctx)?;
-        }
-        Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("haproxy", ctx);
-        if let svc::State::Running { .. } = svc::state(&inst, adopt(ctx)) {
-            return self.monitor(ctx);
-        }
-        svc::clear_orphans(&inst, ctx)?;
-        svc::config_check("haproxy", &config_file(ctx), &mut check_command(ctx), ctx)?;
         let addr = stats_addr(ctx)?;
-        if let StatsAddr::Unix(path) = &addr {
+        Ok(self.stats.get_or_init(|| addr))
+    }
+
+    /// The configuration file, and the file haproxy's messages name (`parsing [FILE:LINE]`).
+    fn config_file(&self) -> ConfigFile {
+        ConfigFile {
+            path: self.configfile.clone().into(),
+            named: |m| path_after(m, "parsing [", ':').or_else(|| path_after(m, "configuration file : ", ' ')),
+        }
+    }
+
+    fn config_check(&self, ctx: &Ctx) -> OcfResult<()> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["-c", "-f"]).arg(&self.configfile);
+        config_check(Self::SERVER, &self.config_file(), &mut cmd, ctx)
+    }
+}
+
+impl Service for Server {
+    const AGENT: &'static str = "haproxy";
+    const SERVER: &'static str = "haproxy";
+    /// USR1 is HAProxy's soft stop: listeners close, established connections finish.
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGUSR1, 0.5, "soft stop")];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.str("pidfile").into(),
+            stats: OnceCell::new(),
+        })
+    }
+
+    fn adopt(&self) -> Option<i32> {
+        adopt_from_pidfile(Some(&self.pidfile), &self.binary)
+    }
+
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        self.config_check(ctx)?;
+        if let StatsAddr::Unix(path) = self.stats(ctx)? {
             // Debian's unit creates /run/haproxy (RuntimeDirectory); without systemd we do.
             if let Some(dir) = std::path::Path::new(path).parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
         }
-        let mut cmd = Command::new(ctx.params.str("binary"));
-        cmd.args(["-W", "-db", "-f"]).arg(ctx.params.str("configfile")).arg("-p").arg(ctx.params.str("pidfile"));
-        let launch = Launch {
-            cmd,
-            logs: Vec::new(),
-            ports: Vec::new(),
-            fatal: &[],
-            quote: &[],
-            rejects: None,
-            ready: Box::new(|tree: &[i32]| {
-                // The master plus a worker, and the worker answers on the stats socket.
-                if tree.len() < 2 {
-                    return Probe::NotYet;
-                }
-                // Ready to serve, and to be stopped: the master handles signals (one sent before
-                // that is lost).
-                match worker_pid(&addr, Deadline::after(Duration::from_millis(500))) {
-                    Ok(_) if handles_signal(tree[0], Signal::SIGUSR1) => Probe::Ready,
-                    _ => Probe::NotYet,
-                }
-            }),
-        };
-        svc::launch(&inst, launch, ctx)?;
-        Ok(OcfStatus::Success)
+        Ok(())
     }
 
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("haproxy", ctx);
-        svc::stop(&inst, adopt(ctx), Signal::SIGUSR1, ctx)
+    fn command(&self, _ctx: &Ctx) -> OcfResult<Command> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["-W", "-db", "-f"]).arg(&self.configfile).arg("-p").arg(&self.pidfile);
+        Ok(cmd)
     }
 
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("haproxy", ctx);
-        let main = svc::check_running(&inst, adopt(ctx), "haproxy")?;
-        let addr = stats_addr(ctx)?;
-        worker_pid(&addr, svc::request_deadline(ctx))
-            .map_err(|e| OcfError::generic(format!("haproxy master {} runs but {e}", main.pid)))?;
+    fn ready(&self, ctx: &Ctx, pid: i32) -> Probe {
+        // The master plus a worker, and the worker answers on the stats socket.
+        if tree::tree_of(pid).len() < 2 {
+            return Probe::NotYet(Some("no worker yet".into()));
+        }
+        let Ok(addr) = self.stats(ctx) else { return Probe::NotYet(None) };
+        // Ready to serve, and to be stopped: the master handles signals (one sent before that
+        // is lost).
+        match worker_pid(addr, Deadline::after(Duration::from_millis(500))) {
+            Ok(_) if handles_signal(pid, Signal::SIGUSR1) => Probe::Ready,
+            Ok(_) => Probe::NotYet(Some("the master does not handle signals yet".into())),
+            Err(e) => Probe::NotYet(Some(e)),
+        }
+    }
+
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        let addr = self.stats(ctx)?;
+        worker_pid(addr, request_deadline(ctx))
+            .map_err(|e| OcfError::generic(format!("haproxy master {main} runs but {e}")))?;
         if ctx.check_level() >= 10 {
-            let csv = stats_command(&addr, "show stat", svc::request_deadline(ctx)).map_err(OcfError::generic)?;
+            let csv = stats_command(addr, "show stat", request_deadline(ctx)).map_err(OcfError::generic)?;
             return judge(&parse_stat(&csv).map_err(OcfError::generic)?);
         }
         Ok(OcfStatus::Success)
+    }
+}
+
+impl ServiceAgent for Haproxy {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        require_absolute_params(&ctx.params, &["binary", "configfile", "pidfile"])?;
+        if let Some(s) = ctx.params.get("stats_socket") {
+            parse_stats_addr(s).map_err(|e| OcfError::configured(format!("parameter 'stats_socket': {e}")))?;
+        }
+        if level >= crate::ocf::agent::VALIDATE_HOST {
+            require_executable("binary", ctx.params.str("binary"))?;
+            require_path("configfile", ctx.params.str("configfile"), false)?;
+            stats_addr(ctx)?;
+        }
+        Ok(())
     }
 
     /// Graceful reload: check the configuration, SIGUSR2 to the master, and wait until a new
     /// worker answers on the stats socket. Old workers keep their established connections.
     fn reload(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("haproxy", ctx);
-        let main = svc::check_running(&inst, adopt(ctx), "haproxy")
-            .map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
-        svc::config_check("haproxy", &config_file(ctx), &mut check_command(ctx), ctx)?;
+        let server = Server::of(ctx)?;
+        let main =
+            service::running(&server, ctx).map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
+        server.config_check(ctx)?;
         // Pacemaker also reloads (the meta-data claims OCF 1.0) when a parameter that is not
         // unique changes. A re-executed master keeps its binary: a new one needs a new master.
-        let binary = ctx.params.str("binary");
-        if !runs_binary(main.pid, binary) {
-            ctx.log.info(format!("haproxy master {} does not run {binary}: restarting it", main.pid));
-            self.stop(ctx)?;
-            return self.start(ctx);
+        if !runs_binary(main, &server.binary) {
+            ctx.log.info(format!("haproxy master {main} does not run {}: restarting it", server.binary));
+            service::stop(&server, ctx)?;
+            return service::start(&server, ctx);
         }
-        let addr = stats_addr(ctx)?;
-        let old = proc::descendants(main.pid);
-        proc::signal(main.pid, Signal::SIGUSR2);
+        let addr = server.stats(ctx)?;
+        let master = Identity::of(main).ok_or_else(|| OcfError::generic("haproxy master exited before the reload"))?;
+        let old = proc::descendants(main);
+        proc::signal(main, Signal::SIGUSR2);
         let renewed = ctx.deadline.poll(Duration::from_millis(20), || {
-            if !main.is_alive() {
+            if !master.is_alive() {
                 return Some(Err(OcfError::generic("haproxy master died during reload")));
             }
             // Done when a new worker answers and the re-executed master handles signals again
             // (a stop sent before that is lost).
-            match worker_pid(&addr, Deadline::after(Duration::from_millis(500))) {
-                Ok(pid) if !old.contains(&pid) && handles_signal(main.pid, Signal::SIGUSR1) => Some(Ok(pid)),
+            match worker_pid(addr, Deadline::after(Duration::from_millis(500))) {
+                Ok(pid) if !old.contains(&pid) && handles_signal(main, Signal::SIGUSR1) => Some(Ok(pid)),
                 _ => None,
             }
         });

@@ -9,19 +9,21 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Uid;
 
-use crate::agents::config_fault::{self, Culprit};
-use crate::agents::datalayer;
 use crate::agents::mycnf;
+use crate::agents::service::checks::{self, require_absolute_params, require_identifier};
+use crate::agents::service::config_fault::{self, Culprit};
+use crate::agents::service::{
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
+};
 use crate::net::mywire::{self, MyConn, MyError};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
-use crate::sys::proc;
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::sys::{identity, locks, proc, tree};
 
 pub struct Mariadb;
 
@@ -79,10 +81,13 @@ static PARAMS: &[ParamSpec] = &[
         .default("5")
         .short("seconds one monitor query may take")
         .long("Each monitor query gives up after this many seconds, so a hung server is reported before the monitor's own timeout."),
-    ParamSpec::string("options").short("extra mariadbd arguments, separated by spaces (no shell)"),
+    ParamSpec::string("options")
+        .short("extra mariadbd arguments")
+        .long(concat!("Extra arguments for mariadbd, e.g. '--innodb-buffer-pool-size=256M'. ", crate::word_rules!())),
 ];
 
-struct My {
+/// One MariaDB server, from the parameters.
+pub struct Server {
     binary: PathBuf,
     config: PathBuf,
     datadir: PathBuf,
@@ -96,31 +101,14 @@ struct My {
     query_timeout: Duration,
 }
 
-impl My {
-    fn from(ctx: &Ctx) -> My {
-        let p = &ctx.params;
-        My {
-            binary: p.str("binary").into(),
-            config: p.str("config").into(),
-            datadir: p.str("datadir").into(),
-            socket: p.str("socket").into(),
-            port: p.int("port").unwrap_or(3306) as u16,
-            pid: p.str("pid").into(),
-            user: p.str("user").into(),
-            log: p.str("log").into(),
-            monitor_user: p.str("monitor_user").into(),
-            health_database: p.str("health_database").into(),
-            query_timeout: Duration::from_secs(p.int("query_timeout").unwrap_or(5) as u64),
-        }
-    }
-
+impl Server {
     /// The files a running server keeps locked: whoever holds one owns the data directory.
     fn lock_files(&self) -> [PathBuf; 2] {
         [self.datadir.join("ibdata1"), self.datadir.join("aria_log_control")]
     }
 
     fn lock_holder(&self) -> Option<i32> {
-        self.lock_files().iter().find_map(|f| daemon::lock_holder(f))
+        self.lock_files().iter().find_map(|f| locks::lock_holder(f))
     }
 }
 
@@ -128,50 +116,154 @@ fn is_server(pid: i32) -> bool {
     proc::stat(pid).is_some_and(|s| s.state != 'Z' && (s.comm == "mariadbd" || s.comm == "mysqld"))
 }
 
-fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("mariadb", ctx.env.resource())
-}
+impl Service for Server {
+    const AGENT: &'static str = "mariadb";
+    const SERVER: &'static str = "mariadbd";
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.8, "shutdown")];
+    /// InnoDB's crash recovery may outlast the start timeout: the stop that follows shuts the
+    /// server down cleanly.
+    const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
+    const IF_RUNNING: IfRunning = IfRunning::Adopt;
+    const QUOTE: Quote = Quote { lines: 6, ..Quote::LAST_LINES };
 
-/// Our running server: the identity saved at start, if that process still holds the data
-/// directory's lock; else the lock holder if it is the server our PID file names (started by
-/// hand with this resource's settings: adopted, as a probe must see it).
-fn find_server(my: &My, state: &std::path::Path) -> Option<i32> {
-    let holder = my.lock_holder();
-    if let Some(id) = daemon::load_live_identity(state) {
-        if is_server(id.pid) && holder.is_none_or(|h| h == id.pid) {
-            return Some(id.pid);
-        }
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            config: p.str("config").into(),
+            datadir: p.str("datadir").into(),
+            socket: p.str("socket").into(),
+            port: p.num("port"),
+            pid: p.str("pid").into(),
+            user: p.str("user").into(),
+            log: p.str("log").into(),
+            monitor_user: p.str("monitor_user").into(),
+            health_database: p.str("health_database").into(),
+            query_timeout: p.secs("query_timeout"),
+        })
     }
-    let h = holder?;
-    (is_server(h) && daemon::read_pidfile(&my.pid) == Some(h)).then_some(h)
-}
 
-impl Agent for Mariadb {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        let db = ctx.params.str("health_database");
-        if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(OcfError::configured(format!(
-                "parameter 'health_database' must be letters, digits and underscores, got '{db}'"
-            )));
+    /// Our running server: the one start launched, if that process still holds the data
+    /// directory's lock; else the lock holder if it is the server our PID file names (started by
+    /// hand with this resource's settings: adopted, as a probe must see it).
+    fn locate(&self, inst: &Instance) -> Found {
+        if !self.datadir.is_dir() {
+            return Found::Stopped(format!("data directory {} is not here", self.datadir.display()));
         }
-        for name in ["binary", "config", "datadir", "socket", "pid", "log"] {
-            if !ctx.params.str(name).starts_with('/') {
-                return Err(OcfError::configured(format!("parameter '{name}' must be an absolute path")));
+        let holder = self.lock_holder();
+        if let Some(id) = inst.saved().filter(|id| id.is_alive()) {
+            if is_server(id.pid) && holder.is_none_or(|h| h == id.pid) {
+                return Found::Running(id.pid);
             }
         }
+        match holder.filter(|h| is_server(*h) && identity::read_pidfile(&self.pid) == Some(*h)) {
+            Some(h) => Found::Running(h),
+            None => Found::Stopped("no server of this resource runs on the data directory".into()),
+        }
+    }
+
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        if let Some(h) = self.lock_holder().filter(|h| !is_server(*h)) {
+            // A server killed a moment ago: its last threads still hold the lock. Let them go.
+            tree::wait_released(&[h], ctx.deadline.fraction(0.5));
+        }
+        if let Some(h) = self.lock_holder() {
+            return Err(OcfError::generic(format!(
+                "data directory {} is in use by another running server ({} holds its lock): refusing to start a second server on it",
+                self.datadir.display(),
+                proc::describe(&[h])
+            )));
+        }
+        let account = checks::account("user", &self.user)?;
+        for (param, path) in [("socket", &self.socket), ("pid", &self.pid)] {
+            if let Some(dir) = path.parent() {
+                checks::ensure_run_dir(param, dir, &account)?;
+            }
+        }
+        // A socket file left by a killed server makes a new server fail to bind; one that
+        // answers belongs to another server, which must keep it.
+        if self.socket.exists() {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return Err(OcfError::generic(format!(
+                    "socket {} (parameter 'socket') is in use by another running server",
+                    self.socket.display()
+                )));
+            }
+            let _ = fs::remove_file(&self.socket);
+        }
+        Ok(())
+    }
+
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        vec![("port", self.port)]
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let mut cmd = mariadbd_command(ctx, self)?;
+        checks::account("user", &self.user)?.apply(&mut cmd);
+        Ok(cmd)
+    }
+
+    /// mariadbd reopens its error log itself, as `user`.
+    fn output(&self, _ctx: &Ctx) -> OcfResult<Output> {
+        Ok(Output::Log { path: self.log.clone(), owner: Some(checks::account("user", &self.user)?) })
+    }
+
+    fn ready(&self, ctx: &Ctx, _pid: i32) -> Probe {
+        if !self.socket.exists() {
+            return Probe::NotYet(Some(format!("no socket {} yet", self.socket.display())));
+        }
+        match ping(self, monitor_uid(self), ctx.deadline.at_most(self.query_timeout)) {
+            Ok(()) => Probe::Ready,
+            Err(e) => Probe::NotYet(Some(format!("it does not accept connections: {e}"))),
+        }
+    }
+
+    fn explain(&self, ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let culprit = rejected_config(&failure.lines.join("\n"), ctx, self)?;
+        Some(config_fault::rejected(Self::SERVER, &culprit, Some(&self.datadir), failure.quoted))
+    }
+
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        if !self.socket.exists() {
+            return Err(OcfError::generic(format!(
+                "mariadbd PID {main} runs but its socket {} is missing",
+                self.socket.display()
+            )));
+        }
+        let level = ctx.check_level();
+        if level < 10 {
+            return Ok(OcfStatus::Success);
+        }
+        let deadline = ctx.deadline.at_most(self.query_timeout);
+        let failed = |e| query_failed(self, e);
+        let mut conn =
+            MyConn::connect(&self.socket, monitor_uid(self), &self.monitor_user, deadline).map_err(failed)?;
+        conn.query("SELECT 1", deadline).map_err(failed)?;
+        if level >= 20 {
+            health_write_read(ctx, self, &mut conn).map_err(failed)?;
+        }
+        Ok(OcfStatus::Success)
+    }
+}
+
+impl ServiceAgent for Mariadb {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        require_identifier("health_database", ctx.params.str("health_database"))?;
+        require_absolute_params(&ctx.params, &["binary", "config", "datadir", "socket", "pid", "log"])?;
+        checks::words(&ctx.params, "options")?;
         if level < crate::ocf::agent::VALIDATE_HOST {
             return Ok(());
         }
-        let my = My::from(ctx);
-        crate::ocf::host::require_executable("binary", &my.binary)?;
-        datalayer::account("user", &my.user)?;
-        datalayer::account("monitor_user", &my.monitor_user)?;
-        datalayer::require_file("config", &my.config)?;
-        datalayer::require_data_dir("datadir", &my.datadir)?;
+        let my = Server::of(ctx)?;
+        checks::require_executable("binary", &my.binary)?;
+        checks::account("user", &my.user)?;
+        checks::account("monitor_user", &my.monitor_user)?;
+        checks::require_path("config", &my.config, false)?;
+        checks::require_data_dir("datadir", &my.datadir)?;
         if !my.datadir.join("mysql").is_dir() {
             return Err(OcfError::installed(format!(
                 "{} (parameter 'datadir') is not a MariaDB data directory: no 'mysql' system database (is the replicated partition mounted?)",
@@ -180,144 +272,18 @@ impl Agent for Mariadb {
         }
         Ok(())
     }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let my = My::from(ctx);
-        let state = state_file(ctx);
-        let account = datalayer::account("user", &my.user)?;
-        if let Some(pid) = find_server(&my, &state) {
-            ctx.log.info(format!("mariadbd PID {pid} already runs on {}", my.datadir.display()));
-            if let Some(id) = Identity::of(pid) {
-                let _ = daemon::save_identity(&state, id);
-            }
-            return Ok(OcfStatus::Success);
-        }
-        if let Some(h) = my.lock_holder().filter(|h| !is_server(*h)) {
-            // A server killed a moment ago: its last threads still hold the lock. Let them go.
-            daemon::wait_released(&[h], ctx.deadline.fraction(0.5));
-        }
-        if let Some(h) = my.lock_holder() {
-            return Err(OcfError::generic(format!(
-                "data directory {} is in use by another running server ({} holds its lock): refusing to start a second server on it",
-                my.datadir.display(),
-                datalayer::describe(&[h])
-            )));
-        }
-        datalayer::require_port_free("port", my.port)?;
-        for (param, path) in [("socket", &my.socket), ("pid", &my.pid)] {
-            if let Some(dir) = path.parent() {
-                datalayer::ensure_run_dir(param, dir, &account)?;
-            }
-        }
-        // A socket file left by a killed server makes a new server fail to bind; one that
-        // answers belongs to another server, which must keep it.
-        if my.socket.exists() {
-            if std::os::unix::net::UnixStream::connect(&my.socket).is_ok() {
-                return Err(OcfError::generic(format!(
-                    "socket {} (parameter 'socket') is in use by another running server",
-                    my.socket.display()
-                )));
-            }
-            let _ = fs::remove_file(&my.socket);
-        }
-        let log = datalayer::open_log(&my.log)?;
-        let _ = nix::unistd::chown(&my.log, Some(account.uid), Some(account.gid));
-        let mark = datalayer::log_mark(&my.log);
-        let mut cmd = mariadbd_command(ctx, &my);
-        cmd.stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null())).stderr(Stdio::from(log));
-        account.apply(&mut cmd);
-        let mut child = proc::spawn_daemon(&mut cmd)
-            .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", my.binary.display())))?;
-        let pid = child.id() as i32;
-        if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
-        }
-        ctx.log.info(format!("mariadbd PID {pid} started on {}", my.datadir.display()));
-        let uid = monitor_uid(&my);
-        let readiness = daemon::wait_ready(
-            ctx.deadline,
-            || child.try_wait().ok().flatten().is_none(),
-            || my.socket.exists() && ping(&my, uid, ctx.deadline.at_most(my.query_timeout)).is_ok(),
-        );
-        match readiness {
-            Readiness::Ready => Ok(OcfStatus::Success),
-            Readiness::Died => {
-                let _ = fs::remove_file(&state);
-                let lines = datalayer::log_since(&my.log, mark, 6);
-                let culprit = rejected_config(&datalayer::log_since(&my.log, mark, 30), ctx, &my);
-                Err(datalayer::exited_during_start("mariadbd", &lines, culprit, &my.datadir))
-            }
-            Readiness::TimedOut => Err(OcfError::generic(format!(
-                "mariadbd (PID {pid}) did not accept connections before the start timeout: {}",
-                datalayer::log_since(&my.log, mark, 4)
-            ))),
-        }
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let my = My::from(ctx);
-        let state = state_file(ctx);
-        let Some(pid) = find_server(&my, &state) else {
-            let _ = fs::remove_file(&state);
-            return Ok(OcfStatus::Success);
-        };
-        let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
-        proc::signal(pid, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(pid, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
-            ctx.log.info(format!(
-                "mariadbd PID {pid}: {}",
-                if sig == Signal::SIGTERM { "shutdown (SIGTERM)" } else { "SIGKILL" }
-            ))
-        });
-        if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
-        }
-        let _ = fs::remove_file(&state);
-        Ok(OcfStatus::Success)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let my = My::from(ctx);
-        if !my.datadir.is_dir() {
-            return Err(OcfError::not_running(format!("data directory {} is not here", my.datadir.display())));
-        }
-        let Some(pid) = find_server(&my, &state_file(ctx)) else {
-            return Err(OcfError::not_running("no server of this resource runs on the data directory"));
-        };
-        if proc::stat(pid).is_some_and(|s| s.state == 'T') {
-            return Err(OcfError::generic(format!("mariadbd PID {pid} is stopped (SIGSTOP): it cannot serve")));
-        }
-        if !my.socket.exists() {
-            return Err(OcfError::generic(format!(
-                "mariadbd PID {pid} runs but its socket {} is missing",
-                my.socket.display()
-            )));
-        }
-        let level = ctx.check_level();
-        if level < 10 {
-            return Ok(OcfStatus::Success);
-        }
-        let deadline = ctx.deadline.at_most(my.query_timeout);
-        let failed = |e| query_failed(&my, e);
-        let mut conn = MyConn::connect(&my.socket, monitor_uid(&my), &my.monitor_user, deadline).map_err(failed)?;
-        conn.query("SELECT 1", deadline).map_err(failed)?;
-        if level >= 20 {
-            health_write_read(ctx, &my, &mut conn).map_err(failed)?;
-        }
-        Ok(OcfStatus::Success)
-    }
 }
 
 /// What mariadbd rejected. A syntax error names its option file; a rejected option names only
 /// itself: the `options` parameter if that passes it, else the option files that set it (a
 /// node-local one decides: it may be the one at fault), else the fault is not placed.
-fn rejected_config(log: &str, ctx: &Ctx, my: &My) -> Option<Culprit> {
+fn rejected_config(log: &str, ctx: &Ctx, my: &Server) -> Option<Culprit> {
     if let Some(file) = mycnf::file_in_error(log) {
         return Some(Culprit::File(file));
     }
     let option = mycnf::rejected_option(log)?;
     let passed = |w: &str| mycnf::canonical(w.trim_start_matches('-').split('=').next().unwrap_or("")) == option;
-    if ctx.params.get("options").is_some_and(|o| o.split_whitespace().any(passed)) {
+    if checks::words(&ctx.params, "options").is_ok_and(|words| words.iter().any(|w| passed(w))) {
         return Some(Culprit::Parameter("options".into()));
     }
     let files = mycnf::files_setting(&my.config, &option);
@@ -330,7 +296,7 @@ fn rejected_config(log: &str, ctx: &Ctx, my: &My) -> Option<Culprit> {
     })
 }
 
-fn mariadbd_command(ctx: &Ctx, my: &My) -> Command {
+fn mariadbd_command(ctx: &Ctx, my: &Server) -> OcfResult<Command> {
     let mut cmd = Command::new(&my.binary);
     // --defaults-file must come first.
     cmd.arg(format!("--defaults-file={}", my.config.display()))
@@ -342,22 +308,20 @@ fn mariadbd_command(ctx: &Ctx, my: &My) -> Command {
     if let Some(addr) = ctx.params.get("bind_address") {
         cmd.arg(format!("--bind-address={addr}"));
     }
-    if let Some(opts) = ctx.params.get("options") {
-        cmd.args(opts.split_whitespace());
-    }
+    cmd.args(checks::words(&ctx.params, "options")?);
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").current_dir("/");
-    cmd
+    Ok(cmd)
 }
 
-fn monitor_uid(my: &My) -> Option<Uid> {
-    proc::Account::lookup(&my.monitor_user).map(|a| a.uid)
+fn monitor_uid(my: &Server) -> Option<Uid> {
+    proc::Account::lookup(&my.monitor_user).ok().flatten().map(|a| a.uid)
 }
 
-fn ping(my: &My, uid: Option<Uid>, deadline: Deadline) -> Result<(), MyError> {
+fn ping(my: &Server, uid: Option<Uid>, deadline: Deadline) -> Result<(), MyError> {
     MyConn::connect(&my.socket, uid, &my.monitor_user, deadline)?.query("SELECT 1", deadline).map(|_| ())
 }
 
-fn query_failed(my: &My, e: MyError) -> OcfError {
+fn query_failed(my: &Server, e: MyError) -> OcfError {
     let what = match e {
         MyError::Timeout => format!("no answer within {} s (query_timeout)", my.query_timeout.as_secs()),
         other => other.to_string(),
@@ -367,7 +331,7 @@ fn query_failed(my: &My, e: MyError) -> OcfError {
 
 /// Depth 20: upsert this resource's row (autocommit: committed when acknowledged), then read
 /// it back with a second statement.
-fn health_write_read(ctx: &Ctx, my: &My, conn: &mut MyConn) -> Result<(), MyError> {
+fn health_write_read(ctx: &Ctx, my: &Server, conn: &mut MyConn) -> Result<(), MyError> {
     let deadline = ctx.deadline.at_most(my.query_timeout);
     let db = &my.health_database;
     let key = mywire::literal(ctx.env.resource());

@@ -12,10 +12,10 @@ const MAX_DEPTH: usize = 10;
 /// The option the server rejected, from its error log: `unknown variable 'NAME=VALUE'`,
 /// `unknown option '--NAME'`, `Error while setting value 'V' to 'NAME'`.
 pub fn rejected_option(log: &str) -> Option<String> {
-    let between = |start: &str| crate::agents::config_fault::last_between(log, start, "'");
+    let between = |start: &str| crate::agents::service::config_fault::last_between(log, start, "'");
     let raw = between("unknown variable '").or_else(|| between("unknown option '")).or_else(|| {
         log.rfind("Error while setting value '")
-            .and_then(|at| crate::agents::config_fault::last_between(&log[at..], "' to '", "'"))
+            .and_then(|at| crate::agents::service::config_fault::last_between(&log[at..], "' to '", "'"))
     })?;
     let name = raw.trim_start_matches('-').split('=').next().unwrap_or("");
     (!name.is_empty()).then(|| canonical(name))

@@ -9,9 +9,11 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::path_after;
-use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfResult, OcfStatus, ParamSpec};
+use crate::agents::service::checks::{require_absolute_params, require_executable, require_path, require_url};
+use crate::agents::service::config_fault::{config_check, path_after, ConfigFile};
+use crate::agents::service::instance::adopt_from_pidfile;
+use crate::agents::service::{web, Probe, Service, ServiceAgent, StopStep};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfResult, ParamSpec};
 
 pub struct Nginx;
 
@@ -54,67 +56,73 @@ static SPEC: AgentSpec = AgentSpec {
     ],
 };
 
-fn adopt(ctx: &Ctx) -> Option<i32> {
-    svc::adopt_from_pidfile(ctx.params.get("pidfile"), ctx.params.str("binary"))
+/// One nginx instance, from the parameters.
+pub struct Server {
+    binary: String,
+    configfile: String,
+    pidfile: Option<String>,
 }
 
-/// The arguments every nginx invocation gets: the configuration and foreground mode.
-fn base_command(ctx: &Ctx) -> Command {
-    let mut cmd = Command::new(ctx.params.str("binary"));
-    cmd.arg("-c").arg(ctx.params.str("configfile")).args(["-g", "daemon off;"]);
-    cmd
-}
-
-impl Agent for Nginx {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
+impl Server {
+    /// The arguments every nginx invocation gets: the configuration and foreground mode.
+    fn base_command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("-c").arg(&self.configfile).args(["-g", "daemon off;"]);
+        cmd
     }
+}
+
+impl Service for Server {
+    const AGENT: &'static str = "nginx";
+    const SERVER: &'static str = "nginx";
+    /// QUIT is nginx's graceful stop: workers finish their requests.
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGQUIT, 0.5, "graceful stop")];
+    /// nginx retries a failed bind for seconds after printing `[emerg]`.
+    const FATAL_OUTPUT: &'static [&'static str] = &["[emerg]"];
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            binary: p.str("binary").into(),
+            configfile: p.str("configfile").into(),
+            pidfile: p.get("pidfile").map(String::from),
+        })
+    }
+
+    fn adopt(&self) -> Option<i32> {
+        adopt_from_pidfile(self.pidfile.as_deref(), &self.binary)
+    }
+
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        // nginx names the file at fault: `... in FILE:LINE` (an included file too).
+        let config = ConfigFile { path: self.configfile.clone().into(), named: |m| path_after(m, " in ", ':') };
+        config_check("nginx", &config, self.base_command().arg("-t").arg("-q"), ctx)
+    }
+
+    fn command(&self, _ctx: &Ctx) -> OcfResult<Command> {
+        Ok(self.base_command())
+    }
+
+    fn ready(&self, _ctx: &Ctx, pid: i32) -> Probe {
+        web::ready_when_listening(pid)
+    }
+
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        web::web_server_check(ctx, Self::SERVER, main)
+    }
+}
+
+impl ServiceAgent for Nginx {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
 
     fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        svc::require_absolute("binary", ctx.params.str("binary"))?;
-        svc::require_absolute("configfile", ctx.params.str("configfile"))?;
-        if let Some(p) = ctx.params.get("pidfile") {
-            svc::require_absolute("pidfile", p)?;
-        }
-        svc::require_url("statusurl", ctx.params.get("statusurl"))?;
+        require_absolute_params(&ctx.params, &["binary", "configfile", "pidfile"])?;
+        require_url("statusurl", ctx.params.get("statusurl"))?;
         if level >= crate::ocf::agent::VALIDATE_HOST {
-            svc::require_executable("binary", ctx.params.str("binary"))?;
-            svc::require_path("configfile", ctx.params.str("configfile"), false)?;
+            require_executable("binary", ctx.params.str("binary"))?;
+            require_path("configfile", ctx.params.str("configfile"), false)?;
         }
         Ok(())
-    }
-
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("nginx", ctx);
-        if let svc::State::Running { .. } = svc::state(&inst, adopt(ctx)) {
-            // Already started (a double start succeeds); a running but unhealthy nginx is an
-            // error for Pacemaker to recover with stop, not a second instance on the same ports.
-            return self.monitor(ctx);
-        }
-        svc::clear_orphans(&inst, ctx)?;
-        // nginx names the file at fault: `... in FILE:LINE` (an included file too).
-        let config = ConfigFile { path: ctx.params.str("configfile").into(), named: |m| path_after(m, " in ", ':') };
-        svc::config_check("nginx", &config, base_command(ctx).arg("-t").arg("-q"), ctx)?;
-        let launch = Launch {
-            cmd: base_command(ctx),
-            logs: Vec::new(),
-            ports: Vec::new(),
-            fatal: &["[emerg]"],
-            quote: &[],
-            rejects: None,
-            ready: svc::ready_when_listening(),
-        };
-        svc::launch(&inst, launch, ctx)?;
-        Ok(OcfStatus::Success)
-    }
-
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("nginx", ctx);
-        svc::stop(&inst, adopt(ctx), Signal::SIGQUIT, ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("nginx", ctx);
-        svc::web_server_monitor(&inst, adopt(ctx), "nginx", ctx)
     }
 }

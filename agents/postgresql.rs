@@ -9,18 +9,22 @@
 //! postgres would refuse to start) and waits while the server replays.
 //! Monitor talks the wire protocol over the Unix socket (see `net::pgwire` for why).
 
+use std::cell::OnceCell;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::{last_between, Culprit};
-use crate::agents::datalayer;
+use crate::agents::service::checks::{self, require_absolute_params, require_identifier};
+use crate::agents::service::config_fault::{self, last_between, Culprit};
+use crate::agents::service::instance::default_log;
+use crate::agents::service::{
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
+};
 use crate::net::pgwire::{self, PgConn, PgError};
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::proc::{self, Account};
 
 pub struct Postgresql;
@@ -82,13 +86,14 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("logfile")
         .short("server log file")
         .long("Where the server's stderr goes (and the lines a failed start quotes). Default: /var/log/postgresql/hastack-postgresql-RESOURCE.log."),
-    ParamSpec::string("options")
-        .short("extra postgres arguments")
-        .long("Extra arguments for postgres, separated by spaces (e.g. '-c shared_buffers=256MB'). Passed as arguments, never through a shell."),
+    ParamSpec::string("options").short("extra postgres arguments").long(concat!(
+        "Extra arguments for postgres, e.g. '-c shared_buffers=256MB'. ",
+        crate::word_rules!()
+    )),
 ];
 
-/// One instance's settings, from the parameters.
-struct Pg {
+/// One PostgreSQL server, from the parameters.
+pub struct Server {
     bindir: PathBuf,
     pgdata: PathBuf,
     config: PathBuf,
@@ -99,26 +104,17 @@ struct Pg {
     health_table: String,
     query_timeout: Duration,
     logfile: PathBuf,
+    /// The database owner's account, looked up when first needed.
+    account: OnceCell<Account>,
 }
 
-impl Pg {
-    fn from(ctx: &Ctx) -> Pg {
-        let p = &ctx.params;
-        Pg {
-            bindir: PathBuf::from(p.str("bindir")),
-            pgdata: PathBuf::from(p.str("pgdata")),
-            config: PathBuf::from(p.str("config")),
-            port: p.int("port").unwrap_or(5432) as u16,
-            socket_dir: PathBuf::from(p.str("socket_dir")),
-            user: p.str("user").to_string(),
-            database: p.str("database").to_string(),
-            health_table: p.str("health_table").to_string(),
-            query_timeout: Duration::from_secs(p.int("query_timeout").unwrap_or(5) as u64),
-            logfile: p
-                .get("logfile")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| datalayer::default_log("/var/log/postgresql", "postgresql", ctx.env.resource())),
+impl Server {
+    fn account(&self) -> OcfResult<&Account> {
+        if let Some(a) = self.account.get() {
+            return Ok(a);
         }
+        let a = checks::account("user", &self.user)?;
+        Ok(self.account.get_or_init(|| a))
     }
 
     fn socket(&self) -> PathBuf {
@@ -160,77 +156,75 @@ fn is_postmaster_of(pid: i32, pgdata: &Path) -> bool {
         return false;
     }
     let want = pgdata.canonicalize().unwrap_or_else(|_| pgdata.to_path_buf());
-    daemon::cwd(pid).is_some_and(|d| d == want)
+    proc::cwd(pid).is_some_and(|d| d == want)
 }
 
-/// The running postmaster of this data directory, if any, and its pid file.
-fn find_postmaster(pg: &Pg, state: &Path) -> Option<(i32, Option<PidFile>)> {
-    if let Some(pf) = read_pidfile(&pg.pidfile()) {
-        if is_postmaster_of(pf.pid, &pg.pgdata) {
-            return Some((pf.pid, Some(pf)));
-        }
+impl Service for Server {
+    const AGENT: &'static str = "postgresql";
+    const SERVER: &'static str = "postgres";
+    const STOP: &'static [StopStep] = &[
+        StopStep::new(Signal::SIGINT, 0.6, "fast shutdown"),
+        StopStep::new(Signal::SIGQUIT, 0.5, "immediate shutdown"),
+    ];
+    /// Crash recovery (WAL replay) may outlast the start timeout: the stop that follows shuts
+    /// the server down cleanly.
+    const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
+    const IF_RUNNING: IfRunning = IfRunning::Adopt;
+    const QUOTE: Quote = Quote { lines: 6, ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            bindir: PathBuf::from(p.str("bindir")),
+            pgdata: PathBuf::from(p.str("pgdata")),
+            config: PathBuf::from(p.str("config")),
+            port: p.num("port"),
+            socket_dir: PathBuf::from(p.str("socket_dir")),
+            user: p.str("user").to_string(),
+            database: p.str("database").to_string(),
+            health_table: p.str("health_table").to_string(),
+            query_timeout: p.secs("query_timeout"),
+            logfile: p
+                .get("logfile")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_log("/var/log/postgresql", "postgresql", ctx)),
+            account: OnceCell::new(),
+        })
     }
-    // The pid file may be gone (removed by hand, or the partition unmounted under the server):
-    // the identity saved at start still finds our postmaster.
-    // Checked like the pid file: an identity file is keyed by resource name only.
-    daemon::load_live_identity(state).filter(|id| is_postmaster_of(id.pid, &pg.pgdata)).map(|id| (id.pid, None))
-}
 
-fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("postgresql", ctx.env.resource())
-}
-
-impl Agent for Postgresql {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
-    }
-
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        let table = ctx.params.str("health_table");
-        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(OcfError::configured(format!(
-                "parameter 'health_table' must be letters, digits and underscores, got '{table}'"
-            )));
+    /// The postmaster of this data directory serving this port: the one postmaster.pid names,
+    /// else the one start launched (the pid file may be gone: removed by hand, or the partition
+    /// unmounted under the server). Either must be a postmaster of the data directory: an
+    /// identity file is keyed by resource name only.
+    fn locate(&self, inst: &Instance) -> Found {
+        if !self.pgdata.is_dir() {
+            return Found::Stopped(format!("data directory {} is not here", self.pgdata.display()));
         }
-        for name in ["pgdata", "config", "socket_dir", "bindir"] {
-            if !ctx.params.str(name).starts_with('/') {
-                return Err(OcfError::configured(format!("parameter '{name}' must be an absolute path")));
+        if let Some(pf) = read_pidfile(&self.pidfile()).filter(|pf| is_postmaster_of(pf.pid, &self.pgdata)) {
+            if pf.port != self.port {
+                // Another server (another port) owns the data directory; ours is not running.
+                return Found::Stopped(format!(
+                    "the postmaster on {} (PID {}) serves port {}, not {}",
+                    self.pgdata.display(),
+                    pf.pid,
+                    pf.port,
+                    self.port
+                ));
             }
+            return Found::Running(pf.pid);
         }
-        if level < crate::ocf::agent::VALIDATE_HOST {
-            return Ok(());
+        match inst.saved().filter(|id| id.is_alive() && is_postmaster_of(id.pid, &self.pgdata)) {
+            Some(id) => Found::Running(id.pid),
+            None => Found::Stopped("no postmaster runs on this data directory".into()),
         }
-        let pg = Pg::from(ctx);
-        crate::ocf::host::require_executable("bindir", &pg.bindir.join("postgres"))?;
-        datalayer::account("user", &pg.user)?;
-        datalayer::require_data_dir("pgdata", &pg.pgdata)?;
-        if !pg.pgdata.join("PG_VERSION").is_file() {
-            return Err(OcfError::installed(format!(
-                "{} (parameter 'pgdata') is not a PostgreSQL data directory: no PG_VERSION (is the replicated partition mounted?)",
-                pg.pgdata.display()
-            )));
-        }
-        datalayer::require_file("config", &pg.config)
     }
 
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let pg = Pg::from(ctx);
-        let state = state_file(ctx);
-        let account = datalayer::account("user", &pg.user)?;
-        if let Some(pf) = read_pidfile(&pg.pidfile()) {
-            if is_postmaster_of(pf.pid, &pg.pgdata) {
-                if pf.port == pg.port {
-                    // Already running as this resource would run it (perhaps started by hand):
-                    // start is idempotent; adopt it.
-                    if let Some(id) = Identity::of(pf.pid) {
-                        let _ = daemon::save_identity(&state, id);
-                    }
-                    ctx.log.info(format!("postmaster PID {} already runs on {}", pf.pid, pg.pgdata.display()));
-                    return Ok(OcfStatus::Success);
-                }
+    fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        if let Some(pf) = read_pidfile(&self.pidfile()) {
+            if is_postmaster_of(pf.pid, &self.pgdata) {
                 return Err(OcfError::generic(format!(
                     "data directory {} is in use by another running postmaster (PID {}, port {}): refusing to start a second server on it",
-                    pg.pgdata.display(),
+                    self.pgdata.display(),
                     pf.pid,
                     pf.port
                 )));
@@ -241,123 +235,87 @@ impl Agent for Postgresql {
                 "removing stale postmaster.pid (PID {} is not a postmaster of this data directory)",
                 pf.pid
             ));
-            let _ = fs::remove_file(pg.pidfile());
+            let _ = fs::remove_file(self.pidfile());
         }
         // The socket's lock file blocks a start the same way.
-        clear_stale_socket_lock(ctx, &pg);
-        datalayer::require_port_free("port", pg.port)?;
-        datalayer::ensure_run_dir("socket_dir", &pg.socket_dir, &account)?;
+        clear_stale_socket_lock(ctx, self);
+        checks::ensure_run_dir("socket_dir", &self.socket_dir, self.account()?)
+    }
 
-        let log = datalayer::open_log(&pg.logfile)?;
-        let _ = nix::unistd::chown(&pg.logfile, Some(account.uid), Some(account.gid));
-        let mark = datalayer::log_mark(&pg.logfile);
-        let mut cmd = postgres_command(ctx, &pg);
-        cmd.stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null())).stderr(Stdio::from(log));
-        account.apply(&mut cmd);
-        let mut child = proc::spawn_daemon(&mut cmd)
-            .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", pg.bindir.join("postgres").display())))?;
-        let pid = child.id() as i32;
-        if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        vec![("port", self.port)]
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let mut cmd = postgres_command(ctx, self)?;
+        self.account()?.apply(&mut cmd);
+        Ok(cmd)
+    }
+
+    fn output(&self, _ctx: &Ctx) -> OcfResult<Output> {
+        Ok(Output::Log { path: self.logfile.clone(), owner: Some(self.account()?.clone()) })
+    }
+
+    /// Ready when postmaster.pid says so and a connection answers.
+    fn ready(&self, ctx: &Ctx, pid: i32) -> Probe {
+        if !read_pidfile(&self.pidfile()).is_some_and(|pf| pf.pid == pid && pf.status == "ready") {
+            return Probe::NotYet(Some("postmaster.pid does not say ready".into()));
         }
-        ctx.log.info(format!("postmaster PID {pid} started on {}", pg.pgdata.display()));
-
-        let pidfile = pg.pidfile();
-        let readiness = daemon::wait_ready(
-            ctx.deadline,
-            || child.try_wait().ok().flatten().is_none(),
-            || {
-                read_pidfile(&pidfile).is_some_and(|pf| pf.pid == pid && pf.status == "ready")
-                    && ping(&pg, &account, ctx.deadline.at_most(pg.query_timeout)).is_ok()
-            },
-        );
-        match readiness {
-            Readiness::Ready => Ok(OcfStatus::Success),
-            Readiness::Died => {
-                let _ = fs::remove_file(&state);
-                let lines = datalayer::log_since(&pg.logfile, mark, 6);
-                Err(datalayer::exited_during_start("postgres", &lines, rejected_config(&lines), &pg.pgdata))
-            }
-            Readiness::TimedOut => Err(OcfError::generic(format!(
-                "postgres (PID {pid}) did not accept connections before the start timeout: {}",
-                datalayer::log_since(&pg.logfile, mark, 4)
-            ))),
+        let Ok(account) = self.account() else { return Probe::NotYet(None) };
+        match ping(self, account, ctx.deadline.at_most(self.query_timeout)) {
+            Ok(()) => Probe::Ready,
+            Err(e) => Probe::NotYet(Some(format!("it does not accept connections: {e}"))),
         }
     }
 
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let pg = Pg::from(ctx);
-        let state = state_file(ctx);
-        let Some((pid, _)) = find_postmaster(&pg, &state) else {
-            let _ = fs::remove_file(&state);
-            return Ok(OcfStatus::Success);
-        };
-        // The postmaster is a session leader when we started it; then its whole session goes.
-        let session = proc::stat(pid).map(|s| s.session).filter(|s| *s == pid);
-        // A SIGSTOPped server cannot act on SIGINT; let it run so it can shut down.
-        proc::signal(pid, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(
-            pid,
-            session,
-            &[(Signal::SIGINT, 0.6), (Signal::SIGQUIT, 0.5)],
-            ctx.deadline,
-            |sig| {
-                let how = match sig {
-                    Signal::SIGINT => "fast shutdown (SIGINT)",
-                    Signal::SIGQUIT => "immediate shutdown (SIGQUIT)",
-                    _ => "SIGKILL to what is left",
-                };
-                ctx.log.info(format!("postmaster PID {pid}: {how}"));
-            },
-        );
-        if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
-        }
-        let _ = fs::remove_file(&state);
-        Ok(OcfStatus::Success)
+    fn explain(&self, _ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let culprit = rejected_config(&failure.lines.join("\n"))?;
+        Some(config_fault::rejected(Self::SERVER, &culprit, Some(&self.pgdata), failure.quoted))
     }
 
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let pg = Pg::from(ctx);
-        if !pg.pgdata.is_dir() {
-            return Err(OcfError::not_running(format!("data directory {} is not here", pg.pgdata.display())));
-        }
-        let state = state_file(ctx);
-        let Some((pid, pf)) = find_postmaster(&pg, &state) else {
-            return Err(OcfError::not_running("no postmaster runs on this data directory"));
-        };
-        if let Some(pf) = &pf {
-            if pf.port != pg.port {
-                // Another server (another port) owns the data directory; ours is not running.
-                return Err(OcfError::not_running(format!(
-                    "the postmaster on {} (PID {pid}) serves port {}, not {}",
-                    pg.pgdata.display(),
-                    pf.port,
-                    pg.port
-                )));
-            }
-        }
-        if proc::stat(pid).is_some_and(|s| s.state == 'T') {
-            return Err(OcfError::generic(format!("postmaster PID {pid} is stopped (SIGSTOP): it cannot serve")));
-        }
-        if !pg.socket().exists() {
+    fn check(&self, ctx: &Ctx, main: i32) -> OcfResult {
+        if !self.socket().exists() {
             return Err(OcfError::generic(format!(
-                "postmaster PID {pid} runs but its socket {} is missing",
-                pg.socket().display()
+                "postmaster PID {main} runs but its socket {} is missing",
+                self.socket().display()
             )));
         }
         let level = ctx.check_level();
         if level < 10 {
             return Ok(OcfStatus::Success);
         }
-        let account = datalayer::account("user", &pg.user)?;
-        let deadline = ctx.deadline.at_most(pg.query_timeout);
-        let mut conn = connect(&pg, &account, deadline).map_err(|e| query_failed(&pg, e))?;
-        conn.query("SELECT 1", deadline).map_err(|e| query_failed(&pg, e))?;
+        let deadline = ctx.deadline.at_most(self.query_timeout);
+        let mut conn = connect(self, self.account()?, deadline).map_err(|e| query_failed(self, e))?;
+        conn.query("SELECT 1", deadline).map_err(|e| query_failed(self, e))?;
         if level >= 20 {
-            health_write_read(ctx, &pg, &mut conn).map_err(|e| query_failed(&pg, e))?;
+            health_write_read(ctx, self, &mut conn).map_err(|e| query_failed(self, e))?;
         }
         Ok(OcfStatus::Success)
+    }
+}
+
+impl ServiceAgent for Postgresql {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        require_identifier("health_table", ctx.params.str("health_table"))?;
+        require_absolute_params(&ctx.params, &["pgdata", "config", "socket_dir", "bindir"])?;
+        checks::words(&ctx.params, "options")?;
+        if level < crate::ocf::agent::VALIDATE_HOST {
+            return Ok(());
+        }
+        let pg = Server::of(ctx)?;
+        checks::require_executable("bindir", pg.bindir.join("postgres"))?;
+        pg.account()?;
+        checks::require_data_dir("pgdata", &pg.pgdata)?;
+        if !pg.pgdata.join("PG_VERSION").is_file() {
+            return Err(OcfError::installed(format!(
+                "{} (parameter 'pgdata') is not a PostgreSQL data directory: no PG_VERSION (is the replicated partition mounted?)",
+                pg.pgdata.display()
+            )));
+        }
+        checks::require_path("config", &pg.config, false)
     }
 }
 
@@ -384,7 +342,7 @@ fn rejected_config(lines: &str) -> Option<Culprit> {
     Some(Culprit::Parameter(param.to_string()))
 }
 
-fn postgres_command(ctx: &Ctx, pg: &Pg) -> Command {
+fn postgres_command(ctx: &Ctx, pg: &Server) -> OcfResult<Command> {
     let mut cmd = Command::new(pg.bindir.join("postgres"));
     cmd.arg("-D").arg(&pg.pgdata);
     let set = |cmd: &mut Command, k: &str, v: &str| {
@@ -399,18 +357,16 @@ fn postgres_command(ctx: &Ctx, pg: &Pg) -> Command {
     if let Some(addr) = ctx.params.get("listen_addresses") {
         set(&mut cmd, "listen_addresses", addr);
     }
-    if let Some(opts) = ctx.params.get("options") {
-        cmd.args(opts.split_whitespace());
-    }
+    cmd.args(checks::words(&ctx.params, "options")?);
     // The agent's environment carries every OCF_RESKEY_*: the server gets none of it.
     cmd.env_clear().env("PATH", "/usr/bin:/bin").env("PGDATA", &pg.pgdata).current_dir(&pg.pgdata);
-    cmd
+    Ok(cmd)
 }
 
 /// The socket lock file `.s.PGSQL.PORT.lock` holds the PID of its postmaster; a PID reused by
 /// another program after a crash would block the start, so remove a lock no live postmaster
 /// of ours holds.
-fn clear_stale_socket_lock(ctx: &Ctx, pg: &Pg) {
+fn clear_stale_socket_lock(ctx: &Ctx, pg: &Server) {
     let lock = PathBuf::from(format!("{}.lock", pg.socket().display()));
     let Ok(text) = fs::read_to_string(&lock) else { return };
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else { return };
@@ -422,7 +378,7 @@ fn clear_stale_socket_lock(ctx: &Ctx, pg: &Pg) {
     }
 }
 
-fn connect(pg: &Pg, account: &Account, deadline: Deadline) -> Result<PgConn, PgError> {
+fn connect(pg: &Server, account: &Account, deadline: Deadline) -> Result<PgConn, PgError> {
     let timeout_ms = pg.query_timeout.as_millis().to_string();
     PgConn::connect(
         &pg.socket(),
@@ -434,11 +390,11 @@ fn connect(pg: &Pg, account: &Account, deadline: Deadline) -> Result<PgConn, PgE
     )
 }
 
-fn ping(pg: &Pg, account: &Account, deadline: Deadline) -> Result<(), PgError> {
+fn ping(pg: &Server, account: &Account, deadline: Deadline) -> Result<(), PgError> {
     connect(pg, account, deadline)?.query("SELECT 1", deadline).map(|_| ())
 }
 
-fn query_failed(pg: &Pg, e: PgError) -> OcfError {
+fn query_failed(pg: &Server, e: PgError) -> OcfError {
     let what = match e {
         PgError::Timeout => format!("no answer within {} s (query_timeout)", pg.query_timeout.as_secs()),
         other => other.to_string(),
@@ -448,7 +404,7 @@ fn query_failed(pg: &Pg, e: PgError) -> OcfError {
 
 /// Depth 20: upsert this resource's row with a fresh value (committed), then read it back in a
 /// second statement.
-fn health_write_read(ctx: &Ctx, pg: &Pg, conn: &mut PgConn) -> Result<(), PgError> {
+fn health_write_read(ctx: &Ctx, pg: &Server, conn: &mut PgConn) -> Result<(), PgError> {
     let deadline = ctx.deadline.at_most(pg.query_timeout);
     let table = pgwire::ident(&pg.health_table);
     let key = pgwire::literal(ctx.env.resource());

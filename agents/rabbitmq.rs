@@ -12,17 +12,21 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::agents::config_fault::{last_between, Culprit};
-use crate::agents::datalayer;
+use crate::agents::service::checks::{self, require_absolute_params};
+use crate::agents::service::config_fault::{self, last_between, Culprit};
+use crate::agents::service::instance::default_log;
+use crate::agents::service::{
+    Found, IfRunning, Instance, Output, Patience, Probe, Quote, Service, ServiceAgent, StartFailure, StopStep,
+};
 use crate::net::amqp::Amqp;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::daemon::{self, Identity, Readiness};
-use crate::sys::proc;
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
+use crate::sys::identity::{self, Identity};
+use crate::sys::{listeners, proc};
 
 pub struct Rabbitmq;
 
@@ -75,33 +79,21 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::integer("probe_timeout", Some(1), Some(3600)).default("5").short("seconds one monitor probe may take"),
 ];
 
-struct Rmq {
+/// One RabbitMQ node, from the parameters.
+pub struct Server {
     server: PathBuf,
     nodename: String,
     data_dir: PathBuf,
     port: u16,
+    dist_port: u16,
     user: String,
     log: PathBuf,
     probe_timeout: Duration,
+    /// Where the node's VM is remembered (the process start launches is the start script).
+    vm_state: PathBuf,
 }
 
-impl Rmq {
-    fn from(ctx: &Ctx) -> Rmq {
-        let p = &ctx.params;
-        Rmq {
-            server: p.str("server").into(),
-            nodename: p.str("nodename").into(),
-            data_dir: p.str("data_dir").into(),
-            port: p.int("port").unwrap_or(5672) as u16,
-            user: p.str("user").into(),
-            log: p
-                .get("log")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| datalayer::default_log("/var/log/rabbitmq", "rabbitmq", ctx.env.resource())),
-            probe_timeout: Duration::from_secs(p.int("probe_timeout").unwrap_or(5) as u64),
-        }
-    }
-
+impl Server {
     fn amqp_addr(&self, ctx: &Ctx) -> String {
         let host = ctx.params.get("listen_address").filter(|a| *a != "0.0.0.0" && *a != "::").unwrap_or("127.0.0.1");
         if host.contains(':') {
@@ -144,7 +136,7 @@ fn vms_on(data_dir: &Path) -> Vec<(i32, String)> {
         .collect()
 }
 
-fn is_vm_of(pid: i32, rmq: &Rmq) -> bool {
+fn is_vm_of(pid: i32, rmq: &Server) -> bool {
     let env = environ(pid);
     proc::stat(pid).is_some_and(|s| s.state != 'Z' && s.comm.starts_with("beam"))
         && env_is(&env, "RABBITMQ_MNESIA_BASE", &rmq.data_dir.to_string_lossy())
@@ -153,168 +145,111 @@ fn is_vm_of(pid: i32, rmq: &Rmq) -> bool {
 
 /// The VM of this resource's node: on its data directory under its node name. The identity
 /// remembered from the last look is checked first; a scan of all processes otherwise.
-fn find_vm(rmq: &Rmq, vm_state: &Path) -> Option<i32> {
-    if let Some(id) = daemon::load_live_identity(vm_state).filter(|id| is_vm_of(id.pid, rmq)) {
+fn find_vm(rmq: &Server) -> Option<i32> {
+    if let Some(id) = identity::load_live_identity(&rmq.vm_state).filter(|id| is_vm_of(id.pid, rmq)) {
         return Some(id.pid);
     }
     let pid = vms_on(&rmq.data_dir).into_iter().find(|(_, n)| *n == rmq.nodename).map(|(p, _)| p)?;
     if let Some(id) = Identity::of(pid) {
-        let _ = daemon::save_identity(vm_state, id);
+        let _ = identity::save_identity(&rmq.vm_state, id);
     }
     Some(pid)
 }
 
-fn vm_state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("rabbitmq-vm", ctx.env.resource())
-}
+impl Service for Server {
+    const AGENT: &'static str = "rabbitmq";
+    const SERVER: &'static str = "the node";
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.8, "shutdown")];
+    /// Message store recovery may outlast the start timeout: the stop that follows shuts the
+    /// node down cleanly.
+    const PATIENCE: Patience = Patience::LEAVE_TO_STOP;
+    const IF_RUNNING: IfRunning = IfRunning::Adopt;
+    const QUOTE: Quote = Quote { lines: 3, noise: erlang_noise, ..Quote::LAST_LINES };
 
-fn state_file(ctx: &Ctx) -> PathBuf {
-    daemon::state_file("rabbitmq", ctx.env.resource())
-}
-
-impl Agent for Rabbitmq {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            server: p.str("server").into(),
+            nodename: p.str("nodename").into(),
+            data_dir: p.str("data_dir").into(),
+            port: p.num("port"),
+            dist_port: p.num("dist_port"),
+            user: p.str("user").into(),
+            log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/rabbitmq", "rabbitmq", ctx)),
+            probe_timeout: p.secs("probe_timeout"),
+            vm_state: identity::state_file("rabbitmq-vm", ctx.env.resource()),
+        })
     }
 
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        let node = ctx.params.str("nodename");
-        if !node.contains('@') || node.starts_with('@') || node.ends_with('@') {
-            return Err(OcfError::configured(format!("parameter 'nodename' must be NAME@HOST, got '{node}'")));
+    /// The node's Erlang VM (found by its environment): the start script start launched is
+    /// not the node.
+    fn locate(&self, _inst: &Instance) -> Found {
+        match find_vm(self) {
+            Some(vm) => Found::Running(vm),
+            None => Found::Stopped(format!("node {} does not run on {}", self.nodename, self.data_dir.display())),
         }
-        for name in ["server", "data_dir", "config", "enabled_plugins"] {
-            if !ctx.params.str(name).starts_with('/') {
-                return Err(OcfError::configured(format!("parameter '{name}' must be an absolute path")));
-            }
-        }
-        if level < crate::ocf::agent::VALIDATE_HOST {
-            return Ok(());
-        }
-        let rmq = Rmq::from(ctx);
-        crate::ocf::host::require_executable("server", &rmq.server)?;
-        let account = datalayer::account("user", &rmq.user)?;
-        datalayer::require_data_dir("data_dir", &rmq.data_dir)?;
-        if !datalayer::writable_by(&rmq.data_dir, &account) {
-            return Err(OcfError::perm(format!(
-                "data directory {} (parameter 'data_dir') is not writable by user '{}'",
-                rmq.data_dir.display(),
-                rmq.user
-            )));
-        }
-        Ok(())
     }
 
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let rmq = Rmq::from(ctx);
-        let state = state_file(ctx);
-        let account = datalayer::account("user", &rmq.user)?;
-        if let Some(vm) = find_vm(&rmq, &vm_state_file(ctx)) {
-            ctx.log.info(format!("node {} already runs (PID {vm})", rmq.nodename));
-            return Ok(OcfStatus::Success);
-        }
-        if let Some((pid, node)) = vms_on(&rmq.data_dir).into_iter().next() {
-            return Err(OcfError::generic(format!(
+    fn prepare(&self, _ctx: &Ctx) -> OcfResult<()> {
+        match vms_on(&self.data_dir).into_iter().next() {
+            Some((pid, node)) => Err(OcfError::generic(format!(
                 "data directory {} is in use by another running node ({node}, PID {pid}): refusing to start",
-                rmq.data_dir.display()
-            )));
+                self.data_dir.display()
+            ))),
+            None => Ok(()),
         }
-        datalayer::require_port_free("port", rmq.port)?;
-        datalayer::require_port_free("dist_port", ctx.params.int("dist_port").unwrap_or(25672) as u16)?;
-        let log = datalayer::open_log(&rmq.log)?;
-        let mark = datalayer::log_mark(&rmq.log);
-        let mut cmd = server_command(ctx, &rmq, &account.home);
-        cmd.stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null())).stderr(Stdio::from(log));
+    }
+
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        vec![("port", self.port), ("dist_port", self.dist_port)]
+    }
+
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let account = checks::account("user", &self.user)?;
+        let mut cmd = server_command(ctx, self, &account.home);
         account.apply(&mut cmd);
-        let mut child = proc::spawn_daemon(&mut cmd)
-            .map_err(|e| OcfError::generic(format!("cannot start {}: {e}", rmq.server.display())))?;
-        let pid = child.id() as i32;
-        if let Some(id) = Identity::of(pid) {
-            let _ = daemon::save_identity(&state, id);
-        }
-        ctx.log.info(format!("node {} starting (PID {pid})", rmq.nodename));
-        let addr = rmq.amqp_addr(ctx);
+        Ok(cmd)
+    }
+
+    fn output(&self, _ctx: &Ctx) -> OcfResult<Output> {
+        Ok(Output::Log { path: self.log.clone(), owner: None })
+    }
+
+    /// Ready when an AMQP login succeeds.
+    fn ready(&self, ctx: &Ctx, _pid: i32) -> Probe {
+        let addr = self.amqp_addr(ctx);
         let (user, pass, vhost) =
             (ctx.params.str("amqp_user"), ctx.params.get("password").unwrap_or(""), ctx.params.str("vhost"));
-        let readiness = daemon::wait_ready(
-            ctx.deadline,
-            || child.try_wait().ok().flatten().is_none(),
-            || {
-                Amqp::connect(&addr, user, pass, vhost, ctx.deadline.at_most(rmq.probe_timeout))
-                    .map(|c| c.close(ctx.deadline.at_most(Duration::from_secs(1))))
-                    .is_ok()
-            },
-        );
-        match readiness {
-            Readiness::Ready => Ok(OcfStatus::Success),
-            Readiness::Died => {
-                let _ = fs::remove_file(&state);
-                let log = datalayer::log_since(&rmq.log, mark, 60);
-                let lines = erlang_error_lines(&log, 3);
-                let culprit = rejected_config(&log, Path::new(ctx.params.str("config")), Path::new(CONF_D));
-                Err(datalayer::exited_during_start("the node", &lines, culprit, &rmq.data_dir))
+        match Amqp::connect(&addr, user, pass, vhost, ctx.deadline.at_most(self.probe_timeout)) {
+            Ok(c) => {
+                c.close(ctx.deadline.at_most(Duration::from_secs(1)));
+                Probe::Ready
             }
-            Readiness::TimedOut => Err(OcfError::generic(format!(
-                "the node did not accept an AMQP login on {addr} before the start timeout: {}",
-                datalayer::log_since(&rmq.log, mark, 4)
-            ))),
+            Err(e) => Probe::NotYet(Some(format!("no AMQP login on {addr}: {e}"))),
         }
     }
 
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let rmq = Rmq::from(ctx);
-        let state = state_file(ctx);
-        let wrapper = daemon::load_live_identity(&state).map(|id| id.pid);
-        let Some(root) = find_vm(&rmq, &vm_state_file(ctx)).or(wrapper) else {
-            let _ = fs::remove_file(&state);
-            return Ok(OcfStatus::Success);
-        };
-        // The session the agent started (the script and the VM under it); epmd daemonizes into a
-        // session of its own and is shared, so it stays.
-        let session = proc::stat(root).map(|s| s.session).filter(|s| Some(*s) == wrapper || *s == root);
-        proc::signal(root, Signal::SIGCONT);
-        let left = daemon::stop_tree_escalating(root, session, &[(Signal::SIGTERM, 0.8)], ctx.deadline, |sig| {
-            ctx.log.info(format!(
-                "node {} (PID {root}): {}",
-                rmq.nodename,
-                if sig == Signal::SIGTERM { "SIGTERM" } else { "SIGKILL" }
-            ))
-        });
-        if !left.is_empty() {
-            return Err(OcfError::generic(format!("still running after stop: {}", datalayer::describe(&left))));
-        }
-        let _ = fs::remove_file(&state);
-        Ok(OcfStatus::Success)
+    fn explain(&self, ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let log = failure.lines.join("\n");
+        let culprit = rejected_config(&log, Path::new(ctx.params.str("config")), Path::new(CONF_D))?;
+        Some(config_fault::rejected(Self::SERVER, &culprit, Some(&self.data_dir), failure.quoted))
     }
 
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let rmq = Rmq::from(ctx);
-        let Some(vm) = find_vm(&rmq, &vm_state_file(ctx)) else {
-            return Err(OcfError::not_running(format!(
-                "node {} does not run on {}",
-                rmq.nodename,
-                rmq.data_dir.display()
-            )));
-        };
-        if proc::stat(vm).is_some_and(|s| s.state == 'T') {
-            return Err(OcfError::generic(format!(
-                "node {} (PID {vm}) is stopped (SIGSTOP): it cannot serve",
-                rmq.nodename
-            )));
-        }
-        if !daemon::listens_on(&[vm], rmq.port) {
+    fn check(&self, ctx: &Ctx, vm: i32) -> OcfResult {
+        if !listeners::listens_on(&[vm], self.port) {
             return Err(OcfError::generic(format!(
                 "node {} (PID {vm}) runs but does not listen on AMQP port {}",
-                rmq.nodename, rmq.port
+                self.nodename, self.port
             )));
         }
         let level = ctx.check_level();
         if level < 10 {
             return Ok(OcfStatus::Success);
         }
-        let deadline = ctx.deadline.at_most(rmq.probe_timeout);
-        let addr = rmq.amqp_addr(ctx);
+        let deadline = ctx.deadline.at_most(self.probe_timeout);
+        let addr = self.amqp_addr(ctx);
         let failed =
-            |e: String| OcfError::generic(format!("node {} does not answer AMQP on {addr}: {e}", rmq.nodename));
+            |e: String| OcfError::generic(format!("node {} does not answer AMQP on {addr}: {e}", self.nodename));
         let mut conn = Amqp::connect(
             &addr,
             ctx.params.str("amqp_user"),
@@ -328,6 +263,27 @@ impl Agent for Rabbitmq {
         }
         conn.close(deadline);
         Ok(OcfStatus::Success)
+    }
+}
+
+impl ServiceAgent for Rabbitmq {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        let node = ctx.params.str("nodename");
+        if !node.contains('@') || node.starts_with('@') || node.ends_with('@') {
+            return Err(OcfError::configured(format!("parameter 'nodename' must be NAME@HOST, got '{node}'")));
+        }
+        require_absolute_params(&ctx.params, &["server", "data_dir", "config", "enabled_plugins"])?;
+        if level < crate::ocf::agent::VALIDATE_HOST {
+            return Ok(());
+        }
+        let rmq = Server::of(ctx)?;
+        checks::require_executable("server", &rmq.server)?;
+        let account = checks::account("user", &rmq.user)?;
+        checks::require_data_dir("data_dir", &rmq.data_dir)?;
+        checks::require_writable_data_dir("data_dir", &rmq.data_dir, &account)
     }
 }
 
@@ -347,18 +303,11 @@ fn health_round_trip(ctx: &Ctx, conn: &mut Amqp, deadline: Deadline) -> Result<(
     }
 }
 
-/// The lines of an Erlang crash worth an exit reason: without the empty and "neighbours:"
-/// lines of process reports.
-fn erlang_error_lines(joined: &str, n: usize) -> String {
-    let lines: Vec<&str> = joined
-        .split(" | ")
-        .map(str::trim)
-        .filter(|l| {
-            let text = l.rsplit_once("> ").map(|(_, t)| t.trim()).unwrap_or(if l.ends_with('>') { "" } else { l });
-            !text.is_empty() && text != "neighbours:"
-        })
-        .collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
+/// Lines of an Erlang crash report that explain nothing: the empty and "neighbours:" lines of
+/// process reports (`... <0.130.0>   neighbours:`).
+fn erlang_noise(line: &str) -> bool {
+    let text = line.rsplit_once("> ").map(|(_, t)| t.trim()).unwrap_or(if line.ends_with('>') { "" } else { line });
+    text.is_empty() || text == "neighbours:"
 }
 
 /// Where RabbitMQ (3.9+) finds more new-style configuration files besides `config`
@@ -385,7 +334,7 @@ fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
     })
 }
 
-fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
+fn server_command(ctx: &Ctx, rmq: &Server, home: &Path) -> Command {
     let p = &ctx.params;
     let mut cmd = Command::new(&rmq.server);
     cmd.env_clear()
@@ -428,9 +377,15 @@ mod tests {
 
     #[test]
     fn erlang_crash_lines_keep_the_reason() {
-        let log = "t [error] <0.130.0>   neighbours: | t [error] <0.130.0> | t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file";
+        let log: Vec<String> = [
+            "t [error] <0.130.0>   neighbours:",
+            "t [error] <0.130.0>",
+            "t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
-            erlang_error_lines(log, 3),
+            Server::QUOTE.quote(&log),
             "t [notice] <0.44.0> Application rabbitmq_prelaunch exited with reason: failed_to_parse_configuration_file"
         );
     }

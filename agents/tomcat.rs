@@ -8,18 +8,18 @@
 //! Monitor depth 0: JVM identity, not stopped. Depth 10: health URL. Depth 20: the deep URL
 //! given by the administrator (e.g. a page that touches the database).
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::unistd::User;
 
-use crate::agents::config_fault::path_after;
-use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch, Probe};
+use crate::agents::service::checks::{self, require_absolute_params, require_executable, require_path, require_url};
+use crate::agents::service::config_fault::{path_after, ConfigFile};
+use crate::agents::service::web::{http_ok, request_deadline};
+use crate::agents::service::{Probe, Quote, Service, ServiceAgent, StartFailure, StopStep};
 use crate::net::http;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::argv;
+use crate::ocf::{ActionSpec, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 
 pub struct Tomcat;
 
@@ -44,10 +44,10 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("java_home").short("JAVA_HOME").long(
             "The Java runtime (bin/java). Default: /usr/lib/jvm/default-java, else the runtime /usr/bin/java points to.",
         ),
-        ParamSpec::string("java_opts").default("-Djava.awt.headless=true").short("JVM options").long(
-            "Options for the JVM, split into words with shell-like quoting ('...', \"...\", \\) but no \
-             expansion, e.g. `-Xmx512m -Dapp.env=\"prod eu\"`.",
-        ),
+        ParamSpec::string("java_opts").default("-Djava.awt.headless=true").short("JVM options").long(concat!(
+            "Options for the JVM, e.g. `-Xmx512m -Dapp.env=\"prod eu\"`. ",
+            crate::word_rules!()
+        )),
         ParamSpec::string("tomcat_user")
             .default("tomcat")
             .short("User")
@@ -79,11 +79,11 @@ static SPEC: AgentSpec = AgentSpec {
 fn java(ctx: &Ctx) -> OcfResult<String> {
     if let Some(home) = ctx.params.get("java_home") {
         let java = format!("{}/bin/java", home.trim_end_matches('/'));
-        svc::require_executable("java_home", &java)?;
+        require_executable("java_home", &java)?;
         return Ok(java);
     }
     for candidate in ["/usr/lib/jvm/default-java/bin/java", "/usr/bin/java"] {
-        if svc::require_executable("java_home", candidate).is_ok() {
+        if require_executable("java_home", candidate).is_ok() {
             return Ok(candidate.to_string());
         }
     }
@@ -93,137 +93,133 @@ fn java(ctx: &Ctx) -> OcfResult<String> {
 }
 
 fn java_opts(ctx: &Ctx) -> OcfResult<Vec<String>> {
-    argv::split(ctx.params.str("java_opts")).map_err(|e| OcfError::configured(format!("parameter 'java_opts': {e}")))
-}
-
-fn user(ctx: &Ctx) -> OcfResult<User> {
-    let name = ctx.params.str("tomcat_user");
-    match User::from_name(name) {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(OcfError::installed(format!("parameter 'tomcat_user': no user '{name}' on this host"))),
-        Err(e) => Err(OcfError::generic(format!("parameter 'tomcat_user': cannot look up '{name}': {e}"))),
-    }
-}
-
-/// The JVM command line catalina.sh would build for `run` (Java 17 module openings included).
-fn command(ctx: &Ctx) -> OcfResult<Command> {
-    let home = ctx.params.str("catalina_home").trim_end_matches('/');
-    let base = ctx.params.str("catalina_base").trim_end_matches('/');
-    let java = java(ctx)?;
-    let user = user(ctx)?;
-    let tmp = if Path::new(&format!("{base}/temp")).is_dir() { format!("{base}/temp") } else { "/tmp".into() };
-    let mut cmd = Command::new(&java);
-    cmd.args(java_opts(ctx)?);
-    for module in [
-        "java.base/java.lang",
-        "java.base/java.lang.reflect",
-        "java.base/java.io",
-        "java.base/java.util",
-        "java.base/java.util.concurrent",
-        "java.rmi/sun.rmi.transport",
-    ] {
-        cmd.arg(format!("--add-opens={module}=ALL-UNNAMED"));
-    }
-    cmd.arg("-classpath")
-        .arg(format!("{home}/bin/bootstrap.jar:{home}/bin/tomcat-juli.jar"))
-        .arg(format!("-Dcatalina.home={home}"))
-        .arg(format!("-Dcatalina.base={base}"))
-        .arg(format!("-Djava.io.tmpdir={tmp}"))
-        .arg(format!("-Djava.util.logging.config.file={base}/conf/logging.properties"))
-        .arg("-Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager")
-        .args(["org.apache.catalina.startup.Bootstrap", "start"])
-        .current_dir(base)
-        .env("CATALINA_HOME", home)
-        .env("CATALINA_BASE", base)
-        .env("HOME", &user.dir)
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw());
-    if let Some(jh) = Path::new(&java).parent().and_then(Path::parent) {
-        cmd.env("JAVA_HOME", jh);
-    }
-    Ok(cmd)
+    checks::words(&ctx.params, "java_opts")
 }
 
 fn health(url: &str, deadline: Deadline) -> OcfResult<()> {
-    svc::http_ok(url, deadline).map_err(OcfError::generic)
+    http_ok(url, deadline).map_err(OcfError::generic)
 }
 
-impl Agent for Tomcat {
-    fn spec(&self) -> &'static AgentSpec {
-        &SPEC
+/// One Tomcat instance (CATALINA_BASE), from the parameters.
+pub struct Server {
+    home: String,
+    base: String,
+    statusurl: String,
+}
+
+impl Service for Server {
+    const AGENT: &'static str = "tomcat";
+    const SERVER: &'static str = "tomcat";
+    /// TERM runs Tomcat's orderly shutdown (the JVM's shutdown hook).
+    const STOP: &'static [StopStep] = &[StopStep::new(Signal::SIGTERM, 0.5, "orderly shutdown")];
+    /// Tomcat logs these and keeps running without its connector.
+    const FATAL_OUTPUT: &'static [&'static str] = &["java.net.BindException", "Address already in use"];
+    /// Tomcat's SEVERE lines and exception messages, not the stack traces around them.
+    const QUOTE: Quote = Quote { markers: &["SEVERE", "Exception;", "Exception:"], ..Quote::LAST_LINES };
+
+    fn of(ctx: &Ctx) -> OcfResult<Server> {
+        let p = &ctx.params;
+        Ok(Server {
+            home: p.str("catalina_home").trim_end_matches('/').into(),
+            base: p.str("catalina_base").trim_end_matches('/').into(),
+            statusurl: p.str("statusurl").into(),
+        })
     }
 
-    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
-        svc::require_absolute("catalina_home", ctx.params.str("catalina_home"))?;
-        svc::require_absolute("catalina_base", ctx.params.str("catalina_base"))?;
-        if let Some(j) = ctx.params.get("java_home") {
-            svc::require_absolute("java_home", j)?;
-        }
-        java_opts(ctx)?;
-        svc::require_url("statusurl", Some(ctx.params.str("statusurl")))?;
-        svc::require_url("deep_url", ctx.params.get("deep_url"))?;
-        if level >= crate::ocf::agent::VALIDATE_HOST {
-            let home = ctx.params.str("catalina_home");
-            svc::require_path("catalina_home", home, true)?;
-            svc::require_path("catalina_home", &format!("{home}/bin/bootstrap.jar"), false)?;
-            let base = ctx.params.str("catalina_base");
-            svc::require_path("catalina_base", base, true)?;
-            svc::require_path("catalina_base", &format!("{base}/conf/server.xml"), false)?;
-            java(ctx)?;
-            user(ctx)?;
-        }
-        Ok(())
+    fn ports(&self) -> Vec<(&'static str, u16)> {
+        http::parse_url(&self.statusurl).map(|u| vec![("statusurl", u.port)]).unwrap_or_default()
     }
 
-    fn start(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("tomcat", ctx);
-        if let svc::State::Running { .. } = svc::state(&inst, None) {
-            return self.monitor(ctx);
+    /// The JVM command line catalina.sh would build for `run` (Java 17 module openings included).
+    fn command(&self, ctx: &Ctx) -> OcfResult<Command> {
+        let (home, base) = (&self.home, &self.base);
+        let java = java(ctx)?;
+        let user = checks::account("tomcat_user", ctx.params.str("tomcat_user"))?;
+        let tmp = if Path::new(&format!("{base}/temp")).is_dir() { format!("{base}/temp") } else { "/tmp".into() };
+        let mut cmd = Command::new(&java);
+        cmd.args(java_opts(ctx)?);
+        for module in [
+            "java.base/java.lang",
+            "java.base/java.lang.reflect",
+            "java.base/java.io",
+            "java.base/java.util",
+            "java.base/java.util.concurrent",
+            "java.rmi/sun.rmi.transport",
+        ] {
+            cmd.arg(format!("--add-opens={module}=ALL-UNNAMED"));
         }
-        svc::clear_orphans(&inst, ctx)?;
-        let url = ctx.params.str("statusurl").to_string();
-        let port = http::parse_url(&url).map(|u| u.port).map_err(OcfError::configured)?;
-        let launch = Launch {
-            cmd: command(ctx)?,
-            logs: Vec::new(),
-            ports: vec![port],
-            // Tomcat logs these and keeps running; the server.xml parse failure ends the JVM.
-            fatal: &["java.net.BindException", "Address already in use"],
-            quote: &["SEVERE", "Exception;", "Exception:"],
-            // server.xml that does not parse: Tomcat exits. (The file is node-local: 2.)
-            rejects: Some((
-                &["SAXParseException", "Parse fatal error"],
-                ConfigFile {
-                    path: Path::new(ctx.params.str("catalina_base")).join("conf/server.xml"),
-                    named: |m| path_after(m, "systemId: file:", ';'),
-                },
-            )),
-            ready: Box::new(|_: &[i32]| match health(&url, Deadline::after(std::time::Duration::from_secs(1))) {
-                Ok(()) => Probe::Ready,
-                Err(_) => Probe::NotYet,
-            }),
+        cmd.arg("-classpath")
+            .arg(format!("{home}/bin/bootstrap.jar:{home}/bin/tomcat-juli.jar"))
+            .arg(format!("-Dcatalina.home={home}"))
+            .arg(format!("-Dcatalina.base={base}"))
+            .arg(format!("-Djava.io.tmpdir={tmp}"))
+            .arg(format!("-Djava.util.logging.config.file={base}/conf/logging.properties"))
+            .arg("-Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager")
+            .args(["org.apache.catalina.startup.Bootstrap", "start"])
+            .current_dir(base)
+            .env("CATALINA_HOME", home)
+            .env("CATALINA_BASE", base)
+            .env("HOME", &user.home);
+        if let Some(jh) = Path::new(&java).parent().and_then(Path::parent) {
+            cmd.env("JAVA_HOME", jh);
+        }
+        user.apply(&mut cmd);
+        Ok(cmd)
+    }
+
+    fn ready(&self, _ctx: &Ctx, _pid: i32) -> Probe {
+        match health(&self.statusurl, Deadline::after(Duration::from_secs(1))) {
+            Ok(()) => Probe::Ready,
+            Err(e) => Probe::NotYet(Some(e.reason)),
+        }
+    }
+
+    /// A server.xml that does not parse ends the JVM. (The file is node-local: 2.)
+    fn explain(&self, _ctx: &Ctx, failure: &StartFailure) -> Option<OcfError> {
+        let rejected = ["SAXParseException", "Parse fatal error"];
+        if !failure.lines.iter().any(|l| rejected.iter().any(|m| l.contains(m))) {
+            return None;
+        }
+        let config = ConfigFile {
+            path: Path::new(&self.base).join("conf/server.xml"),
+            named: |m| path_after(m, "systemId: file:", ';'),
         };
-        svc::launch(&inst, launch, ctx)?;
-        Ok(OcfStatus::Success)
+        Some(config.rejected(Self::SERVER, failure.quoted, &failure.lines.join("\n")))
     }
 
-    fn stop(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("tomcat", ctx);
-        svc::stop(&inst, None, Signal::SIGTERM, ctx)
-    }
-
-    fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        let inst = Instance::new("tomcat", ctx);
-        svc::check_running(&inst, None, "tomcat")?;
+    fn check(&self, ctx: &Ctx, _main: i32) -> OcfResult {
         let level = ctx.check_level();
         if level >= 10 {
-            health(ctx.params.str("statusurl"), svc::request_deadline(ctx))?;
+            health(&self.statusurl, request_deadline(ctx))?;
         }
         if level >= 20 {
             if let Some(deep) = ctx.params.get("deep_url") {
-                health(deep, svc::request_deadline(ctx))?;
+                health(deep, request_deadline(ctx))?;
             }
         }
         Ok(OcfStatus::Success)
+    }
+}
+
+impl ServiceAgent for Tomcat {
+    type Server = Server;
+    const SPEC: &'static AgentSpec = &SPEC;
+
+    fn validate(&self, ctx: &Ctx, level: u32) -> OcfResult<()> {
+        require_absolute_params(&ctx.params, &["catalina_home", "catalina_base", "java_home"])?;
+        java_opts(ctx)?;
+        require_url("statusurl", Some(ctx.params.str("statusurl")))?;
+        require_url("deep_url", ctx.params.get("deep_url"))?;
+        if level >= crate::ocf::agent::VALIDATE_HOST {
+            let home = ctx.params.str("catalina_home");
+            require_path("catalina_home", home, true)?;
+            require_path("catalina_home", format!("{home}/bin/bootstrap.jar"), false)?;
+            let base = ctx.params.str("catalina_base");
+            require_path("catalina_base", base, true)?;
+            require_path("catalina_base", format!("{base}/conf/server.xml"), false)?;
+            java(ctx)?;
+            checks::account("tomcat_user", ctx.params.str("tomcat_user"))?;
+        }
+        Ok(())
     }
 }

@@ -136,14 +136,24 @@ pub static OPTIONS: &[Opt] = &[
         .short('p')
         .metavar("password")
         .deprecated_for("password"),
-    opt("password_script", "password-script", Str, "nut: program (run without a shell) that prints the password")
-        .short('S')
-        .metavar("script")
-        .obsoletes("passwd_script"),
-    opt("passwd_script", "password-script", Str, "nut: program (run without a shell) that prints the password")
-        .short('S')
-        .metavar("script")
-        .deprecated_for("password_script"),
+    opt(
+        "password_script",
+        "password-script",
+        Str,
+        "nut: program and arguments that print the password (split as a shell word list; no shell runs)",
+    )
+    .short('S')
+    .metavar("script")
+    .obsoletes("passwd_script"),
+    opt(
+        "passwd_script",
+        "password-script",
+        Str,
+        "nut: program and arguments that print the password (split as a shell word list; no shell runs)",
+    )
+    .short('S')
+    .metavar("script")
+    .deprecated_for("password_script"),
     opt("ups_serial", "ups-serial", Str, "Refuse to cut power unless the UPS reports this serial number")
         .metavar("serial"),
     opt("hostlist", "hostlist", Str, "Nodes this UPS feeds, comma-separated (what list prints; plug must be one)")
@@ -226,13 +236,14 @@ fn not_bool(name: &str, raw: &str) -> String {
     format!("parameter {name}: '{raw}' is not a boolean (1/yes/on/true or 0/no/off/false)")
 }
 
-/// fence-agents' booleans; unlike fencing.py a false value really is false.
+/// fence-agents' booleans by the project's one rule (`ocf::params::parse_bool`, OCF's
+/// ocf_is_true and its false words), plus fence-agents' convention that an option given without
+/// a value (`verbose` alone on stdin) is set. Unlike fencing.py a false value really is false.
 pub fn parse_bool(raw: &str) -> Option<&'static str> {
-    match raw.to_ascii_lowercase().as_str() {
-        "" | "1" | "yes" | "y" | "on" | "true" => Some("1"),
-        "0" | "no" | "n" | "off" | "false" => Some("0"),
-        _ => None,
+    if raw.is_empty() {
+        return Some("1");
     }
+    crate::ocf::params::parse_bool(raw).map(|on| if on { "1" } else { "0" })
 }
 
 /// Parses `name=value` lines as Pacemaker writes them to stdin: comments and blank lines

@@ -66,97 +66,19 @@ pub fn hostlist(raw: Option<&str>) -> Vec<String> {
     raw.unwrap_or("").split([',', ' ', ';']).map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect()
 }
 
+/// The whole configuration, checked: validate-all's answer, and what every action starts from.
 pub fn check(args: &Args) -> Result<Config, String> {
     let action = action(args)?;
-    let given = |keys: &[&str]| -> Vec<String> {
-        keys.iter().filter(|k| args.get(k).is_some()).map(|k| k.to_string()).collect()
+    let transport = match transport_kind(args)? {
+        Kind::ApcSmart => apcsmart(args)?,
+        Kind::Nut => nut(args)?,
     };
-    let serial_given = given(SERIAL_ONLY);
-    let nut_given = given(NUT_ONLY);
-    let transport = match args.get("transport") {
-        Some("apcsmart") => "apcsmart",
-        Some("nut") => "nut",
-        Some(other) => return Err(format!("parameter transport: '{other}' is not one of apcsmart, nut")),
-        None if !serial_given.is_empty() && !nut_given.is_empty() => {
-            return Err(format!(
-                "parameters of both transports are set: {} (apcsmart) and {} (nut); a device uses one: set serial_port, or ip and ups_name",
-                serial_given.join(", "),
-                nut_given.join(", ")
-            ))
-        }
-        None if !serial_given.is_empty() => "apcsmart",
-        None if !nut_given.is_empty() => "nut",
-        None => return Err("no UPS given: set serial_port (APC Smart over a serial line) or ip and ups_name (NUT's upsd)".into()),
-    };
-
-    let transport = if transport == "apcsmart" {
-        if !nut_given.is_empty() {
-            return Err(format!(
-                "parameter {} belongs to transport nut, but the transport is apcsmart",
-                nut_given.join(", ")
-            ));
-        }
-        let port = args
-            .get("serial_port")
-            .ok_or("parameter serial_port is required for transport apcsmart (e.g. serial_port=/dev/ttyS0)")?;
-        if !port.starts_with('/') {
-            return Err(format!("parameter serial_port: '{port}' is not an absolute path (e.g. /dev/ttyS0)"));
-        }
-        Transport::ApcSmart { serial_port: PathBuf::from(port) }
-    } else {
-        if !serial_given.is_empty() {
-            return Err("parameter serial_port belongs to transport apcsmart, but the transport is nut".into());
-        }
-        let host = args.get("ip").ok_or("parameter ip (ipaddr) is required for transport nut: the address of upsd")?;
-        if host.trim().is_empty() || host.chars().any(char::is_whitespace) {
-            return Err(format!("parameter ip: '{host}' is not an address or host name (it contains white space)"));
-        }
-        let ups_name =
-            args.get("ups_name").ok_or("parameter ups_name is required for transport nut: the UPS's name in upsd")?;
-        if ups_name.chars().any(char::is_whitespace) {
-            return Err(format!("parameter ups_name: '{ups_name}' contains white space"));
-        }
-        let raw_port = args.get_or_default("ipport").unwrap_or("3493");
-        let port = raw_port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("parameter ipport: '{raw_port}' is not a TCP port (1-65535)"))?;
-        let password = match (args.get("password"), args.get("password_script")) {
-            (Some(_), Some(_)) => return Err("parameters password and password_script are both set: give one".into()),
-            (Some(p), None) => Password::Value(p.to_string()),
-            (None, Some(s)) => {
-                let argv: Vec<String> = s.split_whitespace().map(String::from).collect();
-                match argv.first() {
-                    None => {
-                        return Err("parameter password_script is blank: give the program (an absolute path) that prints the password".into())
-                    }
-                    Some(program) if !program.starts_with('/') => {
-                        return Err(format!("parameter password_script: '{program}' is not an absolute path"))
-                    }
-                    Some(_) => Password::Script(argv),
-                }
-            }
-            (None, None) => Password::None,
-        };
-        let username = args.get("username").map(String::from);
-        if username.is_some() != (password != Password::None) {
-            return Err(
-                "parameters username and password (or password_script) go together: upsd needs both to allow load.off"
-                    .into(),
-            );
-        }
-        Transport::Nut { host: host.to_string(), port, ups_name: ups_name.to_string(), username, password }
-    };
-
     let hostlist = hostlist(args.get("hostlist"));
     let plug = args.get("plug").map(String::from);
     // validate-all checks the device's configuration, not a target: Pacemaker validates with a
     // placeholder target ("node1", lib/fencing/st_client.c), which must not fail a good device.
-    if let (Some(p), false, false) = (&plug, hostlist.is_empty(), action == "validate-all") {
-        if !hostlist.iter().any(|h| h.eq_ignore_ascii_case(p)) {
-            return Err(format!("unknown plug '{p}': this UPS feeds {} (hostlist)", hostlist.join(", ")));
-        }
+    if action != "validate-all" {
+        check_plug(plug.as_deref(), &hostlist)?;
     }
     let ups_serial = args.get("ups_serial").map(String::from);
     if let Some(s) = &ups_serial {
@@ -173,6 +95,117 @@ pub fn check(args: &Args) -> Result<Config, String> {
     }
     let delay = seconds(args, "delay")?;
     Ok(Config { action, transport, plug, hostlist, ups_serial, power_timeout, delay })
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Kind {
+    ApcSmart,
+    Nut,
+}
+
+/// The parameters of `keys` that are set.
+fn given(args: &Args, keys: &[&str]) -> Vec<String> {
+    keys.iter().filter(|k| args.get(k).is_some()).map(|k| k.to_string()).collect()
+}
+
+/// The transport: as `transport` names it, else as the parameters of one transport imply.
+fn transport_kind(args: &Args) -> Result<Kind, String> {
+    let serial_given = given(args, SERIAL_ONLY);
+    let nut_given = given(args, NUT_ONLY);
+    match args.get("transport") {
+        Some("apcsmart") => Ok(Kind::ApcSmart),
+        Some("nut") => Ok(Kind::Nut),
+        Some(other) => Err(format!("parameter transport: '{other}' is not one of apcsmart, nut")),
+        None if !serial_given.is_empty() && !nut_given.is_empty() => Err(format!(
+            "parameters of both transports are set: {} (apcsmart) and {} (nut); a device uses one: set serial_port, or ip and ups_name",
+            serial_given.join(", "),
+            nut_given.join(", ")
+        )),
+        None if !serial_given.is_empty() => Ok(Kind::ApcSmart),
+        None if !nut_given.is_empty() => Ok(Kind::Nut),
+        None => Err("no UPS given: set serial_port (APC Smart over a serial line) or ip and ups_name (NUT's upsd)".into()),
+    }
+}
+
+/// APC Smart over a serial line: an absolute serial_port, no parameter of NUT.
+fn apcsmart(args: &Args) -> Result<Transport, String> {
+    let nut_given = given(args, NUT_ONLY);
+    if !nut_given.is_empty() {
+        return Err(format!(
+            "parameter {} belongs to transport nut, but the transport is apcsmart",
+            nut_given.join(", ")
+        ));
+    }
+    let port = args
+        .get("serial_port")
+        .ok_or("parameter serial_port is required for transport apcsmart (e.g. serial_port=/dev/ttyS0)")?;
+    if !port.starts_with('/') {
+        return Err(format!("parameter serial_port: '{port}' is not an absolute path (e.g. /dev/ttyS0)"));
+    }
+    Ok(Transport::ApcSmart { serial_port: PathBuf::from(port) })
+}
+
+/// NUT's upsd: host, UPS name and port; username and a password (or password_script) together.
+fn nut(args: &Args) -> Result<Transport, String> {
+    if !given(args, SERIAL_ONLY).is_empty() {
+        return Err("parameter serial_port belongs to transport apcsmart, but the transport is nut".into());
+    }
+    let host = args.get("ip").ok_or("parameter ip (ipaddr) is required for transport nut: the address of upsd")?;
+    if host.trim().is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(format!("parameter ip: '{host}' is not an address or host name (it contains white space)"));
+    }
+    let ups_name =
+        args.get("ups_name").ok_or("parameter ups_name is required for transport nut: the UPS's name in upsd")?;
+    if ups_name.chars().any(char::is_whitespace) {
+        return Err(format!("parameter ups_name: '{ups_name}' contains white space"));
+    }
+    let raw_port = args.get_or_default("ipport").unwrap_or("3493");
+    let port = raw_port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("parameter ipport: '{raw_port}' is not a TCP port (1-65535)"))?;
+    let password = password(args)?;
+    let username = args.get("username").map(String::from);
+    if username.is_some() != (password != Password::None) {
+        return Err(
+            "parameters username and password (or password_script) go together: upsd needs both to allow load.off"
+                .into(),
+        );
+    }
+    Ok(Transport::Nut { host: host.to_string(), port, ups_name: ups_name.to_string(), username, password })
+}
+
+/// password, or password_script split into words by `sys::argv`'s rules (no shell runs).
+fn password(args: &Args) -> Result<Password, String> {
+    match (args.get("password"), args.get("password_script")) {
+        (Some(_), Some(_)) => Err("parameters password and password_script are both set: give one".into()),
+        (Some(p), None) => Ok(Password::Value(p.to_string())),
+        (None, Some(s)) => {
+            let argv = crate::sys::argv::split(s).map_err(|e| format!("parameter password_script: {e}"))?;
+            match argv.first() {
+                None => Err(
+                    "parameter password_script is blank: give the program (an absolute path) that prints the password"
+                        .into(),
+                ),
+                Some(program) if !program.starts_with('/') => {
+                    Err(format!("parameter password_script: '{program}' is not an absolute path"))
+                }
+                Some(_) => Ok(Password::Script(argv)),
+            }
+        }
+        (None, None) => Ok(Password::None),
+    }
+}
+
+/// A plug must be one of the hosts the UPS feeds, when hostlist names them.
+fn check_plug(plug: Option<&str>, hostlist: &[String]) -> Result<(), String> {
+    match plug {
+        Some(p) if !hostlist.is_empty() && !hostlist.iter().any(|h| h.eq_ignore_ascii_case(p)) => {
+            Err(format!("unknown plug '{p}': this UPS feeds {} (hostlist)", hostlist.join(", ")))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! fence_ups's metadata XML, rendered from the option table in args.rs in fence-agents' format
 //! (valid for fence-agents' metadata.rng; what `stonith_admin --metadata` and pcs read).
 
-use super::args::{Content, ACTIONS, OPTIONS};
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use super::args::{Content, Opt, ACTIONS, OPTIONS};
 
 const SHORTDESC: &str = "Fence agent for UPSes: cuts a node's power over APC Smart serial or NUT's upsd";
 const LONGDESC: &str = "fence_ups fences a node by cutting the load of the UPS that feeds it: directly over a \
@@ -9,47 +12,77 @@ serial line speaking APC's Smart protocol (transport=apcsmart, serial_port=...),
 (transport=nut, ip=..., ups_name=...). It confirms that the load is off before it reports success, refuses \
 to act on a UPS whose serial number differs from ups_serial, and never writes the UPS's EEPROM.";
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+/// The metadata document, as `-o metadata` prints it. quick-xml escapes every text and
+/// attribute, as on the OCF side (`ocf::metadata`).
+pub fn render(agent: &str) -> String {
+    let mut w = Writer::new_with_indent(Vec::new(), b'\t', 1);
+    write(&mut w, agent).expect("writing XML to memory cannot fail");
+    let mut xml = String::from_utf8(w.into_inner()).expect("XML is UTF-8");
+    xml.push('\n');
+    xml
 }
 
-pub fn render(agent: &str) -> String {
-    let mut x = String::new();
-    x.push_str("<?xml version=\"1.0\" ?>\n");
-    x.push_str(&format!("<resource-agent name=\"{}\" shortdesc=\"{}\" >\n", escape(agent), escape(SHORTDESC)));
-    x.push_str(&format!("<longdesc>{}</longdesc>\n", escape(LONGDESC)));
-    x.push_str("<vendor-url>https://networkupstools.org/</vendor-url>\n<parameters>\n");
-    for o in OPTIONS.iter().filter(|o| !o.hidden) {
-        let mut attrs = format!("name=\"{}\" unique=\"0\" required=\"{}\"", o.name, u8::from(o.required));
-        if o.deprecated {
-            attrs.push_str(" deprecated=\"1\"");
+fn write(w: &mut Writer<Vec<u8>>, agent: &str) -> std::io::Result<()> {
+    w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
+    w.create_element("resource-agent")
+        .with_attributes([("name", agent), ("shortdesc", SHORTDESC)])
+        .write_inner_content(|w| {
+            w.create_element("longdesc").write_text_content(BytesText::new(LONGDESC))?;
+            w.create_element("vendor-url").write_text_content(BytesText::new("https://networkupstools.org/"))?;
+            w.create_element("parameters")
+                .write_inner_content(|w| OPTIONS.iter().filter(|o| !o.hidden).try_for_each(|o| write_option(w, o)))?;
+            w.create_element("actions").write_inner_content(|w| {
+                for a in ACTIONS {
+                    let mut el = w.create_element("action").with_attribute(("name", *a));
+                    // `on` is not automatic: unfencing by power-on at start-up is the operator's choice.
+                    if *a == "on" {
+                        el = el.with_attribute(("automatic", "0"));
+                    }
+                    el.write_empty()?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// One `<parameter>`: its getopt form, content type (with a select's values) and description.
+fn write_option(w: &mut Writer<Vec<u8>>, o: &Opt) -> std::io::Result<()> {
+    let mut el = w.create_element("parameter").with_attributes([
+        ("name", o.name),
+        ("unique", "0"),
+        ("required", if o.required { "1" } else { "0" }),
+    ]);
+    if o.deprecated {
+        el = el.with_attribute(("deprecated", "1"));
+    }
+    if let Some(old) = o.obsoletes {
+        el = el.with_attribute(("obsoletes", old));
+    }
+    el.write_inner_content(|w| {
+        w.create_element("getopt").with_attribute(("mixed", getopt(o).as_str())).write_empty()?;
+        let mut content = w.create_element("content").with_attribute(("type", content_type(o.content)));
+        if let Some(d) = o.default {
+            content = content.with_attribute(("default", d));
         }
-        if let Some(old) = o.obsoletes {
-            attrs.push_str(&format!(" obsoletes=\"{old}\""));
-        }
-        x.push_str(&format!("\t<parameter {attrs}>\n"));
-        x.push_str(&format!("\t\t<getopt mixed=\"{}\" />\n", escape(&getopt(o))));
-        let default = o.default.map(|d| format!(" default=\"{}\"", escape(d))).unwrap_or_default();
         match o.content {
             Content::Select(values) => {
-                x.push_str(&format!("\t\t<content type=\"select\"{default} >\n"));
-                for v in values {
-                    x.push_str(&format!("\t\t\t<option value=\"{v}\" />\n"));
-                }
-                x.push_str("\t\t</content>\n");
+                content.write_inner_content(|w| {
+                    for v in values {
+                        w.create_element("option").with_attribute(("value", *v)).write_empty()?;
+                    }
+                    Ok(())
+                })?;
             }
-            c => x.push_str(&format!("\t\t<content type=\"{}\"{default} />\n", content_type(c))),
+            _ => {
+                content.write_empty()?;
+            }
         }
-        x.push_str(&format!("\t\t<shortdesc lang=\"en\">{}</shortdesc>\n\t</parameter>\n", escape(o.shortdesc)));
-    }
-    x.push_str("</parameters>\n<actions>\n");
-    for a in ACTIONS {
-        // `on` is not automatic: unfencing by power-on at start-up is the operator's choice.
-        let extra = if *a == "on" { " automatic=\"0\"" } else { "" };
-        x.push_str(&format!("\t<action name=\"{a}\"{extra} />\n"));
-    }
-    x.push_str("</actions>\n</resource-agent>\n");
-    x
+        w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(BytesText::new(o.shortdesc))?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// `--help`: the options, as fence-agents prints them.
@@ -103,7 +136,7 @@ fn content_type(c: Content) -> &'static str {
 }
 
 /// fence-agents' `getopt mixed`: "-o, --action=[action]".
-fn getopt(o: &super::args::Opt) -> String {
+fn getopt(o: &Opt) -> String {
     let long = if o.takes_value() { format!("--{}=[{}]", o.long, o.metavar) } else { format!("--{}", o.long) };
     match o.short {
         Some(c) => format!("-{c}, {long}"),
@@ -132,10 +165,10 @@ mod tests {
         assert!(x.contains("<resource-agent name=\"fence_ups\""));
         assert!(x.contains("<parameter name=\"plug\" unique=\"0\" required=\"0\" obsoletes=\"port\">"));
         assert!(x.contains("<parameter name=\"port\" unique=\"0\" required=\"0\" deprecated=\"1\">"));
-        assert!(x.contains("<getopt mixed=\"-o, --action=[action]\" />"));
-        assert!(x.contains("<getopt mixed=\"-v, --verbose\" />"));
-        assert!(x.contains("<option value=\"nut\" />"));
-        assert!(x.contains("<action name=\"validate-all\" />"));
+        assert!(x.contains("<getopt mixed=\"-o, --action=[action]\"/>"));
+        assert!(x.contains("<getopt mixed=\"-v, --verbose\"/>"));
+        assert!(x.contains("<option value=\"nut\"/>"));
+        assert!(x.contains("<action name=\"validate-all\"/>"));
         assert!(!x.contains("nodename"));
         assert_eq!(x.matches("<parameter ").count(), OPTIONS.iter().filter(|o| !o.hidden).count());
     }

@@ -12,7 +12,7 @@ use hastack::config::graph::Transition;
 use hastack::config::simulate::{verify, Sim};
 use hastack::config::{self, Format, Loaded};
 
-use crate::support::{bin, need_program, run_with_deadline};
+use crate::support::{hastack_cmd, need_program, run_cmd, run_with_deadline};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crm-config").join(name)
@@ -415,10 +415,7 @@ fn config_check_command_reports_every_scenario() {
     if !need_pacemaker_tools() {
         return;
     }
-    let out = run_with_deadline(
-        Command::new(bin()).args(["config", "check"]).arg(example("stack.toml")),
-        Duration::from_secs(120),
-    );
+    let out = run_cmd(hastack_cmd(Duration::from_secs(120)).args(["config", "check"]).arg(example("stack.toml")));
     out.expect(0);
     for needle in [
         "ok: crm_verify accepts the configuration",
@@ -552,9 +549,11 @@ fn config_malformed_stacks_are_rejected_with_the_line_and_nothing_is_written() {
         std::fs::write(&stack, &bad).unwrap();
         for format in ["cib", "pcs", "crm"] {
             let output = dir.path().join(format!("out.{format}"));
-            let out = run_with_deadline(
-                Command::new(bin()).args(["config", "render", "--format", format, "-o"]).arg(&output).arg(&stack),
-                Duration::from_secs(30),
+            let out = run_cmd(
+                hastack_cmd(Duration::from_secs(30))
+                    .args(["config", "render", "--format", format, "-o"])
+                    .arg(&output)
+                    .arg(&stack),
             );
             out.expect(1);
             let prefix = format!("{}:{line}: ", stack.display());
@@ -578,17 +577,15 @@ fn config_malformed_stacks_are_rejected_with_the_line_and_nothing_is_written() {
 fn config_render_to_stdout_and_file_agree() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("stack.cib.xml");
-    let to_file = run_with_deadline(
-        Command::new(bin())
+    let to_file = run_cmd(
+        hastack_cmd(Duration::from_secs(30))
             .args(["config", "render", "--format", "cib", "--output"])
             .arg(&output)
             .arg(example("stack.toml")),
-        Duration::from_secs(30),
     );
     to_file.expect(0);
-    let to_stdout = run_with_deadline(
-        Command::new(bin()).args(["config", "render", "--format", "cib"]).arg(example("stack.toml")),
-        Duration::from_secs(30),
+    let to_stdout = run_cmd(
+        hastack_cmd(Duration::from_secs(30)).args(["config", "render", "--format", "cib"]).arg(example("stack.toml")),
     );
     to_stdout.expect(0);
     assert_eq!(std::fs::read_to_string(&output).unwrap(), to_stdout.stdout);
@@ -632,11 +629,10 @@ fn crm_objects(script: &str) -> (BTreeMap<String, (String, BTreeMap<String, Stri
 #[test]
 fn config_shipped_examples_keep_every_data_layer_on_the_partition() {
     for (stack, expected) in [("crm-config/stack.toml", 2), ("crm-config/stack-3node.toml", 1)] {
-        let out = run_with_deadline(
-            Command::new(bin())
+        let out = run_cmd(
+            hastack_cmd(Duration::from_secs(30))
                 .args(["config", "render", "--format", "crm", stack])
                 .current_dir(env!("CARGO_MANIFEST_DIR")),
-            Duration::from_secs(30),
         );
         out.expect(0);
         let (primitives, groups) = crm_objects(&out.stdout);
@@ -689,7 +685,7 @@ impl Written {
     }
 
     fn run(&self, args: &[&str]) -> crate::support::Outcome {
-        run_with_deadline(Command::new(bin()).arg("config").args(args).arg(&self.stack), Duration::from_secs(120))
+        run_cmd(hastack_cmd(Duration::from_secs(120)).arg("config").args(args).arg(&self.stack))
     }
 
     /// The 1-based line of the first occurrence of `needle`.
@@ -898,9 +894,10 @@ fn config_warns_like_crmsh_about_timeouts_below_the_agents_advice() {
         &["layer 'billing-db': specified timeout 60s for start is smaller than the advised 120s"],
     );
     short.assert_message(&out, "stop = \"60s\"", &["specified timeout 60s for stop is smaller than the advised 120s"]);
-    let shipped = run_with_deadline(
-        Command::new(bin()).args(["config", "render", "--format", "crm"]).arg(example("stack-3node.toml")),
-        Duration::from_secs(30),
+    let shipped = run_cmd(
+        hastack_cmd(Duration::from_secs(30))
+            .args(["config", "render", "--format", "crm"])
+            .arg(example("stack-3node.toml")),
     );
     assert!(shipped.stderr.is_empty(), "{}", shipped.stderr);
     assert!(shipped.stdout.contains("primitive billing-db ocf:hastack:mariadb \\\n    params datadir=/srv/billing/mysql \\\n    op start interval=0s timeout=120s"), "{}", shipped.stdout);

@@ -16,7 +16,7 @@ fn ocf_agents() -> Vec<String> {
 }
 
 fn metadata_file(agent: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let out = run_with_deadline(Command::new(agent_path(agent)).arg("meta-data"), Duration::from_secs(5));
+    let out = run_cmd(program_cmd(agent_path(agent), Duration::from_secs(5)).arg("meta-data"));
     out.expect(0);
     let path = dir.join(format!("{agent}.xml"));
     std::fs::write(&path, &out.stdout).unwrap();
@@ -52,8 +52,7 @@ fn metadata_is_valid_for_ocf_tester_dtd_and_pcs_rng() {
 
 /// Installs the agents into the real OCF root, where Pacemaker's tools look.
 pub fn install_system_links() {
-    let out = run_with_deadline(Command::new(bin()).args(["install", "--root", "/"]), Duration::from_secs(10));
-    out.expect(0);
+    hastack_cmd(Duration::from_secs(10)).args(["install", "--root", "/"]).assert().code(0);
 }
 
 #[test]
@@ -151,7 +150,7 @@ fn pcs_refuses_a_duplicate_value_of_every_unique_parameter() {
     };
     // One agent's unique parameters, each refused when repeated; returns how many.
     let check = |agent: &str| -> usize {
-        let meta = run_with_deadline(Command::new(agent_path(agent)).arg("meta-data"), Duration::from_secs(5));
+        let meta = run_cmd(program_cmd(agent_path(agent), Duration::from_secs(5)).arg("meta-data"));
         meta.expect(0);
         let params = meta_params(&meta.stdout);
         let uniques: Vec<&MetaParam> = params.iter().filter(|p| p.unique).collect();

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hastack::sys::{daemon, proc};
+use hastack::sys::identity;
+use hastack::sys::{proc, tree};
 
 use crate::support::*;
 
@@ -19,13 +20,12 @@ mod tomcat;
 
 /// The PID the agent recorded as the instance's main process.
 pub fn main_pid(agent: &str, instance: &str) -> i32 {
-    let text = std::fs::read_to_string(daemon::state_file(agent, instance)).expect("state file after start");
-    daemon::Identity::parse(&text).expect("identity").pid
+    let text = std::fs::read_to_string(identity::state_file(agent, instance)).expect("state file after start");
+    identity::Identity::parse(&text).expect("identity").pid
 }
 
-/// Nothing listens on `port` any more.
-#[track_caller]
 /// Nothing listens on `port`, as ss (not the agent's own socket scan) sees it.
+#[track_caller]
 pub fn assert_port_free(port: u16) {
     let out =
         run_with_deadline(Command::new("ss").args(["-Htlnp", &format!("sport = :{port}")]), Duration::from_secs(10));
@@ -73,7 +73,7 @@ pub fn lifecycle(run: &AgentRun, agent: &str, instance: &str, depths: &[u32], po
     stop.expect(0);
     assert!(stop.elapsed < Duration::from_secs(30));
     assert!(!proc::is_alive(pid));
-    assert!(daemon::session_members(pid).is_empty(), "processes of the session survived stop");
+    assert!(tree::session_members(pid).is_empty(), "processes of the session survived stop");
     assert_port_free(port);
     run.clone().timeout_ms(30000).run("stop").expect(0);
     run.clone().timeout_ms(10000).recurring().run("monitor").expect(7);
@@ -118,7 +118,7 @@ pub fn kill9(run: &AgentRun, agent: &str, instance: &str, port: u16) {
     let stop = run.clone().timeout_ms(30000).run("stop");
     stop.expect(0);
     assert!(stop.elapsed < Duration::from_secs(30));
-    assert!(daemon::session_members(pid).is_empty(), "orphans of the killed master survived stop");
+    assert!(tree::session_members(pid).is_empty(), "orphans of the killed master survived stop");
     assert_port_free(port);
     run.clone().timeout_ms(60000).run("start").expect(0);
     assert_ne!(main_pid(agent, instance), pid);
@@ -132,7 +132,7 @@ pub fn sigstop(run: &AgentRun, agent: &str, instance: &str, depths: &[u32], port
     use nix::sys::signal::Signal;
     run.clone().timeout_ms(60000).run("start").expect(0);
     let pid = main_pid(agent, instance);
-    let members = daemon::session_members(pid);
+    let members = tree::session_members(pid);
     for p in &members {
         proc::signal(*p, Signal::SIGSTOP);
     }

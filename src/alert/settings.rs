@@ -145,10 +145,9 @@ impl Settings {
             s.sendmail = p;
         }
         if let Some(v) = text("snapshot") {
-            match v.to_ascii_lowercase().as_str() {
-                "on" | "yes" | "true" | "1" => s.snapshot = true,
-                "off" | "no" | "false" | "0" => s.snapshot = false,
-                _ => problems.push(format!("snapshot='{v}' must be on or off; using on")),
+            match crate::ocf::params::parse_bool(&v) {
+                Some(on) => s.snapshot = on,
+                None => problems.push(format!("snapshot='{v}' must be on or off; using on")),
             }
         }
         for (name, field, max) in [

@@ -16,7 +16,7 @@
 //!   and moved only after migration-threshold failures; no automatic failback.
 
 use super::model::{Alert, Class, Clone, Cluster, Constraint, Group, Nv, Op, Primitive, Resource};
-use super::stack::{param_text, Layer, Monitor, Stack};
+use super::stack::{self, param_text, Layer, Monitor, Stack};
 use super::validate::duration_ms;
 
 pub const DEFAULT_MONITOR_INTERVAL: &str = "10s";
@@ -36,7 +36,25 @@ fn nv(k: &str, v: impl Into<String>) -> Nv {
 /// The cluster a validated stack describes.
 pub fn build(stack: &Stack) -> Cluster {
     let nodes: Vec<String> = stack.nodes.iter().map(|n| n.get_ref().name.get_ref().clone()).collect();
-    let c = &stack.cluster;
+    let mut cluster = with_defaults(&stack.cluster);
+    for fence in &stack.fences {
+        add_fence(&mut cluster, fence.get_ref(), &nodes, &stack.cluster);
+    }
+    for group in &stack.groups {
+        add_group(&mut cluster, group.get_ref(), &nodes);
+    }
+    for clone in &stack.clones {
+        add_clone(&mut cluster, clone.get_ref());
+    }
+    if let Some(alert) = &stack.alert {
+        cluster.alerts.push(alert_of(alert.get_ref()));
+    }
+    cluster
+}
+
+/// Fencing on, and the resource defaults: restart in place until migration-threshold failures,
+/// stickiness against failback.
+fn with_defaults(c: &stack::Cluster) -> Cluster {
     let mut cluster = Cluster {
         properties: vec![nv("stonith-enabled", "true")],
         rsc_defaults: vec![
@@ -48,139 +66,143 @@ pub fn build(stack: &Stack) -> Cluster {
     if let Some(t) = &c.failure_timeout {
         cluster.rsc_defaults.push(nv("failure-timeout", t.get_ref()));
     }
+    cluster
+}
 
-    for fence in &stack.fences {
-        let f = fence.get_ref();
-        let id = f.id.get_ref().clone();
-        let target = f.fences.get_ref().clone();
-        // The current names (`ip`, not the deprecated `ipaddr`): pcs warns about the old ones.
-        let mut params: Vec<Nv> = params_of(&f.params)
-            .into_iter()
-            .map(|(k, v)| (super::fence_check::rendered_name(&k).to_string(), v))
-            .collect();
-        params.push(nv("pcmk_host_list", &target));
-        if let (Some(delay), true) = (&c.fence_delay, nodes.len() == 2 && nodes.first() == Some(&target)) {
-            params.push(nv("pcmk_delay_base", delay.get_ref()));
-        }
-        let monitor = f.monitor.as_ref().map(|m| m.get_ref().clone());
-        let ops = vec![match monitor {
-            Some(m) => monitor_op(&m, None),
-            None => op("monitor", DEFAULT_FENCE_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, None),
-        }];
-        let agent = f.agent.get_ref().clone();
-        cluster.resources.push(Resource::Primitive(Primitive {
-            id: id.clone(),
-            class: Class::Stonith,
-            agent,
-            params,
-            meta: vec![],
-            ops,
-        }));
-        let cable = f.cable.as_ref().map(|c| c.get_ref().as_str());
-        for node in nodes.iter().filter(|n| Some(n.as_str()) != cable) {
-            cluster.constraints.push(Constraint::Location {
-                id: format!("loc-{id}-not-{node}"),
-                rsc: id.clone(),
-                node: node.clone(),
-                score: "-INFINITY".into(),
-            });
-        }
+/// A fence device: fences its node (`pcmk_host_list`), waits `fence_delay` when it fences the
+/// first of two nodes, and runs only where its serial cable is.
+fn add_fence(cluster: &mut Cluster, f: &stack::Fence, nodes: &[String], c: &stack::Cluster) {
+    let id = f.id.get_ref().clone();
+    let target = f.fences.get_ref().clone();
+    // The current names (`ip`, not the deprecated `ipaddr`): pcs warns about the old ones.
+    let mut params: Vec<Nv> =
+        params_of(&f.params).into_iter().map(|(k, v)| (super::fence_check::rendered_name(&k).to_string(), v)).collect();
+    params.push(nv("pcmk_host_list", &target));
+    if let (Some(delay), true) = (&c.fence_delay, nodes.len() == 2 && nodes.first() == Some(&target)) {
+        params.push(nv("pcmk_delay_base", delay.get_ref()));
     }
-
-    for group in &stack.groups {
-        let g = group.get_ref();
-        let id = g.id.get_ref().clone();
-        let members = g.layers.iter().map(|l| primitive(l.get_ref(), false)).collect();
-        cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
-        let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
-        if let Some(failover) = &g.failover {
-            ranked.extend(failover.get_ref().iter().map(|n| n.get_ref().clone()));
-        }
-        let score = |i: usize| (PREFERENCE_STEP * (ranked.len() - i)).to_string();
-        // The group's own preference; for a group on a promoted clone it also steers the
-        // promotion (colocated resources' preferences count), and the group's stickiness keeps
-        // the promotion where it is when the other node comes back: no failback.
-        for (i, node) in ranked.iter().enumerate() {
-            cluster.constraints.push(Constraint::Location {
-                id: format!("loc-{id}-{node}"),
-                rsc: id.clone(),
-                node: node.clone(),
-                score: score(i),
-            });
-        }
-        if let Some(promotable) = &g.with_promoted {
-            let clone_id = promotable.get_ref().clone();
-            cluster.constraints.push(Constraint::Colocation {
-                id: format!("col-{id}-with-{clone_id}"),
-                rsc: id.clone(),
-                with_rsc: clone_id.clone(),
-                with_role: Some("Promoted".into()),
-                score: "INFINITY".into(),
-            });
-            cluster.constraints.push(Constraint::Order {
-                id: format!("ord-{clone_id}-then-{id}"),
-                first: clone_id,
-                first_action: "promote".into(),
-                then: id.clone(),
-                then_action: "start".into(),
-                symmetrical: true,
-            });
-        }
-        if g.failover.is_some() {
-            for node in nodes.iter().filter(|n| !ranked.contains(n)) {
-                cluster.constraints.push(Constraint::Location {
-                    id: format!("loc-{id}-not-{node}"),
-                    rsc: id.clone(),
-                    node: node.clone(),
-                    score: "-INFINITY".into(),
-                });
-            }
-        }
+    let monitor = f.monitor.as_ref().map(|m| m.get_ref().clone());
+    let ops = vec![match monitor {
+        Some(m) => monitor_op(&m, None),
+        None => op("monitor", DEFAULT_FENCE_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, None),
+    }];
+    let agent = f.agent.get_ref().clone();
+    cluster.resources.push(Resource::Primitive(Primitive {
+        id: id.clone(),
+        class: Class::Stonith,
+        agent,
+        params,
+        meta: vec![],
+        ops,
+    }));
+    let cable = f.cable.as_ref().map(|c| c.get_ref().as_str());
+    for node in nodes.iter().filter(|n| Some(n.as_str()) != cable) {
+        cluster.constraints.push(ban(&id, node));
     }
+}
 
-    for clone in &stack.clones {
-        let c = clone.get_ref();
-        let id = c.id.get_ref().clone();
-        let meta = clone_meta(c.promotable);
-        let child = primitive(c.layer.get_ref(), c.promotable);
-        cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
-        for after in &c.after {
-            let group = after.get_ref();
-            cluster.constraints.push(Constraint::Order {
-                id: format!("ord-{group}-then-{id}"),
-                first: group.clone(),
-                first_action: "start".into(),
-                then: id.clone(),
-                then_action: "start".into(),
-                symmetrical: false,
-            });
-        }
+/// `-INFINITY` for `rsc` on `node`.
+fn ban(rsc: &str, node: &str) -> Constraint {
+    Constraint::Location {
+        id: format!("loc-{rsc}-not-{node}"),
+        rsc: rsc.to_string(),
+        node: node.to_string(),
+        score: "-INFINITY".into(),
     }
+}
 
-    if let Some(alert) = &stack.alert {
-        let a = alert.get_ref();
-        let id = a.id.get_ref().clone();
-        let values: Vec<&String> =
-            a.recipient.iter().chain(a.recipients.iter().flatten()).map(|r| r.get_ref()).collect();
-        let recipients = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let rid = if i == 0 { format!("{id}-recipient") } else { format!("{id}-recipient-{}", i + 1) };
-                nv(&rid, v.as_str())
-            })
-            .collect();
-        let path = a.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| super::model::HASTACK_ALERT.into());
-        cluster.alerts.push(Alert {
-            id,
-            path,
-            params: a.options.as_ref().map(params_of).unwrap_or_default(),
-            meta: vec![("timeout".into(), super::model::ALERT_TIMEOUT.into())],
-            select: vec!["nodes", "fencing", "resources"],
-            recipients,
+/// A group: its members in order, its preferred and failover nodes (every other node banned
+/// when a failover list is given), and its tie to a promoted clone.
+fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
+    let id = g.id.get_ref().clone();
+    let members = g.layers.iter().map(|l| primitive(l.get_ref(), false)).collect();
+    cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
+    let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
+    if let Some(failover) = &g.failover {
+        ranked.extend(failover.get_ref().iter().map(|n| n.get_ref().clone()));
+    }
+    let score = |i: usize| (PREFERENCE_STEP * (ranked.len() - i)).to_string();
+    // The group's own preference; for a group on a promoted clone it also steers the
+    // promotion (colocated resources' preferences count), and the group's stickiness keeps
+    // the promotion where it is when the other node comes back: no failback.
+    for (i, node) in ranked.iter().enumerate() {
+        cluster.constraints.push(Constraint::Location {
+            id: format!("loc-{id}-{node}"),
+            rsc: id.clone(),
+            node: node.clone(),
+            score: score(i),
         });
     }
-    cluster
+    if let Some(promotable) = &g.with_promoted {
+        cluster.constraints.extend(with_promoted(&id, promotable.get_ref()));
+    }
+    if g.failover.is_some() {
+        for node in nodes.iter().filter(|n| !ranked.contains(n)) {
+            cluster.constraints.push(ban(&id, node));
+        }
+    }
+}
+
+/// A group on the Promoted instance of a clone, started after the promotion.
+fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
+    [
+        Constraint::Colocation {
+            id: format!("col-{group}-with-{clone_id}"),
+            rsc: group.to_string(),
+            with_rsc: clone_id.to_string(),
+            with_role: Some("Promoted".into()),
+            score: "INFINITY".into(),
+        },
+        Constraint::Order {
+            id: format!("ord-{clone_id}-then-{group}"),
+            first: clone_id.to_string(),
+            first_action: "promote".into(),
+            then: group.to_string(),
+            then_action: "start".into(),
+            symmetrical: true,
+        },
+    ]
+}
+
+/// A clone, and its asymmetrical order after the groups it follows.
+fn add_clone(cluster: &mut Cluster, c: &stack::Clone) {
+    let id = c.id.get_ref().clone();
+    let meta = clone_meta(c.promotable);
+    let child = primitive(c.layer.get_ref(), c.promotable);
+    cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
+    for after in &c.after {
+        let group = after.get_ref();
+        cluster.constraints.push(Constraint::Order {
+            id: format!("ord-{group}-then-{id}"),
+            first: group.clone(),
+            first_action: "start".into(),
+            then: id.clone(),
+            then_action: "start".into(),
+            symmetrical: false,
+        });
+    }
+}
+
+fn alert_of(a: &stack::Alert) -> Alert {
+    let id = a.id.get_ref().clone();
+    let values: Vec<&String> = a.recipient.iter().chain(a.recipients.iter().flatten()).map(|r| r.get_ref()).collect();
+    let recipients = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let rid = if i == 0 { format!("{id}-recipient") } else { format!("{id}-recipient-{}", i + 1) };
+            nv(&rid, v.as_str())
+        })
+        .collect();
+    let path = a.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| super::model::HASTACK_ALERT.into());
+    Alert {
+        id,
+        path,
+        params: a.options.as_ref().map(params_of).unwrap_or_default(),
+        meta: vec![("timeout".into(), super::model::ALERT_TIMEOUT.into())],
+        select: vec!["nodes", "fencing", "resources"],
+        recipients,
+    }
 }
 
 /// A clone's meta attributes.

@@ -1,7 +1,7 @@
 //! The cluster as a pcs command script (pcs 0.11). Every word is quoted for sh: the script is an
 //! artifact an operator runs, and no value can break out of its argument.
 
-use super::model::{Class, Cluster, Constraint, Nv, Op, Primitive, Resource};
+use super::model::{Alert, Class, Cluster, Constraint, Nv, Op, Primitive, Resource};
 
 const HEADER: &str = r#"#!/bin/sh
 # Rendered by `hastack config render --format pcs`; the same cluster as the cib and crm renderings.
@@ -20,93 +20,16 @@ run() {
 "#;
 
 pub fn render(cluster: &Cluster) -> String {
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    let mut cmd = |words: Vec<String>| lines.push(words);
-    let w = |s: &str| s.to_string();
-
-    let mut props = vec![w("property"), w("set")];
-    props.extend(cluster.properties.iter().map(pair));
-    cmd(props);
-    let mut defaults = vec![w("resource"), w("defaults"), w("update")];
-    defaults.extend(cluster.rsc_defaults.iter().map(pair));
-    cmd(defaults);
-
-    for r in &cluster.resources {
-        match r {
-            Resource::Primitive(p) => cmd(create(p, &[])),
-            Resource::Group(g) => {
-                for p in &g.members {
-                    cmd(create(p, &[w("--group"), g.id.clone()]));
-                }
-            }
-            Resource::Clone(c) => {
-                let kind = if c.promotable { "promotable" } else { "clone" };
-                let mut tail = vec![w(kind), c.id.clone()];
-                // pcs sets promotable=true itself for `promotable`.
-                tail.extend(c.meta.iter().filter(|(k, _)| k != "promotable").map(pair));
-                cmd(create(&c.child, &tail));
-            }
-        }
-    }
-
-    for c in &cluster.constraints {
-        cmd(match c {
-            Constraint::Location { id, rsc, node, score } => {
-                // `--` so that pcs takes a negative score as a score, not an option.
-                vec![
-                    w("constraint"),
-                    w("location"),
-                    w("add"),
-                    id.clone(),
-                    rsc.clone(),
-                    node.clone(),
-                    w("--"),
-                    score.clone(),
-                ]
-            }
-            Constraint::Colocation { id, rsc, with_rsc, with_role, score } => {
-                let mut v = vec![w("constraint"), w("colocation"), w("add"), rsc.clone(), w("with")];
-                v.extend(with_role.iter().cloned());
-                v.extend([with_rsc.clone(), score.clone(), format!("id={id}")]);
-                v
-            }
-            Constraint::Order { id, first, first_action, then, then_action, symmetrical } => vec![
-                w("constraint"),
-                w("order"),
-                first_action.clone(),
-                first.clone(),
-                w("then"),
-                then_action.clone(),
-                then.clone(),
-                format!("id={id}"),
-                w("kind=Mandatory"),
-            ]
-            .into_iter()
-            .chain((!symmetrical).then(|| w("symmetrical=false")))
-            .collect(),
-        });
-    }
-
-    for a in &cluster.alerts {
-        let mut create = vec![w("alert"), w("create"), format!("id={}", a.id), format!("path={}", a.path)];
-        if !a.params.is_empty() {
-            create.push(w("options"));
-            create.extend(a.params.iter().map(pair));
-        }
-        if !a.meta.is_empty() {
-            create.push(w("meta"));
-            create.extend(a.meta.iter().map(pair));
-        }
-        cmd(create);
-        for (id, value) in &a.recipients {
-            cmd(vec![w("alert"), w("recipient"), w("add"), a.id.clone(), format!("value={value}"), format!("id={id}")]);
-        }
-    }
-
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    commands.push(words(&["property", "set"], cluster.properties.iter().map(pair)));
+    commands.push(words(&["resource", "defaults", "update"], cluster.rsc_defaults.iter().map(pair)));
+    commands.extend(cluster.resources.iter().flat_map(resource));
+    commands.extend(cluster.constraints.iter().map(constraint));
+    commands.extend(cluster.alerts.iter().flat_map(alert));
     let mut out = HEADER.to_string();
-    for words in lines {
+    for command in commands {
         out.push_str("run");
-        for word in words {
+        for word in command {
             out.push(' ');
             out.push_str(&sh_quote(&word));
         }
@@ -118,9 +41,80 @@ pub fn render(cluster: &Cluster) -> String {
     out
 }
 
+/// A pcs command: fixed words, then the rest.
+fn words(fixed: &[&str], rest: impl IntoIterator<Item = String>) -> Vec<String> {
+    fixed.iter().map(|w| w.to_string()).chain(rest).collect()
+}
+
+/// The commands that create a resource: a primitive, each member of a group, or a clone.
+fn resource(r: &Resource) -> Vec<Vec<String>> {
+    match r {
+        Resource::Primitive(p) => vec![create(p, &[])],
+        Resource::Group(g) => g.members.iter().map(|p| create(p, &["--group".to_string(), g.id.clone()])).collect(),
+        Resource::Clone(c) => {
+            let kind = if c.promotable { "promotable" } else { "clone" };
+            let mut tail = vec![kind.to_string(), c.id.clone()];
+            // pcs sets promotable=true itself for `promotable`.
+            tail.extend(c.meta.iter().filter(|(k, _)| k != "promotable").map(pair));
+            vec![create(&c.child, &tail)]
+        }
+    }
+}
+
+fn constraint(c: &Constraint) -> Vec<String> {
+    match c {
+        Constraint::Location { id, rsc, node, score } => {
+            // `--` so that pcs takes a negative score as a score, not an option.
+            words(
+                &["constraint", "location", "add"],
+                [id.clone(), rsc.clone(), node.clone(), "--".into(), score.clone()],
+            )
+        }
+        Constraint::Colocation { id, rsc, with_rsc, with_role, score } => words(
+            &["constraint", "colocation", "add"],
+            [rsc.clone(), "with".into()].into_iter().chain(with_role.iter().cloned()).chain([
+                with_rsc.clone(),
+                score.clone(),
+                format!("id={id}"),
+            ]),
+        ),
+        Constraint::Order { id, first, first_action, then, then_action, symmetrical } => words(
+            &["constraint", "order"],
+            [
+                first_action.clone(),
+                first.clone(),
+                "then".into(),
+                then_action.clone(),
+                then.clone(),
+                format!("id={id}"),
+                "kind=Mandatory".into(),
+            ]
+            .into_iter()
+            .chain((!symmetrical).then(|| "symmetrical=false".to_string())),
+        ),
+    }
+}
+
+/// An alert with its options and meta attributes, and its recipients.
+fn alert(a: &Alert) -> Vec<Vec<String>> {
+    let mut create = words(&["alert", "create"], [format!("id={}", a.id), format!("path={}", a.path)]);
+    if !a.params.is_empty() {
+        create.push("options".into());
+        create.extend(a.params.iter().map(pair));
+    }
+    if !a.meta.is_empty() {
+        create.push("meta".into());
+        create.extend(a.meta.iter().map(pair));
+    }
+    let recipients = a.recipients.iter().map(|(id, value)| {
+        words(&["alert", "recipient", "add"], [a.id.clone(), format!("value={value}"), format!("id={id}")])
+    });
+    std::iter::once(create).chain(recipients).collect()
+}
+
 /// pcs cannot set an alert's select filters (ClusterLabs/pcs #198): cibadmin adds them to the
 /// alert pcs created, on the same CIB (file or cluster).
-fn select_filters(a: &super::model::Alert) -> String {
+fn select_filters(a: &Alert) -> String {
     let kinds: String = a.select.iter().map(|k| format!("<select_{k}/>")).collect();
     let xml = format!("<alert id=\"{}\"><select>{kinds}</select></alert>", xml_escape(&a.id));
     let q = sh_quote(&xml);

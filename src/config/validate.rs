@@ -288,81 +288,98 @@ impl<'a> Checker<'a> {
         // Parameter values that must be unique per agent: (agent, param) -> value -> first layer.
         let mut unique_seen: BTreeMap<(String, String), FirstUses> = BTreeMap::new();
         for (layer, clone) in self.all_layers() {
-            let promotable = clone == Some(true);
-            let span = layer.span();
             let l = layer.get_ref();
             let id = l.id.get_ref().clone();
-            let agent = l.agent.get_ref().as_str();
-            match layer_check::agent(agent) {
-                None => {
-                    let known = layer_check::agent_names();
-                    let hint = crate::suggest::hint(agent, known.iter().copied());
+            self.layer_agent(&id, l, clone, layer.span(), &mut unique_seen);
+            self.layer_monitors(&id, l, clone == Some(true));
+            self.layer_operations(&id, l, layer.span());
+        }
+    }
+
+    /// The layer's agent exists and takes its parameters; values unique per agent are.
+    fn layer_agent(
+        &mut self,
+        id: &str,
+        l: &'a Layer,
+        clone: Option<bool>,
+        span: Range<usize>,
+        unique_seen: &mut BTreeMap<(String, String), FirstUses>,
+    ) {
+        let agent = l.agent.get_ref().as_str();
+        let Some(ocf) = layer_check::agent(agent) else {
+            let known = layer_check::agent_names();
+            let hint = crate::suggest::hint(agent, known.iter().copied());
+            self.problem(
+                l.agent.span(),
+                format!("layer '{id}': unknown agent '{agent}'{hint} (known: {})", known.join(", ")),
+            );
+            return;
+        };
+        let meta = self.meta_of(clone);
+        let given = scalar_params(&l.params).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let found = layer_check::check_params(ocf, &given, &meta);
+        self.place(&format!("layer '{id}'"), found, &l.params, span);
+        self.advised_timeouts(id, ocf, l);
+        let unique = ocf.spec().params.iter().filter(|p| p.unique).map(|p| p.name);
+        for name in unique {
+            let Some(value) = l.params.get_ref().get(name) else { continue };
+            let Some(text) = param_text(value.get_ref()) else { continue };
+            let firsts = unique_seen.entry((agent.to_string(), name.to_string())).or_default();
+            if let Some((first, first_span)) = firsts.get(&text) {
+                let what = if agent == "vip" { "duplicate virtual IP" } else { "duplicate value" };
+                let msg = format!(
+                    "layer '{id}': {what} {name}={text}, already used by layer '{first}' on line {}",
+                    line_of(self.src, first_span.start)
+                );
+                self.problem(value.span(), msg);
+            } else {
+                firsts.insert(text, (id.to_string(), value.span()));
+            }
+        }
+    }
+
+    /// monitor, and promoted_monitor (promotable clones only, at another interval).
+    fn layer_monitors(&mut self, id: &str, l: &Layer, promotable: bool) {
+        if let Some(m) = &l.monitor {
+            self.monitor(id, m);
+        }
+        match (&l.promoted_monitor, promotable) {
+            (Some(pm), true) => {
+                self.monitor(id, pm);
+                let interval = |m: &Monitor| duration_ms(m.interval.get_ref());
+                let mine = interval(pm.get_ref());
+                let other = l
+                    .monitor
+                    .as_ref()
+                    .map_or(Some(super::build::DEFAULT_MONITOR_INTERVAL_MS), |m| interval(m.get_ref()));
+                if mine.is_some() && mine == other {
                     self.problem(
-                        l.agent.span(),
-                        format!("layer '{id}': unknown agent '{agent}'{hint} (known: {})", known.join(", ")),
-                    )
-                }
-                Some(ocf) => {
-                    let meta = self.meta_of(clone);
-                    let given = scalar_params(&l.params).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                    let found = layer_check::check_params(ocf, &given, &meta);
-                    self.place(&format!("layer '{id}'"), found, &l.params, span.clone());
-                    self.advised_timeouts(&id, ocf, l);
-                    let unique = ocf.spec().params.iter().filter(|p| p.unique).map(|p| p.name);
-                    for name in unique {
-                        let Some(value) = l.params.get_ref().get(name) else { continue };
-                        let Some(text) = param_text(value.get_ref()) else { continue };
-                        let firsts = unique_seen.entry((agent.to_string(), name.to_string())).or_default();
-                        if let Some((first, first_span)) = firsts.get(&text) {
-                            let what = if agent == "vip" { "duplicate virtual IP" } else { "duplicate value" };
-                            let msg = format!(
-                                "layer '{id}': {what} {name}={text}, already used by layer '{first}' on line {}",
-                                line_of(self.src, first_span.start)
-                            );
-                            self.problem(value.span(), msg);
-                        } else {
-                            firsts.insert(text, (id.clone(), value.span()));
-                        }
-                    }
-                }
-            }
-            if let Some(m) = &l.monitor {
-                self.monitor(&id, m);
-            }
-            match (&l.promoted_monitor, promotable) {
-                (Some(pm), true) => {
-                    self.monitor(&id, pm);
-                    let interval = |m: &Monitor| duration_ms(m.interval.get_ref());
-                    let mine = interval(pm.get_ref());
-                    let other = l
-                        .monitor
-                        .as_ref()
-                        .map_or(Some(super::build::DEFAULT_MONITOR_INTERVAL_MS), |m| interval(m.get_ref()));
-                    if mine.is_some() && mine == other {
-                        self.problem(
-                            pm.get_ref().interval.span(),
-                            format!("layer '{id}': promoted_monitor needs an interval different from monitor's"),
-                        );
-                    }
-                }
-                (Some(pm), false) => {
-                    self.problem(pm.span(), format!("layer '{id}': promoted_monitor is only for promotable clones"))
-                }
-                (None, _) => {}
-            }
-            for (op, d) in &l.timeouts {
-                if !TIMED_OPS.contains(&op.as_str()) {
-                    self.problem(
-                        d.span(),
-                        format!("layer '{id}': unknown operation '{op}' in timeouts (known: {})", TIMED_OPS.join(", ")),
+                        pm.get_ref().interval.span(),
+                        format!("layer '{id}': promoted_monitor needs an interval different from monitor's"),
                     );
                 }
-                self.duration(&format!("layer '{id}': timeouts.{op}"), d, span.clone());
             }
-            if let Some(t) = &l.migration_threshold {
-                if *t.get_ref() < 1 {
-                    self.problem(t.span(), format!("layer '{id}': migration_threshold must be at least 1"));
-                }
+            (Some(pm), false) => {
+                self.problem(pm.span(), format!("layer '{id}': promoted_monitor is only for promotable clones"))
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Operation timeouts and the migration threshold.
+    fn layer_operations(&mut self, id: &str, l: &Layer, span: Range<usize>) {
+        for (op, d) in &l.timeouts {
+            if !TIMED_OPS.contains(&op.as_str()) {
+                self.problem(
+                    d.span(),
+                    format!("layer '{id}': unknown operation '{op}' in timeouts (known: {})", TIMED_OPS.join(", ")),
+                );
+            }
+            self.duration(&format!("layer '{id}': timeouts.{op}"), d, span.clone());
+        }
+        if let Some(t) = &l.migration_threshold {
+            if *t.get_ref() < 1 {
+                self.problem(t.span(), format!("layer '{id}': migration_threshold must be at least 1"));
             }
         }
     }

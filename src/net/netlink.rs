@@ -1,5 +1,6 @@
-//! The only netlink user in hastack: addresses, links and routes of the network namespace the
-//! process runs in, behind plain synchronous functions.
+//! The netlink client of hastack: addresses, links and routes of the network namespace the
+//! process runs in, behind plain synchronous functions (and the socket `net::sockdiag` asks
+//! about listeners through).
 //!
 //! Built on the synchronous lower layer of rtnetlink (netlink-packet-route + netlink-packet-core +
 //! netlink-sys) rather than rtnetlink itself: rtnetlink is async and would put a tokio runtime
@@ -10,11 +11,12 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
@@ -211,7 +213,7 @@ pub fn link_by_index(index: u32) -> io::Result<Option<Link>> {
 }
 
 fn get_link(msg: LinkMessage) -> io::Result<Option<Link>> {
-    match Conn::open()?.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK) {
+    match Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK) {
         Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
             _ => None,
@@ -223,7 +225,8 @@ fn get_link(msg: LinkMessage) -> io::Result<Option<Link>> {
 
 /// Every link of the namespace.
 pub fn links() -> io::Result<Vec<Link>> {
-    let replies = Conn::open()?.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
+    let replies =
+        Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
@@ -269,7 +272,7 @@ fn link_from(msg: LinkMessage) -> Link {
 pub fn addresses(family: Family) -> io::Result<Vec<Addr>> {
     let mut msg = AddressMessage::default();
     msg.header.family = family.netlink();
-    let replies = Conn::open()?.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
+    let replies = Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
@@ -337,7 +340,7 @@ pub fn add_address(index: u32, ip: IpAddr, prefix_len: u8, label: Option<&str>) 
         }
     }
     let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    match Conn::open()?.request(RouteNetlinkMessage::NewAddress(msg), flags) {
+    match Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::NewAddress(msg), flags) {
         Ok(_) => Ok(Change::Done),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Change::AlreadyThere),
         Err(e) => Err(e),
@@ -354,7 +357,7 @@ pub fn del_address(index: u32, ip: IpAddr, prefix_len: u8) -> io::Result<Change>
         msg.attributes.push(AddressAttribute::Local(ip));
     }
     msg.attributes.push(AddressAttribute::Address(ip));
-    match Conn::open()?.request(RouteNetlinkMessage::DelAddress(msg), NLM_F_ACK) {
+    match Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::DelAddress(msg), NLM_F_ACK) {
         Ok(_) => Ok(Change::Done),
         Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(Change::AlreadyThere),
         Err(e) => Err(e),
@@ -374,7 +377,7 @@ pub fn broadcast(ip: Ipv4Addr, prefix_len: u8) -> Option<Ipv4Addr> {
 pub fn main_routes(family: Family) -> io::Result<Vec<Route>> {
     let mut msg = RouteMessage::default();
     msg.header.address_family = family.netlink();
-    let replies = Conn::open()?.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
+    let replies = Conn::open(NETLINK_ROUTE)?.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
@@ -418,28 +421,33 @@ fn route_ip(a: RouteAddress) -> Option<IpAddr> {
     }
 }
 
-/// One route-netlink socket connected to the kernel.
-struct Conn {
+/// One netlink socket connected to the kernel (route-netlink here, sock_diag in
+/// `net::sockdiag`): the one place hastack sends netlink requests and reads their replies.
+pub(crate) struct Conn {
     socket: Socket,
     seq: u32,
 }
 
 impl Conn {
-    fn open() -> io::Result<Conn> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
+    pub(crate) fn open(protocol: isize) -> io::Result<Conn> {
+        let mut socket = Socket::new(protocol)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        set_recv_timeout(&socket, RECV_TIMEOUT)?;
+        let tv = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, RECV_TIMEOUT.subsec_micros() as _);
+        nix::sys::socket::setsockopt(&socket.as_fd(), nix::sys::socket::sockopt::ReceiveTimeout, &tv)?;
         Ok(Conn { socket, seq: 0 })
     }
 
     /// Sends one request and collects the replies up to the final ACK, error or end of dump.
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn request<M>(&mut self, msg: M, flags: u16) -> io::Result<Vec<M>>
+    where
+        M: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+    {
         self.seq += 1;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         packet.finalize();
         let mut out = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut out);
@@ -452,7 +460,7 @@ impl Conn {
             let n = self.socket.recv(&mut buf, 0)?;
             let mut offset = 0;
             while offset < n {
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
+                let reply = NetlinkMessage::<M>::deserialize(&buf[offset..n])
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad netlink reply: {e}")))?;
                 let len = reply.header.length as usize;
                 if reply.header.sequence_number == self.seq {
@@ -475,13 +483,6 @@ impl Conn {
             }
         }
     }
-}
-
-fn set_recv_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
-    // SAFETY: the fd is owned by `socket` and stays open for the duration of the call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)
 }
 
 #[cfg(test)]

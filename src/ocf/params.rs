@@ -2,6 +2,7 @@
 //! gives the agent typed values. An agent never reads `OCF_RESKEY_*` itself.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::ocf::status::OcfError;
 
@@ -118,7 +119,9 @@ impl ParamSpec {
     }
 }
 
-/// OCF truth (ocf_is_true): yes, true, 1, on, y; case-insensitive.
+/// The one boolean rule of the project (OCF agents, fence_ups, the alert agent): OCF truth
+/// (ocf_is_true: yes, true, 1, on, y) and its false words (no, false, 0, off, n);
+/// case-insensitive, surrounding blanks ignored. Anything else is no boolean.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "yes" | "true" | "1" | "on" | "y" => Some(true),
@@ -187,8 +190,34 @@ impl Params {
         self.get(name).unwrap_or_else(|| panic!("parameter '{name}' has neither a value nor a default"))
     }
 
+    /// An integer parameter, if set or defaulted.
     pub fn int(&self, name: &str) -> Option<i64> {
         self.get(name).map(|v| v.trim().parse().expect("checked integer"))
+    }
+
+    /// An integer parameter that is required or has a default in the table, as the type the
+    /// agent uses (the table's bounds make it fit: a port is 1-65535).
+    pub fn num<T: TryFrom<i64>>(&self, name: &str) -> T {
+        self.opt_num(name).unwrap_or_else(|| panic!("parameter '{name}' has neither a value nor a default"))
+    }
+
+    /// An optional integer parameter, as the type the agent uses.
+    pub fn opt_num<T: TryFrom<i64>>(&self, name: &str) -> Option<T> {
+        let n = self.int(name)?;
+        Some(
+            T::try_from(n)
+                .unwrap_or_else(|_| panic!("parameter '{name}' = {n} does not fit its type: bound it in the table")),
+        )
+    }
+
+    /// A duration parameter given in seconds (required or with a default).
+    pub fn secs(&self, name: &str) -> Duration {
+        Duration::from_secs(self.num(name))
+    }
+
+    /// A duration parameter given in milliseconds (required or with a default).
+    pub fn millis(&self, name: &str) -> Duration {
+        Duration::from_millis(self.num(name))
     }
 
     pub fn bool(&self, name: &str) -> bool {
@@ -237,6 +266,10 @@ mod tests {
         let p = Params::from_env(TABLE, &given(&[("ip", "1.2.3.4")])).unwrap();
         assert_eq!(p.str("ip"), "1.2.3.4");
         assert_eq!(p.int("count"), Some(5));
+        assert_eq!(p.num::<u8>("count"), 5);
+        assert_eq!(p.secs("count"), Duration::from_secs(5));
+        assert_eq!(p.millis("count"), Duration::from_millis(5));
+        assert_eq!(p.opt_num::<u16>("count"), Some(5));
         assert!(!p.bool("flag"));
         assert_eq!(p.str("mode"), "request");
         assert_eq!(p.get("password"), None);

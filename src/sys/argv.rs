@@ -10,6 +10,18 @@
 //! - outside quotes, `\` makes the next character literal;
 //! - `''` or `""` is an empty word.
 
+/// The rules above as every parameter split by [`split`] states them in its meta-data
+/// (`concat!` it into the long description).
+#[macro_export]
+macro_rules! word_rules {
+    () => {
+        "Split into words as a shell splits a word list, and nothing more: '...' keeps its text \
+         literally; \"...\" too, except that \\\" and \\\\ stand for \" and \\; outside quotes \\ makes \
+         the next character literal; '' is an empty word. No variables, globbing, redirection, \
+         ';' or '|', and no shell runs."
+    };
+}
+
 /// The words of `text`, or an error naming the problem (unterminated quote, trailing `\`).
 pub fn split(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();

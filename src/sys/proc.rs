@@ -118,6 +118,19 @@ fn descendants_by_scan(root: i32) -> Vec<i32> {
     found
 }
 
+/// "PID 123 (postgres), PID 456 (nc)": who the PIDs are, for an exit reason.
+pub fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|p| format!("PID {p} ({})", stat(*p).map(|s| s.comm).unwrap_or_else(|| "?".into())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The working directory of a process (PostgreSQL's postmaster lives in its data directory).
+pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 pub fn signal(pid: i32, sig: Signal) -> bool {
     kill(Pid::from_raw(pid), sig).is_ok()
 }
@@ -225,6 +238,36 @@ pub fn wait_until(child: &mut Child, deadline: Deadline) -> Option<ExitStatus> {
     }
 }
 
+/// What waiting for a started daemon found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The process we started (and everything it left behind) is gone.
+    Died,
+    TimedOut,
+}
+
+/// Waits until `ready()` holds, the daemon `alive()` no more, or the deadline passes. Polls fast
+/// at first (most services are ready in milliseconds after they bind), then every 50 ms.
+pub fn wait_ready(deadline: Deadline, mut alive: impl FnMut() -> bool, mut ready: impl FnMut() -> bool) -> Readiness {
+    let mut step = Duration::from_millis(2);
+    loop {
+        if ready() {
+            return Readiness::Ready;
+        }
+        if !alive() {
+            // It may have become ready and handed over in the same instant (a forking daemon).
+            return if ready() { Readiness::Ready } else { Readiness::Died };
+        }
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Readiness::TimedOut;
+        }
+        std::thread::sleep(step.min(left));
+        step = (step * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// Starts a daemon in a session of its own (DESIGN.md §3.5): Pacemaker's SIGKILL of the
 /// agent's process group on timeout must not take the service down. stdin is /dev/null;
 /// stdout/stderr go where the caller set them (default: /dev/null).
@@ -284,12 +327,14 @@ pub struct Account {
 }
 
 impl Account {
-    /// Looks a user up; None if there is no such user.
-    pub fn lookup(name: &str) -> Option<Account> {
-        let user = nix::unistd::User::from_name(name).ok()??;
-        let cname = std::ffi::CString::new(name).ok()?;
-        let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
-        Some(Account { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir })
+    /// Looks a user up: None if the user database says there is no such user, an error (with
+    /// its errno) if it cannot answer (NSS down, LDAP unreachable): not the same thing, as a
+    /// missing user bans the node (exit 5) and a failed lookup must not.
+    pub fn lookup(name: &str) -> nix::Result<Option<Account>> {
+        let Some(user) = nix::unistd::User::from_name(name)? else { return Ok(None) };
+        let cname = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)?;
+        Ok(Some(Account { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir }))
     }
 
     /// Makes `cmd` run as this account, with its supplementary groups (std's `uid()` would drop

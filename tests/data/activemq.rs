@@ -101,7 +101,7 @@ impl Broker {
     }
 
     pub fn pid(&self) -> i32 {
-        std::fs::read_to_string(hastack::sys::daemon::state_file("activemq", &self.name))
+        std::fs::read_to_string(hastack::sys::identity::state_file("activemq", &self.name))
             .unwrap()
             .split_whitespace()
             .next()

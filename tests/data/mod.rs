@@ -50,7 +50,7 @@ pub fn kill9_session(sid: i32) -> Vec<i32> {
     // All threads, not just the main one: a killed multi-threaded server holds its locks until
     // its last thread is gone.
     wait_for("the killed server to be gone", Duration::from_secs(10), || {
-        pids.iter().all(|p| !hastack::sys::daemon::any_thread_alive(*p))
+        pids.iter().all(|p| !hastack::sys::tree::any_thread_alive(*p))
     });
     pids
 }

@@ -98,7 +98,7 @@ impl Drop for Node {
         let _ = self.agent().timeout_ms(30000).run("stop");
         // epmd daemonizes out of the node's session and stays (it is shared in production);
         // the test's own epmd, on the test's own port, goes with the test.
-        for pid in hastack::sys::daemon::port_holders(self.epmd_port) {
+        for pid in hastack::sys::listeners::port_holders(self.epmd_port) {
             signal(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }

@@ -195,7 +195,42 @@ impl Outcome {
     }
 }
 
+/// The `hastack` binary as assert_cmd runs it, killed if it runs past `limit`: for the CLI,
+/// meta-data and everything else of ours that answers and leaves no process behind.
+pub fn hastack_cmd(limit: Duration) -> assert_cmd::Command {
+    program_cmd(bin(), limit)
+}
+
+/// Any of our programs (an agent's link) as assert_cmd runs it, killed past `limit`.
+pub fn program_cmd(path: impl AsRef<std::ffi::OsStr>, limit: Duration) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(path);
+    cmd.timeout(limit);
+    cmd
+}
+
+/// Runs an assert_cmd command (see [`hastack_cmd`]) for a test that reads its output: a run
+/// past the command's timeout fails the test here, naming the command.
+#[track_caller]
+pub fn run_cmd(cmd: &mut assert_cmd::Command) -> Outcome {
+    let started = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    use std::os::unix::process::ExitStatusExt;
+    assert!(out.status.signal() != Some(9), "{cmd:?} did not finish in time and was killed");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
 /// Runs a command with a hard deadline: a hung agent fails the test instead of hanging it.
+///
+/// Agents run this way, not with assert_cmd: at the deadline this kills the command's whole
+/// process group, as Pacemaker does at an operation's timeout, so what a hung agent started
+/// (a `proc::run` helper, a child holding the output pipes) cannot keep the test waiting;
+/// assert_cmd kills only the child and then waits for its pipes. Programs of others that fork
+/// helpers (pcs, crm_resource, ocf-tester) run this way too.
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Outcome {
     run_with_input(cmd, None, limit)
 }

@@ -7,8 +7,10 @@
 //! peer, a wrong 6 takes the service down cluster-wide.
 
 use std::path::{Component, Path, PathBuf};
+use std::process::Command;
 
-use crate::ocf::OcfError;
+use crate::ocf::{Ctx, OcfError, OcfResult};
+use crate::sys::proc;
 
 /// What the server rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,38 @@ pub fn rejected(server: &str, culprit: &Culprit, data_dir: Option<&Path>, lines:
         Culprit::Unplaced(what) => {
             OcfError::args(format!("node-local configuration ({what}) rejected by {server}: banned on this node{said}"))
         }
+    }
+}
+
+/// A front-layer server's configuration file, and how to find in its messages the file it
+/// rejected (an included one, or this one when the message names none).
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// The file a message of the server names as the one at fault.
+    pub named: fn(&str) -> Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// The configuration was rejected (`message`, the server's words; `output`, all it said):
+    /// the front layer keeps nothing on the replicated partition, so the file is node-local and
+    /// the answer 2 (banned on this node), never 6.
+    pub fn rejected(&self, server: &str, message: &str, output: &str) -> OcfError {
+        let file = (self.named)(output).filter(|p| p.is_absolute()).unwrap_or_else(|| self.path.clone());
+        rejected(server, &Culprit::File(file), None, message)
+    }
+}
+
+/// Runs a configuration check with the software's own command (`nginx -t`, `apache2 -t`,
+/// `haproxy -c`); a configuration it rejects is refused with its message ([`ConfigFile::rejected`]).
+pub fn config_check(server: &str, config: &ConfigFile, cmd: &mut Command, ctx: &Ctx) -> OcfResult<()> {
+    match proc::run(cmd, ctx.deadline.fraction(0.5)) {
+        Ok(out) if out.success() => Ok(()),
+        Ok(out) => {
+            let message =
+                out.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+            Err(config.rejected(server, &message, &message))
+        }
+        Err(e) => Err(OcfError::generic(format!("{server} configuration check: {e}"))),
     }
 }
 
