@@ -23,6 +23,57 @@ const IFNAME_MAX: usize = 15;
 /// Duplicate-address probes sent within `dad_timeout`.
 const DAD_PROBES: u32 = 3;
 
+/// The address parameters, shared with every agent that owns a virtual IP (tcprelay): the same
+/// names, defaults and checks, and the same code behind them.
+pub const VIP_PARAMS: [ParamSpec; 10] = [
+    ParamSpec::string("ip")
+        .required()
+        .unique()
+        .short("Virtual IPv4 or IPv6 address")
+        .long("The virtual address, e.g. 10.0.0.10 or 2001:db8::10. IPv6 may be written in any notation."),
+    ParamSpec::string("cidr_netmask").short("Prefix length").long(
+        "The prefix length of the address: 1-32 for IPv4 (a dotted quad such as 255.255.255.0 is \
+         accepted too), 1-128 for IPv6. Default: the prefix of the on-link route that leads to the \
+         address; with an explicit nic and no such route, 32 (IPv4) or 128 (IPv6).",
+    ),
+    ParamSpec::string("nic").short("Network interface").long(
+        "The interface to add the address to. Default: the interface of the on-link route to the \
+         address in the main routing table (longest prefix, then lowest metric; default, gateway and \
+         unreachable routes do not count), as IPaddr2's findif chooses it.",
+    ),
+    ParamSpec::string("label").short("IPv4 address label").long(
+        "IPv4 only: a label for the address, appended to the interface name (eth0:LABEL, at most 15 \
+         characters in all), as ifconfig-era tools show aliases.",
+    ),
+    ParamSpec::integer("arp_count", Some(0), Some(100))
+        .default("5")
+        .short("Announcements to send")
+        .long("How many gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) start sends; 0 sends none."),
+    ParamSpec::integer("arp_interval", Some(10), Some(10000))
+        .default("200")
+        .short("Milliseconds between announcements")
+        .long("The interval between two announcements, in milliseconds."),
+    ParamSpec::select("arp_mode", &["request", "reply"])
+        .default("request")
+        .short("Gratuitous ARP form")
+        .long("request: ARP requests for the address (RFC 5227 announcements); reply: ARP replies, for switches and routers that only learn from replies. IPv6 always sends neighbour advertisements."),
+    ParamSpec::boolean("arp_bg").default("true").short("Announce in the background").long(
+        "Send the first announcement before start returns and the rest from a detached process, \
+         which stops as soon as the address is no longer on the interface (so a stop is never \
+         followed by stale announcements). false: start sends them all before it returns.",
+    ),
+    ParamSpec::boolean("dad_check").default("true").short("Refuse an address another host uses").long(
+        "Before adding the address, probe the link for another owner (ARP probes from 0.0.0.0 for \
+         IPv4, RFC 5227; neighbour solicitations from :: for IPv6, RFC 4862) for dad_timeout \
+         milliseconds, and refuse to start, naming the other owner's MAC address, if one answers. \
+         Set false only where a proxy answers for the address.",
+    ),
+    ParamSpec::integer("dad_timeout", Some(50), Some(900))
+        .default("300")
+        .short("Duplicate probe window (ms)")
+        .long("How long start listens for another owner of the address, in milliseconds (3 probes are sent within it)."),
+];
+
 static SPEC: AgentSpec = AgentSpec {
     name: "vip",
     shortdesc: "Virtual IPv4/IPv6 address",
@@ -32,54 +83,7 @@ static SPEC: AgentSpec = AgentSpec {
         probes the link for another host that already uses it and refuses to start if one answers \
         (one virtual IP, one owner). Monitor checks that the address is on the interface (IPv6 compared \
         as addresses, any notation) and that the link is up.",
-    params: &[
-        ParamSpec::string("ip")
-            .required()
-            .unique()
-            .short("Virtual IPv4 or IPv6 address")
-            .long("The virtual address, e.g. 10.0.0.10 or 2001:db8::10. IPv6 may be written in any notation."),
-        ParamSpec::string("cidr_netmask").short("Prefix length").long(
-            "The prefix length of the address: 1-32 for IPv4 (a dotted quad such as 255.255.255.0 is \
-             accepted too), 1-128 for IPv6. Default: the prefix of the on-link route that leads to the \
-             address; with an explicit nic and no such route, 32 (IPv4) or 128 (IPv6).",
-        ),
-        ParamSpec::string("nic").short("Network interface").long(
-            "The interface to add the address to. Default: the interface of the on-link route to the \
-             address in the main routing table (longest prefix, then lowest metric; default, gateway and \
-             unreachable routes do not count), as IPaddr2's findif chooses it.",
-        ),
-        ParamSpec::string("label").short("IPv4 address label").long(
-            "IPv4 only: a label for the address, appended to the interface name (eth0:LABEL, at most 15 \
-             characters in all), as ifconfig-era tools show aliases.",
-        ),
-        ParamSpec::integer("arp_count", Some(0), Some(100))
-            .default("5")
-            .short("Announcements to send")
-            .long("How many gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) start sends; 0 sends none."),
-        ParamSpec::integer("arp_interval", Some(10), Some(10000))
-            .default("200")
-            .short("Milliseconds between announcements")
-            .long("The interval between two announcements, in milliseconds."),
-        ParamSpec::select("arp_mode", &["request", "reply"])
-            .default("request")
-            .short("Gratuitous ARP form")
-            .long("request: ARP requests for the address (RFC 5227 announcements); reply: ARP replies, for switches and routers that only learn from replies. IPv6 always sends neighbour advertisements."),
-        ParamSpec::boolean("arp_bg").default("true").short("Announce in the background").long(
-            "Send the first announcement before start returns and the rest from a detached process, \
-             which stops as soon as the address is no longer on the interface (so a stop is never \
-             followed by stale announcements). false: start sends them all before it returns.",
-        ),
-        ParamSpec::boolean("dad_check").default("true").short("Refuse an address another host uses").long(
-            "Before adding the address, probe the link for another owner (ARP probes from 0.0.0.0 for \
-             IPv4, RFC 5227; neighbour solicitations from :: for IPv6, RFC 4862) for dad_timeout \
-             milliseconds, and refuse to start, naming the other owner's MAC address, if one answers. \
-             Set false only where a proxy answers for the address.",
-        ),
-        ParamSpec::integer("dad_timeout", Some(50), Some(900))
-            .default("300")
-            .short("Duplicate probe window (ms)")
-            .long("How long start listens for another owner of the address, in milliseconds (3 probes are sent within it)."),
-    ],
+    params: &VIP_PARAMS,
     actions: &[
         ActionSpec::new("start", "20s"),
         ActionSpec::new("stop", "20s"),
@@ -220,14 +224,14 @@ fn full_label(nic: &str, label: &str) -> Result<String, String> {
 
 /// The parameters resolved on this host: the interface and prefix the address goes on.
 #[derive(Debug)]
-struct Placement {
-    link: Link,
-    prefix: u8,
-    label: Option<String>,
+pub(crate) struct Placement {
+    pub link: Link,
+    pub prefix: u8,
+    pub label: Option<String>,
 }
 
 /// A netlink or socket error as an OCF error: EPERM/EACCES is OCF_ERR_PERM, anything else generic.
-fn net_error(what: &str, e: io::Error) -> OcfError {
+pub(crate) fn net_error(what: &str, e: io::Error) -> OcfError {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             OcfError::perm(format!("{what}: {e} (needs root / CAP_NET_ADMIN and CAP_NET_RAW)"))
@@ -239,7 +243,7 @@ fn net_error(what: &str, e: io::Error) -> OcfError {
 /// Finds the interface and prefix (level-10 validation and start). A missing interface, or no
 /// route to find one, makes the parameters invalid on this host: OCF_ERR_ARGS (2), so Pacemaker
 /// bans the resource from this node and tries another.
-fn place(cfg: &VipConfig) -> OcfResult<Placement> {
+pub(crate) fn place(cfg: &VipConfig) -> OcfResult<Placement> {
     let family = Family::of(&cfg.ip);
     let (link, route_prefix) = match &cfg.nic {
         Some(nic) => {
@@ -446,7 +450,7 @@ fn still_ours(ifindex: u32, ip: &IpAddr) -> bool {
 
 /// The first announcement now; the rest in the background or inline, `arp_interval` apart.
 /// Announcements are best effort: the address is up, a failed announcement is a warning.
-fn announce_all(ctx: &Ctx, cfg: &VipConfig, ifindex: u32, mac: [u8; 6]) {
+pub(crate) fn announce_all(ctx: &Ctx, cfg: &VipConfig, ifindex: u32, mac: [u8; 6]) {
     if let Err(e) = announce_once(ifindex, mac, cfg.ip, cfg.arp_mode) {
         ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
         return;
