@@ -16,6 +16,7 @@ pub mod mariadb;
 pub mod nginx;
 pub mod postgresql;
 pub mod rabbitmq;
+pub mod tcprelay;
 pub mod tomcat;
 pub mod vip;
 
@@ -33,4 +34,5 @@ pub static AGENTS: &[&dyn Agent] = &[
     &postgresql::Postgresql,
     &mariadb::Mariadb,
     &app::App,
+    &tcprelay::Tcprelay,
 ];

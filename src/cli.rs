@@ -52,6 +52,9 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// The tcprelay agent's relay daemon (started by the agent, not by hand).
+    #[command(hide = true)]
+    TcprelayDaemon(crate::agents::tcprelay::relay::DaemonArgs),
     /// Write the man pages and shell completions (used by packaging).
     #[command(hide = true)]
     Doc {
@@ -126,6 +129,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }),
         Command::Config { command } => run_config(command),
         Command::Lab { command } => return run_lab(command),
+        Command::TcprelayDaemon(args) => return crate::agents::tcprelay::relay::main(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

@@ -14,5 +14,6 @@ mod filesystem;
 mod front;
 mod lab_app;
 mod packaging;
+mod tcprelay;
 mod vip;
 mod vm;
