@@ -14,8 +14,10 @@
 //! the relay with it. A failed migrate_to or migrate_from makes Pacemaker stop the resource on
 //! both nodes and start it on the target: the clients are reset, as without migration.
 
+mod conn;
 pub mod control;
 pub mod handoff;
+mod migrate;
 pub mod relay;
 pub mod state;
 
@@ -38,7 +40,7 @@ use relay::Framing;
 
 pub struct Tcprelay;
 
-const OWN_PARAMS: [ParamSpec; 7] = [
+const OWN_PARAMS: [ParamSpec; 8] = [
     ParamSpec::integer("port", Some(1), Some(65535))
         .required()
         .short("Port on the virtual address")
@@ -62,7 +64,13 @@ const OWN_PARAMS: [ParamSpec; 7] = [
     ),
     ParamSpec::integer("handoff_port", Some(1), Some(65535)).default("7480").short("Handoff port").long(
         "The TCP port a frozen source serves the connections' state on (every address of the source \
-         node), for at most 60 s after migrate_to; the target fetches it in migrate_from.",
+         node), for at most handoff_timeout after migrate_to; the target fetches it in migrate_from.",
+    ),
+    ParamSpec::integer("handoff_timeout", Some(1), Some(3600)).default("60").short("Handoff wait (s)").long(
+        "Seconds a frozen source keeps the state for the target. Pacemaker runs migrate_from right \
+         after migrate_to and stops the source after it, which ends the wait; if migrate_from never \
+         comes, the state is dropped then, and with it the frozen connections (their clients are \
+         reset when they reach the address again).",
     ),
     ParamSpec::string("handoff_key").default("/etc/corosync/authkey").short("Shared key file").long(
         "A file with the same secret (at least 16 bytes) on every node; source and target prove they \
@@ -90,7 +98,7 @@ const fn concat<const N: usize>(a: &[ParamSpec], b: &[ParamSpec]) -> [ParamSpec;
     out
 }
 
-static PARAMS: [ParamSpec; 17] = concat(&VIP_PARAMS, &OWN_PARAMS);
+static PARAMS: [ParamSpec; 18] = concat(&VIP_PARAMS, &OWN_PARAMS);
 
 static SPEC: AgentSpec = AgentSpec {
     name: "tcprelay",
@@ -129,6 +137,7 @@ struct Cfg {
     framing: Framing,
     drain: Duration,
     handoff_port: u16,
+    handoff_timeout: Duration,
     key: PathBuf,
     suffix: String,
 }
@@ -162,6 +171,7 @@ fn cfg(ctx: &Ctx) -> OcfResult<Cfg> {
         framing: Framing::parse(ctx.params.str("framing")).expect("checked choice"),
         drain: Duration::from_secs(ctx.params.int("drain_timeout").unwrap_or(5) as u64),
         handoff_port: ctx.params.int("handoff_port").unwrap_or(7480) as u16,
+        handoff_timeout: Duration::from_secs(ctx.params.int("handoff_timeout").unwrap_or(60) as u64),
         key: PathBuf::from(key),
         suffix: suffix.to_string(),
     })
@@ -387,6 +397,7 @@ impl Agent for Tcprelay {
                 ("key", c.key.display().to_string()),
                 ("drain_ms", c.drain.min(budget).as_millis().to_string()),
                 ("within_ms", budget.as_millis().to_string()),
+                ("hold_ms", c.handoff_timeout.as_millis().to_string()),
             ],
         );
         let answer =
@@ -445,7 +456,7 @@ impl Agent for Tcprelay {
         })?;
         ctx.log.info(format!(
             "fetched the state from {host}: {}",
-            relay::describe_state(&state).map_err(OcfError::generic)?
+            migrate::describe_state(&state).map_err(OcfError::generic)?
         ));
         let file = control::state_path(&resource(ctx));
         write_private(&file, &state)?;

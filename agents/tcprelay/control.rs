@@ -1,6 +1,6 @@
 //! The relay daemon's control socket, `/run/hastack/tcprelay-<resource>.ctl` (mode 0600): the
 //! agent sends one request line and reads one answer line. Requests: `status`, and
-//! `freeze port=P key=PATH drain_ms=D within_ms=T` (migrate_to). Answers: a word (`running`,
+//! `freeze port=P key=PATH drain_ms=D within_ms=T hold_ms=H` (migrate_to). Answers: a word (`running`,
 //! `frozen`, `ok`, `error`) and `name=value` fields, or after `error` a free-text reason.
 
 use std::collections::BTreeMap;

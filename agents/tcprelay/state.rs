@@ -67,7 +67,7 @@ impl Migration {
                 None => w.push(0),
             }
             let win = &t.window;
-            for v in [win.snd_wl1, win.snd_wnd, win.max_window, win.rcv_wnd, win.rcv_wup] {
+            for v in [win.snd_wl1, win.snd_wnd, win.max_window, win.rcv_wnd, win.rcv_wup, t.rcvbuf, t.sndbuf] {
                 put_u32(&mut w, v);
             }
             put_bytes(&mut w, &c.to_backend);
@@ -113,6 +113,7 @@ impl Migration {
                 rcv_wnd: r.u32()?,
                 rcv_wup: r.u32()?,
             };
+            let (rcvbuf, sndbuf) = (r.u32()?, r.u32()?);
             let to_backend = r.bytes()?.to_vec();
             let to_client = r.bytes()?.to_vec();
             let tcp = TcpState {
@@ -128,6 +129,8 @@ impl Migration {
                 sack,
                 timestamp,
                 window,
+                rcvbuf,
+                sndbuf,
             };
             connections.push(Carried { tcp, to_backend, to_client });
         }
@@ -243,6 +246,8 @@ mod tests {
             sack: true,
             timestamp: ts,
             window: RepairWindow { snd_wl1: 1, snd_wnd: 2, max_window: 3, rcv_wnd: 4, rcv_wup: 5 },
+            rcvbuf: 131072,
+            sndbuf: 16384,
         };
         Migration {
             resource: "relay1".into(),

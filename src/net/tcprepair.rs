@@ -79,6 +79,10 @@ pub struct TcpState {
     /// The connection's timestamp clock (TCP_TIMESTAMP) when timestamps were negotiated.
     pub timestamp: Option<u32>,
     pub window: RepairWindow,
+    /// The socket's buffer sizes (SO_RCVBUF, SO_SNDBUF) when it was read: a queue larger than
+    /// a new socket's default buffer needs them back.
+    pub rcvbuf: u32,
+    pub sndbuf: u32,
 }
 
 impl TcpState {
@@ -345,6 +349,10 @@ fn read_state(fd: RawFd, local: SocketAddr, peer: SocketAddr) -> Result<Option<T
     let rcv_nxt_again = get_u32(fd, libc::TCP_QUEUE_SEQ).map_err(io_step("TCP_QUEUE_SEQ"))?;
     let inq_again = ioctl_int(fd, SIOCINQ).map_err(io_step("SIOCINQ"))?;
     select_queue(fd, TCP_NO_QUEUE).map_err(io_step("TCP_REPAIR_QUEUE"))?;
+    let mut rcvbuf: libc::c_int = 0;
+    let mut sndbuf: libc::c_int = 0;
+    getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &mut rcvbuf).map_err(io_step("SO_RCVBUF"))?;
+    getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &mut sndbuf).map_err(io_step("SO_SNDBUF"))?;
     if rcv_nxt_again != rcv_nxt || recv_queue.len() != inq || inq_again != inq {
         return Ok(None);
     }
@@ -361,7 +369,30 @@ fn read_state(fd: RawFd, local: SocketAddr, peer: SocketAddr) -> Result<Option<T
         sack: info.tcpi_options & TCPI_OPT_SACK != 0,
         timestamp,
         window,
+        rcvbuf: rcvbuf.max(0) as u32,
+        sndbuf: sndbuf.max(0) as u32,
     }))
+}
+
+/// Queues up to this size fit a new socket's default buffers (tcp_rmem/tcp_wmem's defaults are
+/// 128 KiB and 16 KiB; the kernel counts about twice the payload).
+const DEFAULT_FIT: usize = 8 * 1024;
+
+/// Gives the new socket buffers that hold the queues about to be restored: the source's sizes,
+/// or twice the queue if that is more. Only where needed, because a size set by hand turns the
+/// kernel's buffer autotuning off for the socket.
+fn size_buffers(fd: RawFd, state: &TcpState) -> Result<(), RepairError> {
+    let want = |queue: usize, had: u32| (queue * 2 + 64 * 1024).max(had as usize).min(i32::MAX as usize) as libc::c_int;
+    if state.recv_queue.len() > DEFAULT_FIT {
+        // SO_*BUFFORCE sets twice the value given.
+        let v = want(state.recv_queue.len(), state.rcvbuf) / 2;
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).map_err(|e| step_error("SO_RCVBUFFORCE", e))?;
+    }
+    if state.send_queue.len() > DEFAULT_FIT {
+        let v = want(state.send_queue.len(), state.sndbuf) / 2;
+        set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).map_err(|e| step_error("SO_SNDBUFFORCE", e))?;
+    }
+    Ok(())
 }
 
 /// Recreates a connection in repair mode: bound to `state.local`, connected to `state.peer`
@@ -376,6 +407,9 @@ pub fn restore(state: &TcpState, transparent: bool) -> Result<OwnedFd, RepairErr
     let fd = sock.as_raw_fd();
     let io_step = |step: &'static str| move |e: io::Error| step_error(step, e);
     set_repair(fd, true).map_err(io_step("TCP_REPAIR"))?;
+    // Never block on a full queue: a failure is an error, not a hung relay.
+    sock.set_nonblocking(true).map_err(io_step("O_NONBLOCK"))?;
+    size_buffers(fd, state)?;
     if transparent {
         let (level, name) = match state.local {
             SocketAddr::V4(_) => (libc::SOL_IP, libc::IP_TRANSPARENT),
@@ -389,6 +423,7 @@ pub fn restore(state: &TcpState, transparent: bool) -> Result<OwnedFd, RepairErr
     set_int(fd, libc::SOL_TCP, libc::TCP_QUEUE_SEQ, state.send_seq as libc::c_int).map_err(io_step("TCP_QUEUE_SEQ"))?;
     // Repair mode lets the socket share the listener's port (SK_FORCE_REUSE).
     sock.bind(&SockAddr::from(state.local)).map_err(io_step("bind"))?;
+    // In repair mode connect completes at once, without a handshake.
     sock.connect(&SockAddr::from(state.peer)).map_err(io_step("connect"))?;
 
     let mut opts = Vec::new();
@@ -425,6 +460,7 @@ pub fn restore(state: &TcpState, transparent: bool) -> Result<OwnedFd, RepairErr
     select_queue(fd, TCP_NO_QUEUE).map_err(io_step("TCP_REPAIR_QUEUE"))?;
     setsockopt(fd, libc::SOL_TCP, libc::TCP_REPAIR_WINDOW, &state.window, size_of::<RepairWindow>())
         .map_err(io_step("TCP_REPAIR_WINDOW"))?;
+    sock.set_nonblocking(false).map_err(io_step("O_NONBLOCK"))?;
     Ok(sock.into())
 }
 
@@ -443,4 +479,43 @@ pub fn leave_repair(sock: BorrowedFd, transparent: bool) -> Result<(), RepairErr
         let _ = set_int(fd, level, name, 0);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_tells_the_kernel_from_the_capability() {
+        let e = step_error("TCP_REPAIR", io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(e, RepairError::NotPermitted(_)) && e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        let e = step_error("TCP_REPAIR", io::Error::from_raw_os_error(libc::ENOPROTOOPT));
+        assert!(matches!(e, RepairError::Unsupported(_)), "{e}");
+        let e = step_error("bind", io::Error::from_raw_os_error(libc::EADDRINUSE));
+        assert!(matches!(e, RepairError::Io(..)) && e.to_string().starts_with("bind: "), "{e}");
+        assert!(RepairError::NotEstablished(8).to_string().contains("CLOSE_WAIT"));
+    }
+
+    #[test]
+    fn the_send_queue_splits_into_sent_and_unsent() {
+        let mut s = TcpState {
+            local: "10.0.0.1:80".parse().unwrap(),
+            peer: "10.0.0.2:4000".parse().unwrap(),
+            send_seq: 0,
+            send_queue: b"sentnot yet".to_vec(),
+            unsent: 7,
+            recv_seq: 0,
+            recv_queue: vec![],
+            mss: 1460,
+            wscale: None,
+            sack: false,
+            timestamp: None,
+            window: RepairWindow::default(),
+            rcvbuf: 0,
+            sndbuf: 0,
+        };
+        assert_eq!((s.sent_part(), s.unsent_part()), (&b"sent"[..], &b"not yet"[..]));
+        s.unsent = 100;
+        assert_eq!((s.sent_part(), s.unsent_part()), (&b""[..], &b"sentnot yet"[..]));
+    }
 }
