@@ -44,6 +44,13 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Signals the whole group (e.g. SIGSTOP: the application stops reading).
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(-(self.0.id() as i32)), sig).unwrap();
+    }
+}
+
 impl Drop for Group {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -102,6 +109,9 @@ impl Cluster {
     }
 
     /// socat echoing every byte back (PIPE), one child per connection; half-closes answered.
+    /// `-b 4096`: socat writes a whole block once poll says it may, in blocking mode, and a pipe
+    /// says so with one free page: a larger block blocks the very process that must empty the
+    /// pipe (an echo that deadlocks under load, seen here in `anon_pipe_write`).
     fn start_app(&mut self, node: usize) {
         let listen = format!("TCP-LISTEN:{APP_PORT},bind=127.0.0.1,reuseaddr,fork,backlog=1024");
         let app = Group::spawn(Command::new("ip").args([
@@ -109,6 +119,8 @@ impl Cluster {
             "exec",
             self.lan.ns(node),
             "socat",
+            "-b",
+            "4096",
             "-t",
             "30",
             &listen,
@@ -218,6 +230,11 @@ struct Traffic {
 
 impl Traffic {
     fn start(conns: Vec<TcpStream>, interval: Duration) -> Traffic {
+        Self::start_padded(conns, interval, 0)
+    }
+
+    /// Lines of `pad` more bytes (`<conn> <seq> xxx...`).
+    fn start_padded(conns: Vec<TcpStream>, interval: Duration, pad: usize) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let mut t = Traffic {
             stop: stop.clone(),
@@ -235,7 +252,7 @@ impl Traffic {
             t.writers.push(std::thread::spawn(move || {
                 let mut seq = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    w.write_all(format!("{id} {seq}\n").as_bytes()).map_err(|e| format!("conn {id}: write: {e}"))?;
+                    w.write_all(numbered(id, seq, pad).as_bytes()).map_err(|e| format!("conn {id}: write: {e}"))?;
                     seq += 1;
                     std::thread::sleep(interval);
                 }
@@ -244,7 +261,7 @@ impl Traffic {
             let (r, tgt) = (received.clone(), target.clone());
             let errors = t.errors.clone();
             t.readers.push(std::thread::spawn(move || {
-                let seen = read_echoes(id, conn, &r, &tgt);
+                let seen = read_echoes(id, conn, pad, &r, &tgt);
                 if let Err(e) = &seen {
                     errors.lock().unwrap().push(e.clone());
                 }
@@ -291,7 +308,22 @@ impl Traffic {
     }
 }
 
-fn read_echoes(id: usize, conn: TcpStream, received: &AtomicU64, target: &AtomicU64) -> Result<Seen, String> {
+/// One numbered line: `<conn> <seq>`, padded with `pad` bytes.
+fn numbered(id: usize, seq: u64, pad: usize) -> String {
+    if pad == 0 {
+        format!("{id} {seq}\n")
+    } else {
+        format!("{id} {seq} {}\n", "x".repeat(pad))
+    }
+}
+
+fn read_echoes(
+    id: usize,
+    conn: TcpStream,
+    pad: usize,
+    received: &AtomicU64,
+    target: &AtomicU64,
+) -> Result<Seen, String> {
     conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut reader = BufReader::new(conn);
     let mut seen = Seen { received: 0, max_gap: Duration::ZERO };
@@ -308,7 +340,7 @@ fn read_echoes(id: usize, conn: TcpStream, received: &AtomicU64, target: &Atomic
             Ok(0) => return Err(format!("conn {id}: closed by the other end after {} answers", seen.received)),
             Ok(_) if !line.ends_with('\n') => continue,
             Ok(_) => {
-                let expected = format!("{id} {}\n", seen.received);
+                let expected = numbered(id, seen.received, pad);
                 if line != expected {
                     return Err(format!("conn {id}: expected {expected:?}, got {line:?}"));
                 }
@@ -443,4 +475,347 @@ fn tcprelay_live_migration_keeps_every_connection() {
     report("node2 -> node1", &seen, &to, &from);
     c.agent(1).run("stop").expect(0);
     c.agent(1).run("monitor").expect(7);
+}
+
+/// The byte counts migrate_to reports: (unacknowledged, unsent, unread, held).
+fn frozen_bytes(out: &Outcome) -> (u64, u64, u64, u64) {
+    let line = out.stderr.lines().find(|l| l.contains("froze")).unwrap_or_else(|| panic!("no report: {}", out.stderr));
+    let count = |what: &str| -> u64 {
+        let before = line.split(what).next().unwrap_or_else(|| panic!("{what} missing from {line}"));
+        before.trim_end().rsplit([' ', '(']).next().unwrap().parse().unwrap_or_else(|_| panic!("{what} in {line}"))
+    };
+    (count("bytes sent and unacknowledged"), count("unsent"), count("unread"), count("held by the relay"))
+}
+
+/// The relay's socket for the client at `client` as `ss` on the node sees it: (Recv-Q, Send-Q).
+fn relay_queues(c: &Cluster, node: usize, client: SocketAddr) -> Option<(u64, u64)> {
+    let filter = format!("( sport = :{PORT} and dport = :{} )", client.port());
+    let out = c.on(node, &["ss", "-Htn", "state", "established", &filter]);
+    let mut w = out.split_whitespace();
+    Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+}
+
+#[test]
+fn tcprelay_migration_carries_data_in_flight() {
+    if !ready("tcprelay data in flight") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let mut conns = connect_all(c.lan.ns(3), c.vip_addr(), 3);
+    let mut partial = conns.pop().unwrap();
+    let bulk = conns.pop().unwrap();
+    let mut clogged = conns.pop().unwrap();
+
+    // A client streaming 1 KB lines every millisecond, reading every answer.
+    let traffic = Traffic::start_padded(vec![bulk], Duration::from_millis(1), 1000);
+    // A client half-way through a line: the relay keeps its start for the target's application.
+    partial.write_all(b"p 0\np 1 first half, ").unwrap();
+    let mut echo = BufReader::new(partial.try_clone().unwrap());
+    let mut line = String::new();
+    echo.read_line(&mut line).unwrap();
+    assert_eq!(line, "p 0\n");
+    traffic.flowing(20, Duration::from_secs(30));
+
+    // The application on node1 stops reading (SIGSTOP). A client then writes 4 MB of numbered
+    // lines and reads nothing until after the move: the relay stops reading it (the application
+    // takes nothing), so its bytes wait in the relay socket's receive queue.
+    c.apps[0].signal(nix::sys::signal::Signal::SIGSTOP);
+    const CLOG_LINES: u64 = 40_000;
+    let mut w = clogged.try_clone().unwrap();
+    let clog_writer = std::thread::spawn(move || -> std::io::Result<()> {
+        for seq in 0..CLOG_LINES {
+            w.write_all(numbered(7, seq, 90).as_bytes())?;
+        }
+        Ok(())
+    });
+    let clogged_addr = clogged.local_addr().unwrap();
+    // Stuck: bytes wait in the receive queue and none moves for a while.
+    let mut last = None;
+    wait_for("the relay to stop reading the clogged client", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = relay_queues(&c, 1, clogged_addr).map(|(recv, _)| recv).filter(|r| *r > 0);
+        std::mem::replace(&mut last, now).is_some_and(|before| Some(before) == now)
+    });
+    // The client's link goes down: whatever the relay sends from now on is sent and never
+    // acknowledged (the target has to send it again), and beyond the clients' last advertised
+    // windows it stays unsent.
+    c.lan.port_down(3);
+    let with_nodes = |run: AgentRun| run.meta("migrate_source", "node1").meta("migrate_target", "node2");
+    let migrate_to = {
+        let run = with_nodes(c.agent(1)).meta("record_pending", "true");
+        std::thread::spawn(move || run.run("migrate_to"))
+    };
+    // Once the relay froze its clients, the application answers again: the relay drains what it
+    // forwarded and writes the answers to the (unreachable) clients; the clogged client's
+    // unread bytes stay where they are.
+    let console = c.runs[0].path().join(format!("tcprelay-{RESOURCE}.console"));
+    wait_for("the freeze", Duration::from_secs(10), || {
+        std::fs::read_to_string(&console).is_ok_and(|t| t.contains("freezing"))
+    });
+    c.apps[0].signal(nix::sys::signal::Signal::SIGCONT);
+    let to = migrate_to.join().unwrap();
+    to.expect(0);
+    let (unacked, unsent, unread, held) = frozen_bytes(&to);
+    assert!(unacked > 0 && unsent > 0 && unread > 0 && held > 0, "{}", to.stderr);
+    let from = with_nodes(c.agent(2)).run("migrate_from");
+    from.expect(0);
+    c.lan.port_up(3);
+    c.agent(1).run("stop").expect(0);
+
+    partial.write_all(b"second half\n").unwrap();
+    line.clear();
+    echo.read_line(&mut line).unwrap();
+    assert_eq!(line, "p 1 first half, second half\n", "the line began on node1 and ended on node2");
+    traffic.flowing(20, Duration::from_secs(30));
+    clogged.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(&mut clogged);
+    for seq in 0..CLOG_LINES {
+        line.clear();
+        if let Err(e) = reader.read_line(&mut line) {
+            // Where the bytes stopped: the sockets of the target and the client.
+            for node in [2, 3] {
+                eprintln!("sockets on host {node}:\n{}", c.on(node, &["ss", "-tnp"]));
+            }
+            panic!("clogged connection, line {seq}: {e}");
+        }
+        assert_eq!(line, numbered(7, seq, 90), "clogged connection, line {seq}");
+    }
+    clog_writer.join().unwrap().expect("the clogged client's writes");
+    let seen = all_ok(traffic.finish());
+    report("data in flight", &seen, &to, &from);
+}
+
+#[test]
+fn tcprelay_ipv6_live_migration() {
+    if !ready("tcprelay IPv6 live migration") {
+        return;
+    }
+    let mut c = Cluster::new();
+    c.vip = c.lan.v6(50);
+    c.agent(1).param("cidr_netmask", "64").run("start").expect(0);
+    let to: SocketAddr = format!("[{}]:{PORT}", c.vip).parse().unwrap();
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), to, 10), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(30));
+    let with_nodes =
+        |run: AgentRun| run.param("cidr_netmask", "64").meta("migrate_source", "node1").meta("migrate_target", "node2");
+    with_nodes(c.agent(1)).run("migrate_to").expect(0);
+    with_nodes(c.agent(2)).run("migrate_from").expect(0);
+    c.agent(1).param("cidr_netmask", "64").run("stop").expect(0);
+    traffic.flowing(10, Duration::from_secs(30));
+    all_ok(traffic.finish());
+    assert!(c.on(2, &["ip", "-o", "addr", "show", "dev", "eth0"]).contains(&format!("{}/64", c.vip)));
+}
+
+/// What every old connection saw once the resource was stopped and started (no migration):
+/// the relay closed it (end of stream) or the address's new owner reset it.
+fn all_ended(results: Vec<Result<Seen, String>>) {
+    for r in results {
+        let e = r.expect_err("a connection outlived a stop and start");
+        assert!(e.contains("closed by the other end") || e.contains("reset") || e.contains("Broken pipe"), "{e}");
+    }
+}
+
+#[test]
+fn tcprelay_refuses_migration_without_net_admin_and_degrades_to_stop_start() {
+    if !ready("tcprelay refusal") || !need_program("setpriv", "util-linux") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 5), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(30));
+    let no_net_admin = ["setpriv", "--bounding-set=-net_admin", "--"];
+    // validate-all says so at depth 10 (4: the capability), not at depth 0.
+    c.agent(1).through(&no_net_admin).depth(10).run("validate-all").expect(4).reason_contains("CAP_NET_ADMIN");
+    c.agent(1).through(&no_net_admin).run("validate-all").expect(0);
+    c.agent(1).depth(10).run("validate-all").expect(0);
+    // migrate_to refuses before it touches anything: the relay goes on relaying.
+    c.agent(1)
+        .through(&no_net_admin)
+        .meta("migrate_source", "node1")
+        .meta("migrate_target", "node2")
+        .run("migrate_to")
+        .expect(1)
+        .reason_contains("live migration cannot work on this node");
+    traffic.flowing(10, Duration::from_secs(30));
+    c.agent(1).recurring().run("monitor").expect(0);
+    // Pacemaker's recovery of a failed migrate_to (crm_simulate, Pacemaker 2.1.5): stop on the
+    // target and the source, start on the target. The clients see their connections end.
+    c.agent(2).run("stop").expect(0);
+    c.agent(1).run("stop").expect(0);
+    c.agent(2).run("start").expect(0);
+    all_ended(traffic.finish());
+    let again = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 5), Duration::from_millis(20));
+    again.flowing(10, Duration::from_secs(30));
+    all_ok(again.finish());
+}
+
+#[test]
+fn tcprelay_crash_is_an_ordinary_restart_on_the_peer() {
+    if !ready("tcprelay crash") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 5), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(30));
+    let id = std::fs::read_to_string(c.runs[0].path().join(format!("tcprelay-{RESOURCE}.id"))).unwrap();
+    let pid: i32 = id.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // The address stays: a failure (1), never "safely stopped" (7).
+    wait_for("the relay to die", Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{pid}/stat")).exists() || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        }
+    });
+    c.agent(1).recurring().run("monitor").expect(1).reason_contains("still on this node");
+    c.agent(1).run("stop").expect(0);
+    c.agent(1).recurring().run("monitor").expect(7);
+    c.agent(2).run("start").expect(0);
+    all_ended(traffic.finish());
+    let again = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 5), Duration::from_millis(20));
+    again.flowing(10, Duration::from_secs(30));
+    all_ok(again.finish());
+}
+
+#[test]
+fn tcprelay_state_nobody_fetches_is_dropped_in_time() {
+    if !ready("tcprelay handoff timeout") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 3), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(30));
+    c.agent(1)
+        .param("handoff_timeout", 2)
+        .meta("migrate_source", "node1")
+        .meta("migrate_target", "node2")
+        .run("migrate_to")
+        .expect(0);
+    // No migrate_from: the frozen source holds nothing on the network and exits by itself.
+    assert!(!c.on(1, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)));
+    c.agent(1).run("monitor").expect(7).reason_contains("handed off");
+    let pid = relay_pid(&c, 1);
+    wait_for("the frozen relay to exit by itself", Duration::from_secs(10), || !alive(pid));
+    let console = c.runs[0].path().join(format!("tcprelay-{RESOURCE}.console"));
+    let text = std::fs::read_to_string(&console).unwrap();
+    assert!(text.contains("no target fetched the state within 2 s"), "{text}");
+    c.agent(1).run("monitor").expect(7);
+    // Pacemaker's recovery: stop both, start on the target; the old connections are reset by
+    // the address's new owner, which has no socket for them.
+    c.agent(1).run("stop").expect(0);
+    c.agent(2).run("stop").expect(0);
+    c.agent(2).run("start").expect(0);
+    all_ended(traffic.finish());
+}
+
+#[test]
+fn tcprelay_migrate_from_refuses_a_source_with_another_key() {
+    if !ready("tcprelay handoff key") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 2), Duration::from_millis(20));
+    traffic.flowing(5, Duration::from_secs(30));
+    let with_nodes = |run: AgentRun| run.meta("migrate_source", "node1").meta("migrate_target", "node2");
+    with_nodes(c.agent(1)).run("migrate_to").expect(0);
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), b"another cluster's key, 32 bytes!").unwrap();
+    with_nodes(c.agent(2))
+        .param("handoff_key", other.path().display())
+        .run("migrate_from")
+        .expect(1)
+        .reason_contains("same handoff key");
+    assert!(!c.on(2, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)), "the target took the address anyway");
+    c.agent(2).run("monitor").expect(7);
+    // A source that is not frozen has nothing to give.
+    c.agent(1).run("stop").expect(0);
+    with_nodes(c.agent(2)).timeout_ms(5000).run("migrate_from").expect(1).reason_contains("cannot fetch");
+    c.agent(2).run("stop").expect(0);
+    c.agent(2).run("start").expect(0);
+    all_ended(traffic.finish());
+}
+
+#[test]
+fn tcprelay_lifecycle_and_bad_input() {
+    if !ready("tcprelay lifecycle") {
+        return;
+    }
+    let mut c = Cluster::new();
+    let run = c.agent(1);
+    run.run("monitor").expect(7);
+    run.run("stop").expect(0);
+    run.run("start").expect(0);
+    run.run("start").expect(0);
+    run.clone().recurring().run("monitor").expect(0);
+    run.clone().recurring().depth(10).run("monitor").expect(0);
+    // The application down: depth 10 fails, depth 0 still sees the relay.
+    c.apps.remove(0);
+    run.clone().recurring().depth(10).run("monitor").expect(1).reason_contains("'backend'");
+    run.clone().recurring().run("monitor").expect(0);
+    run.run("stop").expect(0);
+    run.run("stop").expect(0);
+    assert!(!c.on(1, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)));
+    run.clone().recurring().run("monitor").expect(7);
+    c.agent(1).param("backend", "app:9000").run("start").expect(6).reason_contains("'backend'");
+    c.agent(1).param("framing", "http").run("validate-all").expect(6).reason_contains("'framing'");
+    c.agent(1).param("nic", "hstnope0").run("start").expect(2).reason_contains("'nic'");
+    // The port taken on the address: start fails, naming why, and leaves no address behind.
+    c.start_app(1);
+    let squatter = Group::spawn(Command::new("ip").args([
+        "netns",
+        "exec",
+        c.lan.ns(1),
+        "socat",
+        &format!("TCP-LISTEN:{PORT},bind=0.0.0.0,reuseaddr"),
+        "STDOUT",
+    ]));
+    wait_for("the squatter", Duration::from_secs(10), || relay_listeners(&c, 1));
+    run.run("start").expect(1).reason_contains("cannot listen");
+    assert!(!c.on(1, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)));
+    drop(squatter);
+}
+
+/// The relay daemon's PID on a node, from the agent's state file.
+fn relay_pid(c: &Cluster, node: usize) -> i32 {
+    let id = std::fs::read_to_string(c.runs[node - 1].path().join(format!("tcprelay-{RESOURCE}.id"))).unwrap();
+    id.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// A process that exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn relay_listeners(c: &Cluster, node: usize) -> bool {
+    !c.on(node, &["ss", "-Hltn", &format!("sport = :{PORT}")]).trim().is_empty()
+}
+
+#[test]
+fn tcprelay_passes_ocf_tester() {
+    if !ready("tcprelay ocf-tester") || !need_program("ocf-tester", "resource-agents") {
+        return;
+    }
+    let c = Cluster::new();
+    // ocf-tester runs every action, migrate_to and migrate_from too (on a stopped resource).
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", c.lan.ns(1), "ocf-tester", "-n", "relayX"])
+        .args(["-o", &format!("ip={}", c.vip), "-o", "nic=eth0", "-o", &format!("port={PORT}")])
+        .args([
+            "-o",
+            &format!("backend=127.0.0.1:{APP_PORT}"),
+            "-o",
+            &format!("handoff_key={}", c.key.path().display()),
+        ])
+        .arg(agent_path("tcprelay"));
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(120));
+    out.expect(0);
+    assert!(out.stdout.contains("passed all tests"), "{}", out.stdout);
+    assert!(
+        !c.on(1, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)),
+        "ocf-tester's last stop left the address"
+    );
 }
