@@ -466,9 +466,8 @@ impl Agent for Tcprelay {
         let started = launch(ctx, &c, Some((&file, &place)));
         let _ = std::fs::remove_file(&file);
         started?;
-        if let (Some(mac), true) = (place.link.ethernet_mac().filter(|_| !place.link.noarp), vip_cfg.arp_count > 0) {
-            vip::announce_all(ctx, &vip_cfg, place.link.index, mac);
-        }
+        // The relay added the address once its connections existed (and announced it once).
+        vip::announce_and_watch_after_takeover(ctx, &vip_cfg, &place, std::time::Instant::now())?;
         let a = ask_status(ctx).map_err(OcfError::generic)?;
         ctx.log.info(format!(
             "restored {} connections from {source} ({} failed); they were frozen for {} ms",

@@ -304,10 +304,8 @@ fn remove_address(ip: IpAddr) -> io::Result<()> {
 fn announce(ifindex: u32, ip: IpAddr) {
     let Ok(Some(link)) = netlink::link_by_index(ifindex) else { return };
     let Some(mac) = link.ethernet_mac().filter(|_| !link.noarp) else { return };
-    let sent = match ip {
-        IpAddr::V4(v4) => crate::net::arp::announce(ifindex, mac, v4, crate::net::arp::ArpMode::Request),
-        IpAddr::V6(v6) => crate::net::ndisc::announce(ifindex, mac, v6),
-    };
+    let sent =
+        crate::net::claim::Claim::open(ifindex, mac, ip, crate::net::arp::ArpMode::Request).and_then(|c| c.announce());
     if let Err(e) = sent {
         log(format!("cannot announce {ip}: {e}"));
     }

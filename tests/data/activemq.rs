@@ -156,13 +156,28 @@ fn activemq_faults_are_reported_and_recovered() {
     let squatter = TcpListener::bind(("127.0.0.1", b.stomp_port)).unwrap();
     a.run("start").expect(1).reason_contains("already in use");
     drop(squatter);
+    // A broken node-local configuration: banned on this node (2), the peer has its own.
     let xml = b.conf.join("activemq.xml");
     let good = std::fs::read_to_string(&xml).unwrap();
-    std::fs::write(&xml, good.replace("</broker>", "<noSuchElement/></broker>")).unwrap();
+    let bad = good.replace("</broker>", "<noSuchElement/></broker>");
+    std::fs::write(&xml, &bad).unwrap();
     let broken = a.run("start");
-    broken.expect(6).reason_contains("Exception");
+    broken
+        .expect(2)
+        .reason_contains(&format!("node-local configuration file {} rejected by the broker: banned", xml.display()))
+        .reason_contains("Exception");
     assert!(broken.elapsed < Duration::from_secs(60), "{:?}", broken.elapsed);
     std::fs::write(&xml, &good).unwrap();
+    // The same configuration kept in the data directory, on the replicated partition: wrong on
+    // every node (6).
+    let shared = b.data.join("conf");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("activemq.xml"), &bad).unwrap();
+    a.clone().param("config", shared.join("activemq.xml").display()).run("start").expect(6).reason_contains(&format!(
+        "configuration file {} on the replicated partition rejected by the broker: fatal everywhere: ",
+        shared.join("activemq.xml").display()
+    ));
+    a.run("monitor").expect(7);
 
     a.run("start").expect(0);
     let pid = b.pid();

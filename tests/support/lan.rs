@@ -83,4 +83,34 @@ impl Lan {
     pub fn port_up(&self, n: usize) {
         self.bridge.exec("ip", &["link", "set", &format!("p{n}"), "up"]);
     }
+    /// The processes living in host `n`'s network namespace (the agent's detached watcher).
+    pub fn processes(&self, n: usize) -> Vec<i32> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = std::fs::metadata(format!("/run/netns/{}", self.ns(n))).unwrap().ino();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns))
+            .collect()
+    }
+}
+
+/// The vip agent's conflict records live in /run/hastack/vip, keyed by address and namespace:
+/// the test's go with its namespaces.
+impl Drop for Lan {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let inodes: Vec<String> = self
+            .hosts
+            .iter()
+            .filter_map(|h| std::fs::metadata(format!("/run/netns/{}", h.name)).ok())
+            .map(|m| format!("@net{}.", m.ino()))
+            .collect();
+        for entry in std::fs::read_dir("/run/hastack/vip").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if inodes.iter().any(|i| name.contains(i.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
