@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod guards;
 pub mod lan;
+pub mod pacemaker;
 #[allow(unused_imports)]
 pub use guards::*;
 #[allow(unused_imports)]
