@@ -104,19 +104,22 @@ static SPEC: AgentSpec = AgentSpec {
     name: "tcprelay",
     shortdesc: "Virtual IP with a TCP relay whose connections survive a live migration",
     longdesc: "Owns a virtual IP (the vip agent's parameters) and relays TCP connections from ip:port to \
-        the application on the node (backend), which runs on every node (a clone). With the meta \
-        attribute allow-migrate=true, a planned move (pcs resource move, crm_resource --move) is a live \
-        migration: migrate_to freezes every client connection with TCP_REPAIR once the application has \
-        answered what it received, releases the address and hands the connections' exact state to the \
-        target; migrate_from recreates them there, takes the address and goes on relaying to the \
-        application on the target. Clients see a pause, no reset. Requirements: Linux 4.8 or later \
-        (TCP_REPAIR, TCP_REPAIR_WINDOW), CAP_NET_ADMIN (the agent runs as root), the same handoff_key \
-        on both nodes, the source node's name resolvable on the target; where one is missing, \
-        validate-all with OCF_CHECK_LEVEL=10 says so (4: no capability, 5: kernel or key) and \
-        migrate_to fails at once, and Pacemaker stops the resource and starts \
-        it on the target (clients reset, as without migration). A node failure is never a migration: \
-        the resource starts on the survivor. Monitor depth 0: the relay runs and the address is up; \
-        depth 10: also the application accepts a connection.",
+        the application on the node (backend), which runs on every node (a clone). \
+        LIVE MIGRATION: with the meta attribute allow-migrate=true, a planned move (pcs resource move, \
+        crm_resource --move) carries the clients' open connections to the target: migrate_to lets the \
+        application answer what it received, freezes every client connection with TCP_REPAIR, \
+        releases the address and hands the connections' exact state to the target; migrate_from \
+        recreates them there, takes the address and relays to the application on the target. Clients \
+        see a pause, no reset, no byte lost or repeated. The connection moves, not the application's \
+        session: each message (a line with framing=line) must make sense to the application on the \
+        target. A node failure is never a migration: the resource starts on the survivor and clients \
+        reconnect. REQUIREMENTS: Linux 4.8 or later (TCP_REPAIR, TCP_REPAIR_WINDOW), CAP_NET_ADMIN (the \
+        agent runs as root), the same handoff_key on both nodes, the source node's name resolvable on \
+        the target, handoff_port reachable between the nodes. Where one is missing, validate-all with \
+        OCF_CHECK_LEVEL=10 says so (4: no capability, 5: kernel or key), migrate_to fails at once and \
+        Pacemaker stops the resource and starts it on the target (clients reset, as without \
+        migration). MONITOR: depth 0, the relay runs and the address is up; depth 10, also the \
+        application accepts a connection.",
     params: &PARAMS,
     actions: &[
         ActionSpec::new("start", "20s"),
