@@ -651,6 +651,38 @@ fn tcprelay_refuses_migration_without_net_admin_and_degrades_to_stop_start() {
     all_ok(again.finish());
 }
 
+/// After migrate_from the target watches its address for another owner as a start does (the
+/// vip agent's code): a host that took the address while it moved makes the target withdraw it,
+/// and the next monitor fails with 1 naming that host's MAC, so Pacemaker recovers it.
+#[test]
+fn tcprelay_migrated_address_another_host_owns_is_withdrawn() {
+    if !ready("tcprelay takeover conflict") {
+        return;
+    }
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let with_nodes = |run: AgentRun| run.meta("migrate_source", "node1").meta("migrate_target", "node2");
+    with_nodes(c.agent(1)).meta("record_pending", "true").run("migrate_to").expect(0);
+    // The client's host takes the address while it moves.
+    c.on(3, &["ip", "addr", "add", &format!("{}/24", c.vip), "dev", "eth0", "nodad"]);
+    with_nodes(c.agent(2)).run("migrate_from").expect(0);
+    let addr = format!("{}/", c.vip);
+    wait_for("the target to withdraw the address", Duration::from_secs(10), || {
+        !c.on(2, &["ip", "-o", "addr", "show", "dev", "eth0"]).contains(&addr)
+    });
+    let mon = c.agent(2).recurring().run("monitor");
+    mon.expect(1);
+    let reason = mon.exit_reason().unwrap_or_default().to_string();
+    assert!(
+        reason.contains("duplicate address") && reason.contains(&c.lan.mac(3)),
+        "no conflict with {} in: {reason}",
+        c.lan.mac(3)
+    );
+    c.agent(1).run("stop").expect(0);
+    c.agent(2).run("stop").expect(0);
+    c.on(3, &["ip", "addr", "del", &format!("{}/24", c.vip), "dev", "eth0"]);
+}
+
 #[test]
 fn tcprelay_crash_is_an_ordinary_restart_on_the_peer() {
     if !ready("tcprelay crash") {
