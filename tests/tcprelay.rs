@@ -938,3 +938,58 @@ fn tcprelay_pacemaker_move_is_a_live_migration() {
     );
     pcmk.tool(1, "crm_resource", &["--clear", "--resource", "relay"]).expect(0);
 }
+
+/// `bench/tcprelay.sh`: the freeze a client sees, over `HASTACK_RELAY_MOVES` moves (default 10)
+/// back and forth of `HASTACK_RELAY_CONNECTIONS` connections (default 100) each writing a line
+/// every 20 ms. Per move, fresh connections; a connection's pause is the longest time between
+/// two consecutive answers (so it includes the 20 ms between lines). Every move must still keep
+/// every connection whole.
+#[test]
+#[ignore = "a benchmark, run by bench/tcprelay.sh"]
+fn tcprelay_bench_freeze_per_move() {
+    if !ready("tcprelay benchmark") {
+        return;
+    }
+    let moves: usize = std::env::var("HASTACK_RELAY_MOVES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let c = Cluster::new();
+    c.agent(1).run("start").expect(0);
+    let n = connections();
+    let mut all: Vec<u128> = Vec::new();
+    let mut worst_per_move: Vec<u128> = Vec::new();
+    for i in 0..moves {
+        let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+        let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), n), Duration::from_millis(20));
+        traffic.flowing(10, Duration::from_secs(60));
+        let (out_to, out_from) = c.migrate(from, to);
+        traffic.flowing(10, Duration::from_secs(60));
+        let seen = all_ok(traffic.finish());
+        let mut gaps: Vec<u128> = seen.iter().map(|s| s.max_gap.as_millis()).collect();
+        gaps.sort_unstable();
+        let frozen = out_from
+            .stderr
+            .lines()
+            .find_map(|l| l.split("they were frozen for ").nth(1))
+            .unwrap_or("?")
+            .trim()
+            .to_string();
+        eprintln!(
+            "BENCH move {} node{from} -> node{to}: {n} connections; pause median {} ms, worst {} ms; migrate_to {} ms, migrate_from {} ms; relay's freeze {frozen}",
+            i + 1,
+            gaps[gaps.len() / 2],
+            gaps[gaps.len() - 1],
+            out_to.elapsed.as_millis(),
+            out_from.elapsed.as_millis()
+        );
+        worst_per_move.push(gaps[gaps.len() - 1]);
+        all.extend(gaps);
+    }
+    all.sort_unstable();
+    worst_per_move.sort_unstable();
+    eprintln!(
+        "BENCH summary: {moves} moves x {n} connections; pause per connection median {} ms, p95 {} ms, worst {} ms; worst per move median {} ms",
+        all[all.len() / 2],
+        all[(all.len() * 95 / 100).min(all.len() - 1)],
+        all[all.len() - 1],
+        worst_per_move[worst_per_move.len() / 2]
+    );
+}
