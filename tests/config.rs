@@ -1065,6 +1065,24 @@ prefer = "node1"
     plain.expect(0);
     assert!(!plain.stdout.contains("allow-migrate") && !plain.stdout.contains("migrate_to"), "{}", plain.stdout);
 
+    // pcs and crmsh build the same cluster from their scripts as the CIB renderer writes.
+    if need_pacemaker_tools() && need_program("pcs", "pcs") && need_program("crm", "crmsh") {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = normalized(&cib.stdout);
+        let script = dir.path().join("stack.pcs");
+        std::fs::write(&script, &pcs.stdout).unwrap();
+        let pcs_cib = empty_cib(dir.path(), "pcs.xml");
+        run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300)).expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
+        let script = dir.path().join("stack.crm");
+        std::fs::write(&script, &crm.stdout).unwrap();
+        let crm_cib = empty_cib(dir.path(), "crm.xml");
+        let mut load = Command::new("crm");
+        load.args(["-F", "configure", "load", "update"]).arg(&script).env("CIB_file", &crm_cib);
+        run_with_deadline(&mut load, Duration::from_secs(120)).expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
+    }
+
     if need_pacemaker_tools() {
         let loaded = config::load(&good.stack).unwrap();
         let facts = Facts::of(&loaded);
