@@ -852,8 +852,10 @@ fn tcprelay_passes_ocf_tester() {
     );
 }
 
-/// The operations crm_mon's history shows for `rsc` on `node` (`task` names).
-fn history(pcmk: &pacemaker::Pacemaker, node: &str, rsc: &str) -> Vec<String> {
+/// The operations crm_mon's history shows for `rsc` on `node`: (`task`, `rc`). Pacemaker
+/// records operations while they run (record-pending), so a running one is listed too, with
+/// rc 193; a finished one has its exit code.
+fn history(pcmk: &pacemaker::Pacemaker, node: &str, rsc: &str) -> Vec<(String, String)> {
     let out = pcmk.tool(1, "crm_mon", &["--one-shot", "--output-as=xml", "--include=operations"]);
     out.expect(0);
     let Some(start) = out.stdout.find("<node_history>") else { return Vec::new() };
@@ -862,26 +864,33 @@ fn history(pcmk: &pacemaker::Pacemaker, node: &str, rsc: &str) -> Vec<String> {
     let section = &text[at..text[at..].find("</node>").map_or(text.len(), |e| at + e)];
     let Some(r) = section.find(&format!("<resource_history id=\"{rsc}\"")) else { return Vec::new() };
     let rsc_part = &section[r..section[r..].find("</resource_history>").map_or(section.len(), |e| r + e)];
-    rsc_part.split("task=\"").skip(1).filter_map(|t| t.split('"').next()).map(str::to_string).collect()
+    let attr = |op: &str, name: &str| {
+        op.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()).unwrap_or("").to_string()
+    };
+    rsc_part.split("<operation_history").skip(1).map(|op| (attr(op, "task"), attr(op, "rc"))).collect()
 }
 
-/// Under the real Pacemaker: Corosync and Pacemaker on two namespace nodes, the resource with
-/// `allow-migrate=true`, clients streaming through the VIP from a third namespace. A
-/// `crm_resource --move` makes Pacemaker run migrate_to on the source and migrate_from on the
-/// target (no stop/start of the relay there), and every connection goes on with nothing lost,
-/// duplicated or reordered, and no reset. The handoff key is Corosync's authkey (the default).
-#[test]
-fn tcprelay_pacemaker_move_is_a_live_migration() {
-    if !ready("tcprelay under Pacemaker")
-        || !need_program("corosync", "corosync")
-        || !need_program("pacemakerd", "pacemaker")
-        || !need_program("crm_resource", "pacemaker-cli-utils")
-        || !need_program("nsenter", "util-linux")
-    {
-        return;
-    }
-    let c = Cluster::new();
-    let pcmk = pacemaker::Pacemaker::start(&c.lan, 2);
+/// Whether `task` was run on the node, finished or not.
+fn tried(h: &[(String, String)], task: &str) -> bool {
+    h.iter().any(|(t, _)| t == task)
+}
+
+/// Whether `task` finished with success.
+fn succeeded(h: &[(String, String)], task: &str) -> bool {
+    h.iter().any(|(t, rc)| t == task && rc == "0")
+}
+
+fn pacemaker_ready(what: &str) -> bool {
+    ready(what)
+        && need_program("corosync", "corosync")
+        && need_program("pacemakerd", "pacemaker")
+        && need_program("crm_resource", "pacemaker-cli-utils")
+        && need_program("nsenter", "util-linux")
+}
+
+/// Creates the relay primitive (allow-migrate=true) in a running cluster, with `extra`
+/// nvpairs, and returns the node Pacemaker started it on.
+fn create_relay(c: &Cluster, pcmk: &pacemaker::Pacemaker, extra: &str) -> String {
     let primitive = format!(
         r#"<primitive id="relay" class="ocf" provider="hastack" type="tcprelay">
   <instance_attributes id="relay-params">
@@ -889,7 +898,7 @@ fn tcprelay_pacemaker_move_is_a_live_migration() {
     <nvpair id="relay-nic" name="nic" value="eth0"/>
     <nvpair id="relay-cidr" name="cidr_netmask" value="24"/>
     <nvpair id="relay-port" name="port" value="{PORT}"/>
-    <nvpair id="relay-backend" name="backend" value="127.0.0.1:{APP_PORT}"/>
+    <nvpair id="relay-backend" name="backend" value="127.0.0.1:{APP_PORT}"/>{extra}
   </instance_attributes>
   <meta_attributes id="relay-meta">
     <nvpair id="relay-allow-migrate" name="allow-migrate" value="true"/>
@@ -904,10 +913,27 @@ fn tcprelay_pacemaker_move_is_a_live_migration() {
     );
     pcmk.tool(1, "cibadmin", &["--create", "--scope", "resources", "--xml-text", &primitive]).expect(0);
     let mut source = String::new();
+    // Located is not enough: Pacemaker records the start while it runs (record-pending).
     wait_for("the relay started by Pacemaker", Duration::from_secs(90), || {
         source = pcmk.located("relay").unwrap_or_default();
-        !source.is_empty()
+        !source.is_empty() && succeeded(&history(pcmk, &source, "relay"), "start")
     });
+    source
+}
+
+/// Under the real Pacemaker: Corosync and Pacemaker on two namespace nodes, the resource with
+/// `allow-migrate=true`, clients streaming through the VIP from a third namespace. A
+/// `crm_resource --move` makes Pacemaker run migrate_to on the source and migrate_from on the
+/// target (no stop/start of the relay there), and every connection goes on with nothing lost,
+/// duplicated or reordered, and no reset. The handoff key is Corosync's authkey (the default).
+#[test]
+fn tcprelay_pacemaker_move_is_a_live_migration() {
+    if !pacemaker_ready("tcprelay under Pacemaker") {
+        return;
+    }
+    let c = Cluster::new();
+    let pcmk = pacemaker::Pacemaker::start(&c.lan, 2);
+    let source = create_relay(&c, &pcmk, "");
     let (from, to) = if source == "node1" { (1, 2) } else { (2, 1) };
     let target = Cluster::node_name(to);
 
@@ -918,15 +944,15 @@ fn tcprelay_pacemaker_move_is_a_live_migration() {
     pcmk.tool(from, "crm_resource", &["--move", "--resource", "relay", "--node", &target]).expect(0);
     wait_for("Pacemaker to migrate the relay", Duration::from_secs(90), || {
         pcmk.located("relay").as_deref() == Some(target.as_str())
-            && history(&pcmk, &target, "relay").iter().any(|t| t == "monitor")
+            && succeeded(&history(&pcmk, &target, "relay"), "monitor")
     });
     traffic.flowing(20, Duration::from_secs(60));
     let seen = all_ok(traffic.finish());
     let on_source = history(&pcmk, &source, "relay");
     let on_target = history(&pcmk, &target, "relay");
-    assert!(on_source.iter().any(|t| t == "migrate_to"), "no migrate_to on {source}: {on_source:?}");
-    assert!(on_target.iter().any(|t| t == "migrate_from"), "no migrate_from on {target}: {on_target:?}");
-    assert!(!on_target.iter().any(|t| t == "start"), "the relay was started on {target}, not migrated: {on_target:?}");
+    assert!(succeeded(&on_source, "migrate_to"), "no migrate_to on {source}: {on_source:?}");
+    assert!(succeeded(&on_target, "migrate_from"), "no migrate_from on {target}: {on_target:?}");
+    assert!(!tried(&on_target, "start"), "the relay was started on {target}, not migrated: {on_target:?}");
     assert!(!c.on(from, &["ip", "-o", "addr"]).contains(&format!("{}/", c.vip)), "the source kept the address");
     let mut gaps: Vec<u128> = seen.iter().map(|s| s.max_gap.as_millis()).collect();
     gaps.sort_unstable();
@@ -936,6 +962,46 @@ fn tcprelay_pacemaker_move_is_a_live_migration() {
         gaps[gaps.len() / 2],
         gaps[gaps.len() - 1]
     );
+    pcmk.tool(1, "crm_resource", &["--clear", "--resource", "relay"]).expect(0);
+}
+
+/// Under the real Pacemaker, a migration that cannot work degrades to stop and start: the nodes'
+/// handoff keys differ, so migrate_from cannot fetch the state and fails; Pacemaker then stops
+/// the resource on both nodes and starts it on the target. The clients are reset, as without
+/// migration, and the resource runs on the target.
+#[test]
+fn tcprelay_pacemaker_failed_migration_is_a_stop_and_start() {
+    if !pacemaker_ready("tcprelay failed migration under Pacemaker") {
+        return;
+    }
+    let c = Cluster::new();
+    let pcmk = pacemaker::Pacemaker::start(&c.lan, 2);
+    // Each node's own key, in its own /var/lib/corosync: valid everywhere, equal nowhere.
+    for node in [1, 2] {
+        let key = pcmk.dir(node).join("lib-corosync/handoff.key");
+        std::fs::write(&key, format!("a key of node{node} only, long enough")).unwrap();
+    }
+    let key_param = r#"
+    <nvpair id="relay-key" name="handoff_key" value="/var/lib/corosync/handoff.key"/>"#;
+    let source = create_relay(&c, &pcmk, key_param);
+    let (from, to) = if source == "node1" { (1, 2) } else { (2, 1) };
+    let target = Cluster::node_name(to);
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 10), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(60));
+
+    pcmk.tool(from, "crm_resource", &["--move", "--resource", "relay", "--node", &target]).expect(0);
+    wait_for("Pacemaker to recover the relay on the target", Duration::from_secs(120), || {
+        pcmk.located("relay").as_deref() == Some(target.as_str())
+            && succeeded(&history(&pcmk, &target, "relay"), "start")
+    });
+    let on_target = history(&pcmk, &target, "relay");
+    assert!(tried(&on_target, "migrate_from"), "migrate_from was not tried: {on_target:?}");
+    assert!(!succeeded(&on_target, "migrate_from"), "migrate_from succeeded with another key: {on_target:?}");
+    all_ended(traffic.finish());
+    // The relay serves new clients on the target.
+    let traffic = Traffic::start(connect_all(c.lan.ns(3), c.vip_addr(), 5), Duration::from_millis(20));
+    traffic.flowing(10, Duration::from_secs(60));
+    all_ok(traffic.finish());
     pcmk.tool(1, "crm_resource", &["--clear", "--resource", "relay"]).expect(0);
 }
 
