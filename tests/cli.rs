@@ -9,13 +9,7 @@ fn hastack(args: &[&str]) -> Outcome {
 }
 
 fn ocf_agents() -> Vec<String> {
-    let out = hastack(&["list"]);
-    out.expect(0);
-    out.stdout
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("ocf"))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect()
+    listed_ocf_agents()
 }
 
 #[test]

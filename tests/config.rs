@@ -449,6 +449,60 @@ fn config_shipped_renderings_are_current() {
     }
 }
 
+/// Corosync itself accepts each rendered corosync.conf (`corosync -t`), run as each node: in a
+/// namespace that owns the node's ring addresses (corosync finds its own node by them), with a
+/// key file standing in for /etc/corosync/authkey. A broken copy is refused, so the check bites.
+#[test]
+fn corosync_accepts_the_rendered_configurations() {
+    if !crate::support::need_root("network namespaces") || !need_program("corosync", "corosync") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("authkey");
+    std::fs::write(&key, (0..=255u8).collect::<Vec<u8>>()).unwrap();
+    let corosync_t = |ns: &crate::support::Netns, text: &str, name: &str| {
+        let conf = dir.path().join(name);
+        std::fs::write(
+            &conf,
+            text.replacen("    version: 2\n", &format!("    version: 2\n    keyfile: {}\n", key.display()), 1),
+        )
+        .unwrap();
+        ns.try_exec("corosync", &["-t", "-c", conf.to_str().unwrap()])
+    };
+    for stack in ["stack.toml", "stack-3node.toml"] {
+        let text = config::load(&example(stack)).unwrap().render(Format::parse("corosync").unwrap());
+        let nodes = ring_addresses(&text);
+        assert!(nodes.len() >= 2, "{stack}: no nodelist in\n{text}");
+        for (node, addrs) in &nodes {
+            let ns = crate::support::Netns::new("coro");
+            for a in addrs {
+                ns.exec("ip", &["addr", "add", &format!("{a}/32"), "dev", "lo"]);
+            }
+            let (ok, out) = corosync_t(&ns, &text, &format!("{node}.conf"));
+            assert!(ok, "corosync -t refuses {stack} rendered, as {node}:\n{out}");
+            let broken = text.replace("link_mode: passive", "link_mode: sideways");
+            let (ok, out) = corosync_t(&ns, &broken, &format!("{node}-broken.conf"));
+            assert!(!ok && out.contains("link mode"), "corosync -t took a broken link_mode:\n{out}");
+        }
+    }
+}
+
+/// Each node's name and ring addresses in a rendered corosync.conf's nodelist.
+fn ring_addresses(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut nodes = Vec::new();
+    let mut addrs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some((key, value)) = line.split_once(':') {
+            if key.starts_with("ring") && key.ends_with("_addr") {
+                addrs.push(value.trim().to_string());
+            } else if key == "name" && !addrs.is_empty() {
+                nodes.push((value.trim().to_string(), std::mem::take(&mut addrs)));
+            }
+        }
+    }
+    nodes
+}
+
 /// A stack with one mistake: (what is replaced, by what, the line and words the error must have).
 const MISTAKES: &[(&str, &str, &str, &[&str])] = &[
     ("agent = \"postgresql\"", "agent = \"postgress\"", "unknown agent", &["layer 'db'", "unknown agent 'postgress'"]),

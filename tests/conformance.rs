@@ -12,12 +12,7 @@ const DTD: &str = "/usr/share/resource-agents/ra-api-1.dtd";
 const PCS_RNGS: [&str; 2] = ["/usr/share/pcs/data/ocf-1.0.rng", "/usr/share/pcs/data/ocf-1.1.rng"];
 
 fn ocf_agents() -> Vec<String> {
-    let out = run_with_deadline(Command::new(bin()).arg("list"), Duration::from_secs(5));
-    out.stdout
-        .lines()
-        .filter(|l| l.contains(" ocf "))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect()
+    listed_ocf_agents()
 }
 
 fn metadata_file(agent: &str, dir: &std::path::Path) -> std::path::PathBuf {

@@ -114,9 +114,14 @@ fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
         // A probe of a resource that is down: 7, and the score is left alone.
         agent(vm, "monitor", 20_000, "").expect(7);
         assert_eq!(score_calls(vm), Vec::<String>::new(), "{}: a probe touched the score", vm.node);
-        // Wrong resource name: invalid on this host (2); clone-max 3 on DRBD 8.4: fatal (6).
+        // Wrong resource name: invalid on this host (2); clone-max 3 on DRBD 8.4 (a fact of the
+        // host, so validate-all checks it at depth 10): fatal (6).
         agent(vm, "start", 20_000, "OCF_RESKEY_drbd_resource=nope").expect(2).reason_contains("drbd_resource");
-        agent(vm, "validate-all", 20_000, "OCF_RESKEY_CRM_meta_clone_max=3").expect(6).reason_contains("clone-max");
+        // At depth 0 (pcs's default validate-all) only the parameters are judged.
+        agent(vm, "validate-all", 20_000, "OCF_RESKEY_CRM_meta_clone_max=3").expect(0);
+        agent(vm, "validate-all", 20_000, "OCF_CHECK_LEVEL=10 OCF_RESKEY_CRM_meta_clone_max=3")
+            .expect(6)
+            .reason_contains("clone-max");
     }
 
     // Start both: up as Secondary. Fresh meta-data is Inconsistent: running, degraded, no score.

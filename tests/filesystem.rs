@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hastack::sys::mount;
-
 use crate::support::*;
 
 /// A formatted loop device and a not-yet-existing mount point under a temporary directory.
@@ -43,10 +41,16 @@ impl Setup {
     }
 }
 
-/// Whether something is mounted exactly at `dir`, and its source.
+/// Whether something is mounted exactly at `dir`, and its source, as util-linux's findmnt sees
+/// it (not the agent's own mount-table parser, which this file tests).
 fn mounted_source(dir: &Path) -> Option<String> {
-    let table = mount::mounts().unwrap();
-    mount::mounted_at(&table, dir).map(|m| m.source.clone())
+    let out = run_with_deadline(
+        Command::new("findmnt").args(["--kernel", "--noheadings", "--output", "SOURCE", "--mountpoint"]).arg(dir),
+        Duration::from_secs(10),
+    );
+    // findmnt exits 1 when nothing is mounted there; the last line is the topmost mount.
+    assert!(out.code == 0 || out.code == 1, "findmnt: {out:?}");
+    out.stdout.lines().last().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
 }
 
 fn need_fs_tools(mkfs: &str, package: &str) -> bool {
@@ -373,11 +377,20 @@ fn options_become_mount_flags_and_filesystem_data() {
     let setup = Setup::ext4();
     let fs = setup.agent("ext4").param("options", "defaults,ro,noatime,errors=remount-ro,_netdev");
     fs.run("start").expect(0);
-    let table = mount::mounts().unwrap();
-    let m = mount::mounted_at(&table, &setup.dir).unwrap();
-    let flags: Vec<&str> = m.mount_options.split(',').collect();
-    assert!(flags.contains(&"ro") && flags.contains(&"noatime"), "{}", m.mount_options);
-    assert!(m.super_options.contains("errors=remount-ro"), "{}", m.super_options);
+    let findmnt = |column: &str| {
+        let out = run_with_deadline(
+            Command::new("findmnt")
+                .args(["--kernel", "--noheadings", "--output", column, "--mountpoint"])
+                .arg(&setup.dir),
+            Duration::from_secs(10),
+        );
+        out.expect(0);
+        out.stdout.trim().to_string()
+    };
+    let (vfs, fs_options) = (findmnt("VFS-OPTIONS"), findmnt("FS-OPTIONS"));
+    let flags: Vec<&str> = vfs.split(',').collect();
+    assert!(flags.contains(&"ro") && flags.contains(&"noatime"), "{vfs}");
+    assert!(fs_options.contains("errors=remount-ro"), "{fs_options}");
     // Read-only: depth 20 does not try to write its status file.
     fs.clone().depth(20).run("monitor").expect(0);
     assert!(!setup.dir.join(".hastack-status").exists());

@@ -5,7 +5,6 @@
 //! is a datagram socket of the test, and counts the lines every sink received.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -98,13 +97,7 @@ impl Lab {
             drop(p.slave);
             p.master
         });
-        let stderr = child.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = e.read_to_string(&mut s);
-                s
-            })
-        });
+        let stderr = child.stderr.take().map(|mut e| std::thread::spawn(move || read_all_lossy(&mut e)));
         let started = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait().unwrap() {

@@ -114,14 +114,7 @@ fn can_build() -> bool {
 }
 
 fn applets() -> Vec<(String, String)> {
-    let out = run_with_deadline(Command::new(bin()).arg("list"), Duration::from_secs(5));
-    out.stdout
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_string(), f[1].to_string())
-        })
-        .collect()
+    listed_applets()
 }
 
 /// The man page that documents an applet: `ocf_hastack_<type>(7)` or `<fence agent>(8)`.

@@ -76,9 +76,10 @@ pub fn mail(sendmail: &Path, mail: &Mail, deadline: Deadline) -> Result<(), Stri
     let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
     let mut stderr = child.stderr.take().expect("piped");
     let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
+        // Lossy: an MTA's message in another encoding is still shown, not dropped.
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
     });
     match wait_until(&mut child, deadline) {
         Some(status) => {

@@ -262,6 +262,7 @@ fn send_persistent(b: &Broker, n: usize) {
     }
 }
 
+/// The `n` messages the queue delivers, each once; then nothing more arrives within 2 s.
 fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
     let mut s = b.stomp();
     let d = Deadline::after(Duration::from_secs(60));
@@ -271,10 +272,18 @@ fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
     while got.len() < n {
         let f = s.read_frame(d).expect("all messages delivered");
         if f.command == "MESSAGE" {
-            got.insert(f.body);
+            assert!(got.insert(f.body.clone()), "{:?} delivered twice", f.body);
         }
     }
+    // The queue is empty now: a further MESSAGE within a bounded window is a duplicate or a stray.
+    if let Ok(f) = s.read_frame(Deadline::after(Duration::from_secs(2))) {
+        assert_ne!(f.command, "MESSAGE", "more than {n} messages: {:?}", f.body);
+    }
     got
+}
+
+fn orders(n: usize) -> std::collections::BTreeSet<String> {
+    (0..n).map(|i| format!("order {i}")).collect()
 }
 
 #[test]
@@ -287,8 +296,9 @@ fn activemq_loses_no_persistent_message_on_kill9() {
     a.run("start").expect(0);
     send_persistent(&b, 200);
     kill9_session(b.pid());
+    a.clone().recurring().run("monitor").expect(7);
     a.run("start").expect(0);
-    assert_eq!(receive_all(&b, 200).len(), 200);
+    assert_eq!(receive_all(&b, 200), orders(200));
 }
 
 #[test]
@@ -304,9 +314,10 @@ fn activemq_loses_no_persistent_message_across_kill9_and_remount() {
     a.run("start").expect(0);
     send_persistent(&b, 200);
     kill9_session(b.pid());
+    a.clone().recurring().run("monitor").expect(7);
     part.remount();
     a.run("start").expect(0);
-    assert_eq!(receive_all(&b, 200).len(), 200);
+    assert_eq!(receive_all(&b, 200), orders(200));
     a.run("stop").expect(0);
 }
 

@@ -43,6 +43,7 @@ pub fn kill9_session(sid: i32) -> Vec<i32> {
         .into_iter()
         .filter(|p| hastack::sys::proc::stat(*p).is_some_and(|s| s.session == sid && s.state != 'Z'))
         .collect();
+    assert!(!pids.is_empty(), "no process in session {sid} to kill: the test lost its server");
     for p in &pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::Signal::SIGKILL);
     }

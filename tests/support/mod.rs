@@ -24,6 +24,52 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hastack"))
 }
 
+/// Every applet the binary must register, with its kind. Tests that loop over `hastack list`
+/// take the list from [`listed_applets`], which compares it with this one first: an empty or
+/// shrunken list fails instead of making those loops pass without checking anything.
+pub const APPLETS: &[(&str, &str)] = &[
+    ("vip", "ocf"),
+    ("filesystem", "ocf"),
+    ("drbd", "ocf"),
+    ("haproxy", "ocf"),
+    ("apache", "ocf"),
+    ("nginx", "ocf"),
+    ("tomcat", "ocf"),
+    ("activemq", "ocf"),
+    ("rabbitmq", "ocf"),
+    ("postgresql", "ocf"),
+    ("mariadb", "ocf"),
+    ("app", "ocf"),
+    ("fence_ups", "fence"),
+    ("alert", "alert"),
+];
+
+/// `hastack list` as (name, kind) pairs, checked against [`APPLETS`].
+pub fn listed_applets() -> Vec<(String, String)> {
+    let out = run_with_deadline(Command::new(bin()).arg("list"), Duration::from_secs(10));
+    out.expect(0);
+    let listed: Vec<(String, String)> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "hastack list: {l:?} is not NAME KIND PATH");
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect();
+    let mut got: Vec<(&str, &str)> = listed.iter().map(|(n, k)| (n.as_str(), k.as_str())).collect();
+    let mut want = APPLETS.to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "hastack list is not the expected set of applets:\n{}", out.stdout);
+    listed
+}
+
+/// The OCF agents `hastack list` shows (checked against [`APPLETS`]).
+pub fn listed_ocf_agents() -> Vec<String> {
+    listed_applets().into_iter().filter(|(_, kind)| kind == "ocf").map(|(name, _)| name).collect()
+}
+
 /// A world-readable root with every applet linked by `hastack install --root`, so agents run
 /// under their own names (and `nobody` can run meta-data, as ocf-tester does).
 pub fn install_root() -> &'static Path {
@@ -78,8 +124,28 @@ pub fn need_program(program: &str, package: &str) -> bool {
     ))
 }
 
+/// CI services set `CI` to `true`, `1`, `yes` or a name: anything but empty or `false` counts.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| ci_value_means_ci(&v))
+}
+
+fn ci_value_means_ci(value: &str) -> bool {
+    let v = value.trim();
+    !v.is_empty() && !v.eq_ignore_ascii_case("false") && v != "0"
+}
+
+#[test]
+fn ci_counts_any_value_but_empty_false_or_0() {
+    for v in ["true", "1", "yes", "TRUE", "github"] {
+        assert!(ci_value_means_ci(v), "{v}");
+    }
+    for v in ["", " ", "false", "FALSE", "0"] {
+        assert!(!ci_value_means_ci(v), "{v:?}");
+    }
+}
+
 pub fn skip_or_fail(why: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if under_ci() {
         panic!("CI=true and {why}: a missing capability is a failure under CI");
     }
     eprintln!("SKIPPED: {why}");
@@ -154,16 +220,8 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&str>, limit: Duration) -
     }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let t_out = std::thread::spawn(move || read_all_lossy(&mut out));
+    let t_err = std::thread::spawn(move || read_all_lossy(&mut err));
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -314,6 +372,14 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 /// Runs a command that must succeed (test set-up); returns its stdout.
 #[track_caller]
+/// Everything a pipe gives until EOF, invalid UTF-8 replaced (read_to_string would return an
+/// error and keep nothing, and a test would then check an empty output).
+pub fn read_all_lossy(from: &mut impl Read) -> String {
+    let mut bytes = Vec::new();
+    from.read_to_end(&mut bytes).expect("reading a child's output");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 pub fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
