@@ -18,6 +18,7 @@ pub mod nginx;
 pub mod postgresql;
 pub mod rabbitmq;
 pub mod service;
+pub mod tcprelay;
 pub mod tomcat;
 pub mod vip;
 
@@ -35,4 +36,5 @@ pub static AGENTS: &[&dyn Agent] = &[
     &postgresql::Postgresql,
     &mariadb::Mariadb,
     &app::App,
+    &tcprelay::Tcprelay,
 ];

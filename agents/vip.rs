@@ -31,6 +31,61 @@ pub struct Vip;
 /// Longest interface name (and IPv4 label) the kernel takes: IFNAMSIZ - 1.
 const IFNAME_MAX: usize = 15;
 
+/// The address parameters, shared with every agent that owns a virtual IP (tcprelay): the same
+/// names, defaults and checks, and the same code behind them.
+pub const VIP_PARAMS: [ParamSpec; 10] = [
+    ParamSpec::string("ip")
+        .required()
+        .unique()
+        .short("Virtual IPv4 or IPv6 address")
+        .long("The virtual address, e.g. 10.0.0.10 or 2001:db8::10. IPv6 may be written in any notation."),
+    ParamSpec::string("cidr_netmask").short("Prefix length").long(
+        "The prefix length of the address: 1-32 for IPv4 (a dotted quad such as 255.255.255.0 is \
+         accepted too), 1-128 for IPv6. Default: the prefix of the on-link route that leads to the \
+         address; with an explicit nic and no such route, 32 (IPv4) or 128 (IPv6).",
+    ),
+    ParamSpec::string("nic").short("Network interface").long(
+        "The interface to add the address to. Default: the interface of the on-link route to the \
+         address in the main routing table (longest prefix, then lowest metric; default, gateway and \
+         unreachable routes do not count), as IPaddr2's findif chooses it.",
+    ),
+    ParamSpec::string("label").short("IPv4 address label").long(
+        "IPv4 only: a label for the address, appended to the interface name (eth0:LABEL, at most 15 \
+         characters in all), as ifconfig-era tools show aliases.",
+    ),
+    ParamSpec::integer("arp_count", Some(0), Some(100))
+        .default("5")
+        .short("Announcements to send")
+        .long("How many gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) start sends; 0 sends none."),
+    ParamSpec::integer("arp_interval", Some(10), Some(10000))
+        .default("200")
+        .short("Milliseconds between announcements")
+        .long("The interval between two announcements, in milliseconds."),
+    ParamSpec::select("arp_mode", &["request", "reply"])
+        .default("request")
+        .short("Gratuitous ARP form")
+        .long("request: ARP requests for the address (RFC 5227 announcements); reply: ARP replies, for switches and routers that only learn from replies. IPv6 always sends neighbour advertisements."),
+    ParamSpec::boolean("arp_bg").default("true").short("Announce in the background").long(
+        "Send the first announcement before start returns and the rest (with the duplicate \
+         probes and the listening of dad_check) from a detached process, which stops as soon as \
+         the address is no longer on the interface (so a stop is never followed by stale \
+         announcements). false: start does it all before it returns.",
+    ),
+    ParamSpec::boolean("dad_check").default("true").short("Withdraw an address another host uses").long(
+        "Probe the link for another owner of the address (ARP probes from 0.0.0.0 for IPv4, RFC \
+         5227; neighbour solicitations from :: for IPv6, RFC 4862) and listen for its answer, from \
+         just before the address is added until the later of dad_timeout and the last announcement. \
+         If another host answers, the address is withdrawn: start fails if the answer came before \
+         it returned, otherwise the next monitor fails, naming the other owner's MAC address. \
+         After such a conflict the next start probes for dad_timeout before it adds the address. \
+         Set false only where a proxy answers for the address.",
+    ),
+    ParamSpec::integer("dad_timeout", Some(50), Some(900))
+        .default("300")
+        .short("Duplicate probe window (ms)")
+        .long("How long the duplicate probes last at least, in milliseconds (3 probes are sent within it); the listening goes on through the announcements."),
+];
+
 static SPEC: AgentSpec = AgentSpec {
     name: "vip",
     shortdesc: "Virtual IPv4/IPv6 address",
@@ -42,58 +97,7 @@ static SPEC: AgentSpec = AgentSpec {
         monitor fails naming the other host's MAC (one virtual IP, one owner). Monitor checks that \
         the address is on the interface (IPv6 compared as addresses, any notation) and that the link \
         is up.",
-    params: &[
-        ParamSpec::string("ip")
-            .required()
-            .unique()
-            .short("Virtual IPv4 or IPv6 address")
-            .long("The virtual address, e.g. 10.0.0.10 or 2001:db8::10. IPv6 may be written in any notation."),
-        ParamSpec::string("cidr_netmask").short("Prefix length").long(
-            "The prefix length of the address: 1-32 for IPv4 (a dotted quad such as 255.255.255.0 is \
-             accepted too), 1-128 for IPv6. Default: the prefix of the on-link route that leads to the \
-             address; with an explicit nic and no such route, 32 (IPv4) or 128 (IPv6).",
-        ),
-        ParamSpec::string("nic").short("Network interface").long(
-            "The interface to add the address to. Default: the interface of the on-link route to the \
-             address in the main routing table (longest prefix, then lowest metric; default, gateway and \
-             unreachable routes do not count), as IPaddr2's findif chooses it.",
-        ),
-        ParamSpec::string("label").short("IPv4 address label").long(
-            "IPv4 only: a label for the address, appended to the interface name (eth0:LABEL, at most 15 \
-             characters in all), as ifconfig-era tools show aliases.",
-        ),
-        ParamSpec::integer("arp_count", Some(0), Some(100))
-            .default("5")
-            .short("Announcements to send")
-            .long("How many gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) start sends; 0 sends none."),
-        ParamSpec::integer("arp_interval", Some(10), Some(10000))
-            .default("200")
-            .short("Milliseconds between announcements")
-            .long("The interval between two announcements, in milliseconds."),
-        ParamSpec::select("arp_mode", &["request", "reply"])
-            .default("request")
-            .short("Gratuitous ARP form")
-            .long("request: ARP requests for the address (RFC 5227 announcements); reply: ARP replies, for switches and routers that only learn from replies. IPv6 always sends neighbour advertisements."),
-        ParamSpec::boolean("arp_bg").default("true").short("Announce in the background").long(
-            "Send the first announcement before start returns and the rest (with the duplicate \
-             probes and the listening of dad_check) from a detached process, which stops as soon as \
-             the address is no longer on the interface (so a stop is never followed by stale \
-             announcements). false: start does it all before it returns.",
-        ),
-        ParamSpec::boolean("dad_check").default("true").short("Withdraw an address another host uses").long(
-            "Probe the link for another owner of the address (ARP probes from 0.0.0.0 for IPv4, RFC \
-             5227; neighbour solicitations from :: for IPv6, RFC 4862) and listen for its answer, from \
-             just before the address is added until the later of dad_timeout and the last announcement. \
-             If another host answers, the address is withdrawn: start fails if the answer came before \
-             it returned, otherwise the next monitor fails, naming the other owner's MAC address. \
-             After such a conflict the next start probes for dad_timeout before it adds the address. \
-             Set false only where a proxy answers for the address.",
-        ),
-        ParamSpec::integer("dad_timeout", Some(50), Some(900))
-            .default("300")
-            .short("Duplicate probe window (ms)")
-            .long("How long the duplicate probes last at least, in milliseconds (3 probes are sent within it); the listening goes on through the announcements."),
-    ],
+    params: &VIP_PARAMS,
     actions: &[
         ActionSpec::new("start", "20s"),
         ActionSpec::new("stop", "20s"),
@@ -234,14 +238,14 @@ fn full_label(nic: &str, label: &str) -> Result<String, String> {
 
 /// The parameters resolved on this host: the interface and prefix the address goes on.
 #[derive(Debug)]
-struct Placement {
-    link: Link,
-    prefix: u8,
-    label: Option<String>,
+pub(crate) struct Placement {
+    pub link: Link,
+    pub prefix: u8,
+    pub label: Option<String>,
 }
 
 /// A netlink or socket error as an OCF error: EPERM/EACCES is OCF_ERR_PERM, anything else generic.
-fn net_error(what: &str, e: io::Error) -> OcfError {
+pub(crate) fn net_error(what: &str, e: io::Error) -> OcfError {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             OcfError::perm(format!("{what}: {e} (needs root / CAP_NET_ADMIN and CAP_NET_RAW)"))
@@ -253,7 +257,7 @@ fn net_error(what: &str, e: io::Error) -> OcfError {
 /// Finds the interface and prefix (level-10 validation and start). A missing interface, or no
 /// route to find one, makes the parameters invalid on this host: OCF_ERR_ARGS (2), so Pacemaker
 /// bans the resource from this node and tries another.
-fn place(cfg: &VipConfig) -> OcfResult<Placement> {
+pub(crate) fn place(cfg: &VipConfig) -> OcfResult<Placement> {
     let family = Family::of(&cfg.ip);
     let (link, route_prefix) = match &cfg.nic {
         Some(nic) => {
@@ -392,28 +396,7 @@ impl Agent for Vip {
             }
         }
         let Some(claim) = claim else { return Ok(OcfStatus::Success) };
-        if cfg.arp_count > 0 {
-            if let Err(e) = claim.announce() {
-                ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
-                return Ok(OcfStatus::Success);
-            }
-        }
-        let plan = Plan::new(t0, cfg.watch_settings());
-        if plan.is_empty() {
-            return Ok(OcfStatus::Success);
-        }
-        if cfg.arp_bg {
-            return watch_in_background(ctx, &cfg, &place, claim, plan, t0);
-        }
-        let plan = plan.until(Instant::now() + ctx.deadline.remaining());
-        match watch::run(&claim, &plan, || still_ours(link.index, &cfg.ip)) {
-            Outcome::Conflict(other) => Err(withdraw(ctx.log, &cfg, &place, &records, other, t0).unwrap_or_else(|e| e)),
-            Outcome::Failed(e) => {
-                ctx.log.warn(format!("announcing {} / watching for another owner failed: {e}", cfg.ip));
-                Ok(OcfStatus::Success)
-            }
-            Outcome::Done | Outcome::Gone => Ok(OcfStatus::Success),
-        }
+        announce_and_watch(ctx, &cfg, &place, claim, &records, t0)
     }
 
     fn stop(&self, ctx: &Ctx) -> OcfResult {
@@ -587,6 +570,70 @@ fn withdraw(
             Err(OcfError::generic(msg))
         }
     }
+}
+
+/// The announcements and the watch for another owner that follow the add (the first probe, if
+/// any, already sent): in the background (arp_bg) or inline within the action's deadline.
+fn announce_and_watch(
+    ctx: &Ctx,
+    cfg: &VipConfig,
+    place: &Placement,
+    claim: Claim,
+    records: &Records,
+    t0: Instant,
+) -> OcfResult {
+    if cfg.arp_count > 0 {
+        if let Err(e) = claim.announce() {
+            ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
+            return Ok(OcfStatus::Success);
+        }
+    }
+    let plan = Plan::new(t0, cfg.watch_settings());
+    if plan.is_empty() {
+        return Ok(OcfStatus::Success);
+    }
+    if cfg.arp_bg {
+        return watch_in_background(ctx, cfg, place, claim, plan, t0);
+    }
+    let plan = plan.until(Instant::now() + ctx.deadline.remaining());
+    match watch::run(&claim, &plan, || still_ours(place.link.index, &cfg.ip)) {
+        Outcome::Conflict(other) => Err(withdraw(ctx.log, cfg, place, records, other, t0).unwrap_or_else(|e| e)),
+        Outcome::Failed(e) => {
+            ctx.log.warn(format!("announcing {} / watching for another owner failed: {e}", cfg.ip));
+            Ok(OcfStatus::Success)
+        }
+        Outcome::Done | Outcome::Gone => Ok(OcfStatus::Success),
+    }
+}
+
+/// After another process of ours added the address at `t0` (tcprelay's migration target adds it
+/// the moment its restored connections exist): the same announcements and the same watch for
+/// another owner as after start, so a taken-over address is withdrawn on conflict like a
+/// started one.
+pub(crate) fn announce_and_watch_after_takeover(
+    ctx: &Ctx,
+    cfg: &VipConfig,
+    place: &Placement,
+    t0: Instant,
+) -> OcfResult {
+    let link = &place.link;
+    let Some(mac) = link.ethernet_mac().filter(|_| !link.noarp) else { return Ok(OcfStatus::Success) };
+    if !cfg.dad_check && cfg.arp_count == 0 {
+        return Ok(OcfStatus::Success);
+    }
+    let claim = match open_claim(cfg, link, mac) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.log.warn(format!("cannot announce {} or watch for another owner: {e}", cfg.ip));
+            return Ok(OcfStatus::Success);
+        }
+    };
+    if cfg.dad_check {
+        if let Err(e) = claim.probe() {
+            ctx.log.warn(format!("duplicate-address probe for {} on {}: {e}", cfg.ip, link.name));
+        }
+    }
+    announce_and_watch(ctx, cfg, place, claim, &Records::for_address(&cfg.ip), t0)
 }
 
 /// The rest of the plan from a detached process, so start returns now. It logs what it finds

@@ -57,6 +57,9 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// The tcprelay agent's relay daemon (started by the agent, not by hand).
+    #[command(hide = true)]
+    TcprelayDaemon(crate::agents::tcprelay::relay::DaemonArgs),
     /// Write the man pages and shell completions (used by packaging).
     #[command(hide = true)]
     Doc {
@@ -151,6 +154,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }),
         Command::Config { command } => run_config(command),
         Command::Lab { command } => return run_lab(command),
+        Command::TcprelayDaemon(args) => return crate::agents::tcprelay::relay::main(args),
         Command::Alert { command: AlertCommand::Flush { spool_dir, deadline } } => {
             Ok(crate::alert::flush(&spool_dir, deadline))
         }

@@ -1067,3 +1067,135 @@ fn config_check_says_whether_the_alert_agent_is_installed_here() {
         }
     }
 }
+
+/// A live-migratable layer: `allow_migrate = true` renders `allow-migrate=true` and the
+/// migrate_to/migrate_from operations (with the agent's advised timeouts) in every format, and a
+/// `crm_resource --move` then makes Pacemaker's scheduler migrate the resource instead of
+/// stopping and starting it. What cannot migrate is refused with its line.
+#[test]
+fn config_allow_migrate_renders_for_pcs_crm_and_cib_and_a_move_migrates() {
+    let stack = |relay_extra: &str, extra: &str| {
+        format!(
+            r#"[cluster]
+name = "mig"
+
+[[node]]
+name = "node1"
+links = ["10.0.0.1", "192.168.1.1"]
+
+[[node]]
+name = "node2"
+links = ["10.0.0.2", "192.168.1.2"]
+
+[[fence]]
+id = "fence-node1"
+fences = "node1"
+cable = "node2"
+params = {{ serial_port = "/dev/ttyS0" }}
+
+[[fence]]
+id = "fence-node2"
+fences = "node2"
+cable = "node1"
+params = {{ serial_port = "/dev/ttyS0" }}
+
+[[group]]
+id = "front"
+prefer = "node1"
+
+  [[group.layer]]
+  id = "relay"
+  agent = "tcprelay"
+  params = {{ ip = "192.168.1.10", cidr_netmask = 24, port = 7000, backend = "127.0.0.1:7001" }}
+{relay_extra}
+{extra}"#
+        )
+    };
+    let good = Written::new(&stack("  allow_migrate = true\n", ""));
+    let cib = good.run(&["render", "--format", "cib"]);
+    cib.expect(0);
+    for needle in [r#"name="allow-migrate" value="true""#, r#"name="migrate_to""#, r#"name="migrate_from""#] {
+        assert!(cib.stdout.contains(needle), "{needle} missing from the CIB:\n{}", cib.stdout);
+    }
+    let pcs = good.run(&["render", "--format", "pcs"]);
+    pcs.expect(0);
+    assert!(pcs.stdout.contains("allow-migrate=true"), "{}", pcs.stdout);
+    assert!(pcs.stdout.contains("migrate_to interval=0s timeout=20s"), "{}", pcs.stdout);
+    let crm = good.run(&["render", "--format", "crm"]);
+    crm.expect(0);
+    assert!(crm.stdout.contains("allow-migrate=true"), "{}", crm.stdout);
+    assert!(crm.stdout.contains("op migrate_from"), "{}", crm.stdout);
+    // Without the flag: no meta attribute, no migration operations.
+    let plain = Written::new(&stack("", "")).run(&["render", "--format", "cib"]);
+    plain.expect(0);
+    assert!(!plain.stdout.contains("allow-migrate") && !plain.stdout.contains("migrate_to"), "{}", plain.stdout);
+
+    // pcs and crmsh build the same cluster from their scripts as the CIB renderer writes.
+    if need_pacemaker_tools() && need_program("pcs", "pcs") && need_program("crm", "crmsh") {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = normalized(&cib.stdout);
+        let script = dir.path().join("stack.pcs");
+        std::fs::write(&script, &pcs.stdout).unwrap();
+        let pcs_cib = empty_cib(dir.path(), "pcs.xml");
+        run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300)).expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
+        let script = dir.path().join("stack.crm");
+        std::fs::write(&script, &crm.stdout).unwrap();
+        let crm_cib = empty_cib(dir.path(), "crm.xml");
+        let mut load = Command::new("crm");
+        load.args(["-F", "configure", "load", "update"]).arg(&script).env("CIB_file", &crm_cib);
+        run_with_deadline(&mut load, Duration::from_secs(120)).expect(0);
+        assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
+    }
+
+    if need_pacemaker_tools() {
+        let loaded = config::load(&good.stack).unwrap();
+        let facts = Facts::of(&loaded);
+        let mut sim = Sim::start(&loaded.render(Format::Cib), &facts.nodes, &facts.promotable).unwrap();
+        assert_eq!(sim.nodes_of("relay").unwrap(), vec!["node1"]);
+        let mut mv = Command::new("crm_resource");
+        mv.args(["--move", "--resource", "relay", "--node", "node2"]).env("CIB_file", sim.state());
+        run_with_deadline(&mut mv, Duration::from_secs(60)).expect(0);
+        let t = sim.step(&[]).unwrap().transition;
+        let to = action_id(&t, "migrate_to", "relay", "node1");
+        let from = action_id(&t, "migrate_from", "relay", "node2");
+        assert!(t.waits_for(from, to), "{:?}", t.summary());
+        assert!(t.find("start", "relay", Some("node2")).is_none(), "a move is a migration: {:?}", t.summary());
+        sim.settle().unwrap();
+        assert_eq!(sim.nodes_of("relay").unwrap(), vec!["node2"]);
+    }
+
+    for (relay_extra, extra, needle, words) in [
+        (
+            "  allow_migrate = true\n  timeouts = { migrate_to = \"5s\" }\n",
+            "",
+            "migrate_to = \"5s\"",
+            &["warning: layer 'relay': specified timeout 5s for migrate_to is smaller than the advised 20s"][..],
+        ),
+        ("  timeouts = { migrate_from = \"30s\" }\n", "", "migrate_from = \"30s\"", &["timeouts.migrate_from without allow_migrate = true"]),
+        (
+            "",
+            "\n  [[group.layer]]\n  id = \"vip9\"\n  agent = \"vip\"\n  params = { ip = \"192.168.1.9\" }\n  allow_migrate = true\n",
+            "allow_migrate = true",
+            &["layer 'vip9': agent 'vip' cannot live-migrate", "allow_migrate is for: tcprelay"],
+        ),
+        (
+            "",
+            "\n[[clone]]\nid = \"relays\"\n\n  [clone.layer]\n  id = \"relay2\"\n  agent = \"tcprelay\"\n  params = { ip = \"192.168.1.11\", port = 7000, backend = \"127.0.0.1:7001\" }\n  allow_migrate = true\n",
+            "allow_migrate = true",
+            &["layer 'relay2': allow_migrate is for layers of a group"],
+        ),
+        (
+            "",
+            "\n  [[group.layer]]\n  id = \"vip10\"\n  agent = \"vip\"\n  params = { ip = \"192.168.1.10\" }\n",
+            "ip = \"192.168.1.10\" }\n",
+            &["layer 'vip10': duplicate virtual IP ip=192.168.1.10, already used by layer 'relay'"],
+        ),
+    ] {
+        let bad = Written::new(&stack(relay_extra, extra));
+        let out = bad.run(&["check"]);
+        let warning_only = words[0].starts_with("warning:");
+        out.expect(if warning_only { 0 } else { 1 });
+        bad.assert_message(&out, needle, words);
+    }
+}

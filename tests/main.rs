@@ -16,5 +16,6 @@ mod front;
 mod lab_app;
 mod logging;
 mod packaging;
+mod tcprelay;
 mod vip;
 mod vm;

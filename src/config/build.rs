@@ -253,6 +253,10 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
     if layer.timeouts.contains_key("notify") {
         lifecycle.push("notify");
     }
+    let migrating = layer.allow_migrate.as_ref().is_some_and(|m| *m.get_ref());
+    if migrating {
+        lifecycle.extend(["migrate_to", "migrate_from"]);
+    }
     for name in lifecycle {
         ops.push(op(name, "0s", &timeout(name), None));
     }
@@ -271,7 +275,11 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
             }
         });
     }
-    let meta = layer.migration_threshold.iter().map(|t| nv("migration-threshold", t.get_ref().to_string())).collect();
+    let mut meta: Vec<Nv> =
+        layer.migration_threshold.iter().map(|t| nv("migration-threshold", t.get_ref().to_string())).collect();
+    if migrating {
+        meta.push(nv("allow-migrate", "true"));
+    }
     Primitive {
         id: layer.id.get_ref().clone(),
         class: Class::Ocf,

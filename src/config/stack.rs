@@ -121,6 +121,9 @@ pub struct Layer {
     pub timeouts: BTreeMap<String, Spanned<String>>,
     /// Overrides the cluster's `migration_threshold` for this resource.
     pub migration_threshold: Option<Spanned<i64>>,
+    /// A planned move is a live migration (meta `allow-migrate=true`, operations migrate_to and
+    /// migrate_from): only for layers of a group whose agent has those actions (tcprelay).
+    pub allow_migrate: Option<Spanned<bool>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

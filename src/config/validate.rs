@@ -29,7 +29,7 @@ impl Problem {
 }
 
 /// Operations whose timeout a layer may set in `timeouts`.
-pub const TIMED_OPS: &[&str] = &["start", "stop", "promote", "demote", "notify"];
+pub const TIMED_OPS: &[&str] = &["start", "stop", "promote", "demote", "notify", "migrate_to", "migrate_from"];
 
 /// For one unique parameter: value → (the layer that used it first, where).
 type FirstUses = BTreeMap<String, (String, Range<usize>)>;
@@ -293,6 +293,7 @@ impl<'a> Checker<'a> {
             self.layer_agent(&id, l, clone, layer.span(), &mut unique_seen);
             self.layer_monitors(&id, l, clone == Some(true));
             self.layer_operations(&id, l, layer.span());
+            self.allow_migrate(&id, l, clone.is_some());
         }
     }
 
@@ -324,9 +325,12 @@ impl<'a> Checker<'a> {
         for name in unique {
             let Some(value) = l.params.get_ref().get(name) else { continue };
             let Some(text) = param_text(value.get_ref()) else { continue };
-            let firsts = unique_seen.entry((agent.to_string(), name.to_string())).or_default();
+            // tcprelay owns its virtual IP as vip does: one address, one owner.
+            let owns_ip = matches!(agent, "vip" | "tcprelay") && name == "ip";
+            let space = if owns_ip { "vip" } else { agent };
+            let firsts = unique_seen.entry((space.to_string(), name.to_string())).or_default();
             if let Some((first, first_span)) = firsts.get(&text) {
-                let what = if agent == "vip" { "duplicate virtual IP" } else { "duplicate value" };
+                let what = if owns_ip { "duplicate virtual IP" } else { "duplicate value" };
                 let msg = format!(
                     "layer '{id}': {what} {name}={text}, already used by layer '{first}' on line {}",
                     line_of(self.src, first_span.start)
@@ -380,6 +384,45 @@ impl<'a> Checker<'a> {
         if let Some(t) = &l.migration_threshold {
             if *t.get_ref() < 1 {
                 self.problem(t.span(), format!("layer '{id}': migration_threshold must be at least 1"));
+            }
+        }
+    }
+
+    /// `allow_migrate = true` needs an agent with migrate_to and migrate_from, and a layer of a
+    /// group: Pacemaker moves a clone's instances by stop and start.
+    fn allow_migrate(&mut self, id: &str, l: &Layer, in_clone: bool) {
+        let migrating = l.allow_migrate.as_ref().is_some_and(|f| *f.get_ref());
+        if let (Some(flag), true) = (&l.allow_migrate, migrating) {
+            if in_clone {
+                self.problem(
+                    flag.span(),
+                    format!(
+                        "layer '{id}': allow_migrate is for layers of a group (a clone's instances are not migrated)"
+                    ),
+                );
+            }
+            if let Some(ocf) = layer_check::agent(l.agent.get_ref()) {
+                let has = |op: &str| ocf.spec().actions.iter().any(|a| a.name == op);
+                if !(has("migrate_to") && has("migrate_from")) {
+                    let able: Vec<&str> = crate::agents::AGENTS
+                        .iter()
+                        .filter(|a| a.spec().actions.iter().any(|x| x.name == "migrate_to"))
+                        .map(|a| a.spec().name)
+                        .collect();
+                    self.problem(
+                        flag.span(),
+                        format!(
+                            "layer '{id}': agent '{}' cannot live-migrate (no migrate_to/migrate_from); allow_migrate is for: {}",
+                            l.agent.get_ref(),
+                            able.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        for op in ["migrate_to", "migrate_from"] {
+            if let (Some(d), false) = (l.timeouts.get(op), migrating) {
+                self.problem(d.span(), format!("layer '{id}': timeouts.{op} without allow_migrate = true"));
             }
         }
     }

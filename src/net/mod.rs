@@ -13,5 +13,6 @@ pub mod pgwire;
 pub mod scram;
 pub mod sockdiag;
 pub mod stomp;
+pub mod tcprepair;
 pub mod unix;
 pub mod wire;

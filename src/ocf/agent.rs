@@ -64,6 +64,16 @@ pub trait Agent: Sync {
     fn reload(&self, _ctx: &Ctx) -> OcfResult {
         Err(OcfError::unimplemented("reload is not implemented"))
     }
+    /// Live migration, first half, on the node the resource leaves (`allow-migrate=true`):
+    /// Pacemaker names the target in `CRM_meta_migrate_target`.
+    fn migrate_to(&self, _ctx: &Ctx) -> OcfResult {
+        Err(OcfError::unimplemented("migrate_to is not implemented"))
+    }
+    /// Live migration, second half, on the node the resource arrives on (after a successful
+    /// migrate_to; Pacemaker then stops it on the source).
+    fn migrate_from(&self, _ctx: &Ctx) -> OcfResult {
+        Err(OcfError::unimplemented("migrate_from is not implemented"))
+    }
 }
 
 /// The actions the runtime knows how to route.
@@ -78,6 +88,8 @@ pub enum Action {
     Demote,
     Notify,
     Reload,
+    MigrateTo,
+    MigrateFrom,
     Usage,
 }
 
@@ -94,6 +106,8 @@ impl Action {
             "demote" => Action::Demote,
             "notify" => Action::Notify,
             "reload" => Action::Reload,
+            "migrate_to" => Action::MigrateTo,
+            "migrate_from" => Action::MigrateFrom,
             "usage" | "help" | "--help" | "-h" => Action::Usage,
             _ => return None,
         })
@@ -151,7 +165,7 @@ fn dispatch(agent: &dyn Agent, action: Action, action_name: &str, env: &OcfEnv, 
     if let Err(e) = agent.validate(&ctx, VALIDATE_SYNTAX) {
         return invalid_parameters(action, log, e);
     }
-    if matches!(action, Action::Start | Action::ValidateAll) {
+    if matches!(action, Action::Start | Action::ValidateAll | Action::MigrateFrom) {
         for name in &ctx.params.unknown {
             log.warn(format!("parameter '{name}' is not a parameter of {}; ignored", agent.spec().name));
         }
@@ -174,6 +188,12 @@ fn dispatch(agent: &dyn Agent, action: Action, action_name: &str, env: &OcfEnv, 
         Action::Demote => agent.demote(&ctx),
         Action::Notify => agent.notify(&ctx),
         Action::Reload => agent.reload(&ctx),
+        Action::MigrateTo => agent.migrate_to(&ctx),
+        // The resource starts here: the same host checks as a start.
+        Action::MigrateFrom => {
+            agent.validate(&ctx, VALIDATE_HOST)?;
+            agent.migrate_from(&ctx)
+        }
         Action::MetaData | Action::Usage => unreachable!("answered before dispatch"),
     }
 }

@@ -132,6 +132,15 @@ impl OcfEnv {
             .unwrap_or_default()
     }
 
+    /// The node a live migration leaves (`migrate_source`) and the one it goes to
+    /// (`migrate_target`): Pacemaker's node names, set for migrate_to and migrate_from alike.
+    pub fn migrate_source(&self) -> Option<&str> {
+        self.meta("migrate_source").filter(|v| !v.is_empty())
+    }
+    pub fn migrate_target(&self) -> Option<&str> {
+        self.meta("migrate_target").filter(|v| !v.is_empty())
+    }
+
     pub fn logging_var(&self, name: &str) -> Option<&str> {
         self.logging.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
@@ -193,5 +202,17 @@ mod tests {
         assert_eq!(e.notify_operation(), Some("promote"));
         assert_eq!(e.notify_list("promote_uname"), vec!["node1", "node2"]);
         assert_eq!(e.meta("clone-max"), Some("2"));
+    }
+
+    #[test]
+    fn migration_nodes() {
+        // As pacemaker-controld passes them (lib/pacemaker/pcmk_sched_migration.c, add_migration_meta).
+        let e = env(&[
+            ("OCF_RESKEY_CRM_meta_migrate_source", "node1"),
+            ("OCF_RESKEY_CRM_meta_migrate_target", "node2"),
+            ("OCF_RESKEY_CRM_meta_record_pending", "true"),
+        ]);
+        assert_eq!((e.migrate_source(), e.migrate_target()), (Some("node1"), Some("node2")));
+        assert_eq!(env(&[]).migrate_target(), None);
     }
 }

@@ -12,8 +12,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod guards;
+pub mod lan;
+pub mod pacemaker;
 #[allow(unused_imports)]
 pub use guards::*;
+#[allow(unused_imports)]
+pub use lan::Lan;
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -279,6 +283,8 @@ pub struct AgentRun {
     agent: String,
     env: BTreeMap<String, String>,
     netns: Option<String>,
+    run_dir: Option<PathBuf>,
+    prefix: Vec<String>,
 }
 
 impl AgentRun {
@@ -287,7 +293,7 @@ impl AgentRun {
         env.insert("OCF_ROOT".into(), "/usr/lib/ocf".into());
         env.insert("OCF_RESOURCE_INSTANCE".into(), format!("test-{agent}"));
         env.insert("OCF_RESKEY_CRM_meta_timeout".into(), "20000".into());
-        AgentRun { agent: agent.to_string(), env, netns: None }
+        AgentRun { agent: agent.to_string(), env, netns: None, run_dir: None, prefix: Vec::new() }
     }
     pub fn param(mut self, name: &str, value: impl ToString) -> Self {
         self.env.insert(format!("OCF_RESKEY_{name}"), value.to_string());
@@ -317,17 +323,55 @@ impl AgentRun {
         self
     }
 
+    /// With `in_netns`: the node's own `/run/hastack` is `dir` (bind-mounted in the mount
+    /// namespace `ip netns exec` makes), so two namespaces on one machine act as two nodes with
+    /// their own agent state, as nodes with their own /run do.
+    pub fn run_dir(mut self, dir: &Path) -> Self {
+        self.run_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Runs the agent through a wrapper, e.g. `setpriv --bounding-set=-net_admin --`.
+    pub fn through(mut self, wrapper: &[&str]) -> Self {
+        self.prefix = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     pub fn command(&self, action: &str) -> Command {
-        let path = agent_path(&self.agent);
-        let mut cmd = match &self.netns {
-            Some(ns) => {
+        let agent = agent_path(&self.agent);
+        let path = match self.prefix.split_first() {
+            Some((first, _)) => PathBuf::from(first),
+            None => agent.clone(),
+        };
+        let wrapped: Vec<std::ffi::OsString> = match self.prefix.split_first() {
+            Some((_, rest)) => rest.iter().map(Into::into).chain([agent.into_os_string()]).collect(),
+            None => Vec::new(),
+        };
+        let mut cmd = match (&self.netns, &self.run_dir) {
+            (Some(ns), Some(dir)) => {
+                std::fs::create_dir_all("/run/hastack").unwrap();
+                let mut c = Command::new("ip");
+                c.args([
+                    "netns",
+                    "exec",
+                    ns,
+                    "sh",
+                    "-c",
+                    r#"mount --bind "$1" /run/hastack && shift && exec "$@""#,
+                    "sh",
+                ])
+                .arg(dir)
+                .arg(&path);
+                c
+            }
+            (Some(ns), None) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(&path);
                 c
             }
-            None => Command::new(&path),
+            (None, _) => Command::new(&path),
         };
-        cmd.arg(action).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(&self.env);
+        cmd.args(&wrapped).arg(action).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(&self.env);
         cmd
     }
 
