@@ -40,6 +40,7 @@ pub const APPLETS: &[(&str, &str)] = &[
     ("postgresql", "ocf"),
     ("mariadb", "ocf"),
     ("app", "ocf"),
+    ("tcprelay", "ocf"),
     ("fence_ups", "fence"),
     ("alert", "alert"),
 ];
