@@ -196,7 +196,16 @@ fn reboot_answers_at_the_confirmed_off_and_powers_on_afterwards() {
     let sim_ref: &UpsSim = &sim;
     std::thread::scope(|s| {
         s.spawn(|| {
-            wait_for("the load to go off", Duration::from_secs(15), || !sim_ref.load_on());
+            // Silent only once fence_ups has its confirmation: the load is off, a status query
+            // (~) came after that, and fence_ups has written again since (it reads the answer
+            // before it writes), so the answer to that query was given.
+            wait_for("the off to be confirmed", Duration::from_secs(15), || {
+                let Some(off) = sim_ref.events().iter().find(|(_, e)| *e == Event::LoadOff).map(|(t, _)| *t) else {
+                    return false;
+                };
+                let after: Vec<(Instant, u8)> = sim_ref.received().into_iter().filter(|(t, _)| *t > off).collect();
+                after.iter().position(|(_, b)| *b == b'~').is_some_and(|i| i + 1 < after.len())
+            });
             sim_ref.set_fault(Fault::Silent);
         });
         run_stdin(&params("reboot")).expect(0);
