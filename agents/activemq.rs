@@ -330,7 +330,7 @@ impl Agent for Activemq {
 
 /// The broker's configuration does not parse or names unknown elements: the file Spring names
 /// (`URL [file:F]` or `file [F]`: the configuration or a file it imports), else `config`.
-fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
+pub fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
     if !["BeanDefinitionStoreException", "SAXParseException", "cvc-"].iter().any(|m| log.contains(m)) {
         return None;
     }
@@ -340,7 +340,7 @@ fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
 
 /// The lines of a Java log worth an exit reason: the messages and "Caused by", not the stack
 /// frames ("at ...", "... 25 more") that end every trace.
-fn java_error_lines(joined: &str, n: usize) -> String {
+pub fn java_error_lines(joined: &str, n: usize) -> String {
     let lines: Vec<&str> = joined
         .split(" | ")
         .map(str::trim)

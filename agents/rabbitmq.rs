@@ -349,7 +349,7 @@ fn health_round_trip(ctx: &Ctx, conn: &mut Amqp, deadline: Deadline) -> Result<(
 
 /// The lines of an Erlang crash worth an exit reason: without the empty and "neighbours:"
 /// lines of process reports.
-fn erlang_error_lines(joined: &str, n: usize) -> String {
+pub fn erlang_error_lines(joined: &str, n: usize) -> String {
     let lines: Vec<&str> = joined
         .split(" | ")
         .map(str::trim)
@@ -367,7 +367,7 @@ const CONF_D: &str = "/etc/rabbitmq/conf.d";
 
 /// What the node rejected: the file a syntax error names; for an error that names none (an
 /// unknown or invalid setting), `config` if it is the only new-style file, else unplaced.
-fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
+pub fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
     let markers = ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"];
     if !markers.iter().any(|m| log.contains(m)) {
         return None;

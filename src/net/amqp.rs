@@ -8,7 +8,7 @@
 use std::io;
 use std::net::TcpStream;
 
-use crate::net::wire::{connect_tcp, read_exact, write_all};
+use crate::net::wire::{connect_tcp, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 const FRAME_METHOD: u8 = 1;
@@ -20,8 +20,10 @@ const FRAME_END: u8 = 0xCE;
 /// The protocol header a client opens with.
 pub const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 
-pub struct Amqp {
-    stream: TcpStream,
+/// A connection over `S`: TCP to the broker, or any other byte stream with deadlines (the fuzz
+/// targets script a broker's answers in memory).
+pub struct Amqp<S: TimedStream = TcpStream> {
+    stream: S,
     frame_max: u32,
     publish_seq: u64,
 }
@@ -118,6 +120,20 @@ impl Amqp {
     /// up to Connection.Open-Ok.
     pub fn connect(addr: &str, user: &str, password: &str, vhost: &str, deadline: Deadline) -> Result<Amqp, String> {
         let stream = connect_tcp(addr, deadline).map_err(|e| format!("connect to {addr}: {e}"))?;
+        Amqp::handshake(stream, user, password, vhost, deadline)
+    }
+}
+
+impl<S: TimedStream> Amqp<S> {
+    /// The AMQP handshake on a connected stream: the protocol header, a PLAIN login, `vhost`
+    /// opened (Connection.Open-Ok).
+    pub fn handshake(
+        stream: S,
+        user: &str,
+        password: &str,
+        vhost: &str,
+        deadline: Deadline,
+    ) -> Result<Amqp<S>, String> {
         let mut c = Amqp { stream, frame_max: 131072, publish_seq: 0 };
         c.write(PROTOCOL_HEADER, deadline)?;
         c.expect(0, (10, 10), deadline).map_err(|e| format!("no Connection.Start: {e}"))?;

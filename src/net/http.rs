@@ -3,10 +3,11 @@
 //! fast error, not a monitor timeout. One request per connection (`Connection: close`).
 //! Plain http only (status URLs are local); https is refused with a clear message.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::net::wire::TimedStream;
 use crate::ocf::Deadline;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -91,13 +92,19 @@ fn exchange(
     request.extend_from_slice(b"\r\n");
     request.extend_from_slice(body.unwrap_or_default());
     stream.write_all(&request).map_err(|e| format!("send to {addr}: {e}"))?;
+    read_response(&mut stream, &addr.to_string(), deadline)
+}
+
+/// Reads the answer to a request sent on `stream` (`addr` names the server in errors): until
+/// the server closes, the body has the length the headers announce, or 1 MiB arrived.
+pub fn read_response(stream: &mut impl TimedStream, addr: &str, deadline: Deadline) -> Result<Response, String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         if deadline.expired() {
             return Err(format!("no complete answer from {addr} in time"));
         }
-        stream.set_read_timeout(Some(timeout(deadline))).ok();
+        stream.set_timeouts(deadline.remaining().max(Duration::from_millis(1))).ok();
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
@@ -161,6 +168,7 @@ fn dechunk(mut rest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::TcpStream;
 
-use crate::net::wire::{connect_tcp, read_some, write_all};
+use crate::net::wire::{connect_tcp, read_some, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 /// One frame: command, headers, body.
@@ -17,8 +17,10 @@ pub struct Frame {
     pub body: String,
 }
 
-pub struct Stomp {
-    stream: TcpStream,
+/// A session over `S`: a TCP connection to the broker, or any other byte stream with deadlines
+/// (the fuzz targets script a broker's answers in memory).
+pub struct Stomp<S: TimedStream = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -65,6 +67,19 @@ impl Stomp {
     /// Connects and completes the STOMP handshake (CONNECT → CONNECTED).
     pub fn connect(addr: &str, login: Option<(&str, &str)>, deadline: Deadline) -> Result<Stomp, String> {
         let stream = connect_tcp(addr, deadline).map_err(|e| format!("connect to {addr}: {e}"))?;
+        Stomp::handshake(stream, addr, login, deadline)
+    }
+}
+
+impl<S: TimedStream> Stomp<S> {
+    /// The STOMP handshake (CONNECT → CONNECTED) on a connected stream; `addr` names the broker
+    /// in errors.
+    pub fn handshake(
+        stream: S,
+        addr: &str,
+        login: Option<(&str, &str)>,
+        deadline: Deadline,
+    ) -> Result<Stomp<S>, String> {
         let mut s = Stomp { stream, buf: Vec::new() };
         let mut headers = vec![("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")];
         if let Some((user, pass)) = login {
