@@ -24,6 +24,14 @@ pub trait UpsLine {
     fn write_byte(&mut self, b: u8) -> Result<()>;
     /// What arrives before `deadline`; empty on timeout.
     fn read_some(&mut self, deadline: Deadline) -> Result<Vec<u8>>;
+    /// Why the port is held without a UUCP lock file, if it is (see serial.rs).
+    fn without_uucp_lock(&self) -> Option<&str> {
+        None
+    }
+    /// Gives the port's lock to `pid` (the process that finishes a reboot); nothing to hand over by default.
+    fn hand_over(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl UpsLine for SerialLine {
@@ -35,6 +43,12 @@ impl UpsLine for SerialLine {
     }
     fn read_some(&mut self, deadline: Deadline) -> Result<Vec<u8>> {
         SerialLine::read_some(self, deadline)
+    }
+    fn without_uucp_lock(&self) -> Option<&str> {
+        self.without_uucp_lock.as_deref()
+    }
+    fn hand_over(&self, pid: i32) -> Result<()> {
+        SerialLine::hand_over(self, pid)
     }
 }
 
@@ -49,6 +63,13 @@ pub struct SmartUps<'a, L: UpsLine = SerialLine> {
 
 impl<'a, L: UpsLine> SmartUps<'a, L> {
     pub fn new(line: L, log: &'a FenceLog) -> Self {
+        if let Some(why) = line.without_uucp_lock() {
+            log.warn(format!(
+                "no UUCP lock for {}: {why}; the port is held with flock and TIOCEXCL only (programs that honour \
+                 only UUCP lock files, such as minicom, are not kept out)",
+                line.name()
+            ));
+        }
         SmartUps { line, splitter: LineSplitter::default(), log, in_smart_mode: false, turning_off: false }
     }
 
@@ -228,5 +249,9 @@ impl<L: UpsLine> Ups for SmartUps<'_, L> {
 
     fn restore_load(&mut self, deadline: Deadline) -> Result<()> {
         self.double_command(apc::LOAD_ON, "load on (^N ^N)", deadline)
+    }
+
+    fn hand_over(&mut self, pid: i32) -> Result<()> {
+        self.line.hand_over(pid)
     }
 }

@@ -138,10 +138,74 @@ fn off_status_on_reboot_over_the_simulated_ups() {
     sim.clear_log();
     let reboot = run_stdin(&with("reboot"));
     reboot.expect(0);
+    let answered = Instant::now();
     assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
-    let kinds: Vec<Event> = sim.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn]);
+    assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    // The fencer meanwhile: status waits for the port, which the power-on still holds, and then
+    // sees the load back on.
+    let status = run_stdin(&with("status"));
+    status.expect(0);
+    assert_eq!(status.stdout.trim(), "Status: ON");
+    let events = sim.events();
+    let kinds: Vec<&Event> = events.iter().map(|(_, e)| e).collect();
+    assert_eq!(kinds, vec![&Event::LoadOff, &Event::LoadOn], "{}", sim.transcript());
+    assert!(events[1].0 > answered, "the answer came with the load confirmed off, before it went back on");
     assert_eq!(sim.count(&Event::EepromWrite), 0);
+}
+
+/// A reboot answers once the off is confirmed; a detached process turns the load back on, holding
+/// the port (its UUCP lock names it) until it is done, logs how it went, and lets go.
+#[test]
+fn reboot_answers_at_the_confirmed_off_and_powers_on_afterwards() {
+    if !need_pty_tests() {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    let lock = hastack::fence::serial::lock_file_for(sim.link(), Path::new("/var/lock"));
+    let params = |action: &'static str| {
+        vec![
+            ("action", action),
+            ("serial_port", sim.port()),
+            ("ups_serial", SERIAL),
+            ("power_timeout", "3"),
+            ("debug_file", debug.to_str().unwrap()),
+        ]
+    };
+    let reboot = run_stdin(&params("reboot"));
+    reboot.expect(0);
+    assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+    // The power-on holds the port (its ^N bytes are 1.6 s apart): the lock names a live
+    // fence_ups, not the one that answered (that one has exited).
+    let owner = std::fs::read(&lock).ok().and_then(|c| hastack::fence::serial::parse_lock_pid(&c));
+    let pid = owner.expect("the power-on holds the port's UUCP lock");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&cmdline).contains("fence_ups"), "lock held by {pid}");
+    wait_for("the load to come back on", Duration::from_secs(15), || sim.load_on());
+    wait_for("the power-on to let the port go", Duration::from_secs(15), || !lock.exists());
+    wait_for("the power-on's log line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&debug).unwrap().contains("is back on")
+    });
+    assert_eq!(sim.count(&Event::LoadOff), 1);
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+
+    // The UPS stops answering after the off: the answer is still the confirmed off; the power-on
+    // gives up within power_timeout and says so.
+    sim.clear_log();
+    let sim_ref: &UpsSim = &sim;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("the load to go off", Duration::from_secs(15), || !sim_ref.load_on());
+            sim_ref.set_fault(Fault::Silent);
+        });
+        run_stdin(&params("reboot")).expect(0);
+    });
+    wait_for("the power-on to give up", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    assert!(!sim.load_on());
+    wait_for("the port to be let go", Duration::from_secs(15), || !lock.exists());
 }
 
 #[test]
@@ -318,6 +382,40 @@ fn serial_lock_waits_for_a_live_owner_and_recovers_a_stale_one() {
     sim.set_fault(Fault::None);
     run_stdin(&[("action", "status"), ("serial_port", sim.port())]).expect(0);
     assert!(!lock.exists(), "the stale lock was taken over and released");
+}
+
+/// On a fresh /run without /run/lock (containers, the lab's nodes: /var/lock dangles) fence_ups
+/// makes it as Debian does at boot (1777); where no lock directory can be made it warns and holds
+/// the port with flock and TIOCEXCL alone. Both in a mount namespace with a tmpfs on /run.
+#[test]
+fn a_fresh_run_without_run_lock_does_not_stop_fence_ups() {
+    if !need_pty_tests() {
+        return;
+    }
+    if std::fs::read_link("/var/lock").ok().as_deref() != Some(Path::new("/run/lock"))
+        && !skip_or_fail("/var/lock is not Debian's link to /run/lock")
+    {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let script = r#""$0" -o status --serial-port "$1"; rc=$?; stat -c 'run/lock %a %U' /run/lock; exit $rc"#;
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).arg(fence_ups()).arg(sim.port());
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout, "Status: ON\nrun/lock 1777 root\n");
+    assert!(out.stderr.is_empty(), "no warning when the lock directory could be made: {}", out.stderr);
+
+    // A file where /run/lock should be: no UUCP lock, a warning, and the status all the same.
+    let mut cmd = Command::new(fence_ups());
+    cmd.args(["-o", "status", "--serial-port", sim.port()]);
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into()), MountStep::Touch("/run/lock".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout.trim(), "Status: ON");
+    stderr_has(&out, "no UUCP lock for");
+    stderr_has(&out, "flock and TIOCEXCL only");
 }
 
 #[test]
@@ -620,6 +718,33 @@ fn cluster_glue_apcsmart_plugin_drives_the_simulator() {
     assert_ne!(stonith(&["-S"]).code, 0, "a silent UPS fails the reference too");
 }
 
+/// cluster-glue's reset (what Pacemaker's `reboot` runs through fence_legacy) is `S` and, on line
+/// power, `@000`: the simulator hibernates as NUT documents a "new" model doing it, after the
+/// grace period it takes from `p` (020 s, the smallest, which the plugin selects), and wakes up by
+/// itself. bench/fence.sh measures this reset against fence_ups's reboot.
+#[test]
+fn cluster_glue_apcsmart_reset_hibernates_the_simulated_ups() {
+    if !need_pty_tests() || !need_program("stonith", "cluster-glue") {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let tty = format!("ttydev={}", sim.port());
+    let out = run_with_deadline(
+        Command::new("stonith").args(["-t", "apcsmart", tty.as_str(), "hostlist=node2", "-T", "reset", "node2"]),
+        Duration::from_secs(90),
+    );
+    out.expect(0);
+    let at = sim.times_of(b'@');
+    assert_eq!(at.len(), 1, "S refused on line power, then @000: {}", sim.transcript());
+    assert!(sim.transcript().contains("S @ 0 0 0"), "{}", sim.transcript());
+    let off = sim.events().into_iter().find(|(_, e)| *e == Event::LoadOff).expect("the load went off").0;
+    assert!(off - at[0] >= Duration::from_secs(20), "after the 20 s grace period: {:?}", off - at[0]);
+    wait_for("the UPS to wake up by itself", Duration::from_secs(10), || sim.load_on());
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+    // What the plugin reads while it waits: register 3's sleep bit (8).
+    assert!(sim.transcript().contains('8'), "{}", sim.transcript());
+}
+
 // ---- NUT -----------------------------------------------------------------------------------
 
 /// NUT's upsd on 127.0.0.1 with one driver, config and state in a temp dir owned by `nut`.
@@ -788,6 +913,39 @@ fn nut_load_off_is_confirmed_by_ups_status() {
     let on = run_stdin(&upsd.params(&port, "on"));
     on.expect(1);
     stderr_has(&on, "CMD-NOT-SUPPORTED");
+}
+
+/// Through NUT a reboot also answers at the confirmed off; the detached power-on goes on with the
+/// same upsd session and logs what upsd said (dummy-ups has no load.on).
+#[test]
+fn nut_reboot_answers_at_the_off_and_the_power_on_reports_in_the_debug_file() {
+    if !need_nut() {
+        return;
+    }
+    let upsd = Upsd::start("fake", "dummy-ups", "fake.dev", Some(DUMMY_DEV));
+    let port = upsd.port.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("upsd to pass load.off on", Duration::from_secs(20), || {
+                upsd.log().contains("did load.off on fake")
+            });
+            upsd.set_status("OFF");
+        });
+        let mut params = upsd.params(&port, "reboot");
+        params.push(("debug_file", debug.to_str().unwrap()));
+        let reboot = run_stdin(&params);
+        reboot.expect(0);
+        assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+        assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    });
+    wait_for("the power-on's outcome in the debug file", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    let text = std::fs::read_to_string(&debug).unwrap();
+    assert!(text.contains("CMD-NOT-SUPPORTED"), "{text}");
+    assert!(!text.contains(NUT_PASSWORD));
 }
 
 #[test]
@@ -983,9 +1141,14 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
     assert!(good.load_on());
     good.clear_log();
+    // (That fence_ups answers before the load goes back on is asserted without the fencer, whose
+    // own latency on a loaded machine can exceed the 1.6 s the power-on takes.)
     fencer.admin(&["-B", "node2", "-t", "40"]).expect(0);
+    wait_for("the load back on after the reboot", Duration::from_secs(15), || good.load_on());
     let kinds: Vec<Event> = good.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, on");
+    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, answer, on");
+    // The fencer's next operation waits for the port while the power-on may still hold it.
+    fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
 
     // Wrong identity: refused, and the UPS's load untouched.
     let started = Instant::now();
