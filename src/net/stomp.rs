@@ -47,15 +47,39 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<Frame> {
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let command = lines.next().unwrap_or("").trim().to_string();
-    let unesc = |s: &str| s.replace("\\c", ":").replace("\\n", "\n").replace("\\r", "\r").replace("\\\\", "\\");
     let mut headers = BTreeMap::new();
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
             // The first occurrence of a repeated header wins (STOMP 1.2).
-            headers.entry(unesc(k)).or_insert_with(|| unesc(v));
+            headers.entry(unescape(k)).or_insert_with(|| unescape(v));
         }
     }
     Some(Frame { command, headers, body: body.to_string() })
+}
+
+/// STOMP 1.2 header unescaping, in one pass: `\\c` is a backslash and a `c`, not a
+/// backslash and a colon. An undefined escape (a protocol error) is kept as it came.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('c') => out.push(':'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn describe_error(f: &Frame) -> String {
@@ -146,6 +170,18 @@ fn describe_io(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/stomp/regress-escaped-backslash): `\\c` (an escaped
+    /// backslash, then `c`) was read as a backslash and a colon.
+    #[test]
+    fn an_escaped_backslash_before_c_stays_a_backslash() {
+        let mut bytes = encode("SEND", &[("x", r"ID\c1"), ("y", "a\\:\n")], "");
+        let f = take_frame(&mut bytes).unwrap();
+        assert_eq!(f.headers["x"], r"ID\c1");
+        assert_eq!(f.headers["y"], "a\\:\n");
+        let mut raw = b"ERROR\nmessage:a\\\\cb\\c\\q\n\n\0".to_vec();
+        assert_eq!(take_frame(&mut raw).unwrap().headers["message"], r"a\cb:\q");
+    }
 
     #[test]
     fn frames_round_trip() {
