@@ -16,6 +16,8 @@ const FRAME_HEADER: u8 = 2;
 const FRAME_BODY: u8 = 3;
 const FRAME_HEARTBEAT: u8 = 8;
 const FRAME_END: u8 = 0xCE;
+/// The largest message body read back from the health queue (the agent publishes a few bytes).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// The protocol header a client opens with.
 pub const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
@@ -215,8 +217,13 @@ impl<S: TimedStream> Amqp<S> {
         if header.kind != FRAME_HEADER || header.payload.len() < 12 {
             return Err("no content header after basic.get-ok".into());
         }
-        let size = u64::from_be_bytes(header.payload[4..12].try_into().unwrap()) as usize;
-        let mut body = Vec::with_capacity(size);
+        // The size is the broker's word: bounded, and memory follows the bytes that arrive.
+        let size = u64::from_be_bytes(header.payload[4..12].try_into().unwrap());
+        if size > MAX_BODY as u64 {
+            return Err(format!("a message of {size} bytes in the health queue: not the health message"));
+        }
+        let size = size as usize;
+        let mut body = Vec::with_capacity(size.min(64 * 1024));
         while body.len() < size {
             let f = self.read_frame(deadline)?;
             if f.kind != FRAME_BODY {
@@ -284,6 +291,23 @@ impl<S: TimedStream> Amqp<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/amqp/regress-huge-body-size): a content header announcing a
+    /// terabyte made basic.get allocate it up front and abort the agent.
+    #[test]
+    fn a_huge_announced_body_is_an_error_not_an_allocation() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (client, mut broker) = UnixStream::pair().unwrap();
+        broker.write_all(include_bytes!("../../fuzz/seeds/amqp/regress-huge-body-size")).unwrap();
+        broker.shutdown(std::net::Shutdown::Write).unwrap();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let mut c = Amqp::handshake(client, "guest", "guest", "/", deadline).unwrap();
+        c.open_confirm_channel("hastack-health", deadline).unwrap();
+        c.publish_confirmed("hastack-health", b"ping", deadline).unwrap();
+        let e = c.get("hastack-health", deadline).unwrap_err();
+        assert!(e.contains("not the health message"), "{e}");
+    }
 
     #[test]
     fn encodes_frames_and_reads_close_reasons() {
