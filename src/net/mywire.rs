@@ -208,7 +208,8 @@ pub fn parse_text_row(p: &[u8], columns: usize) -> Result<Vec<Option<String>>, M
         }
         let (len, used) = lenenc_int(p, at).ok_or_else(bad)?;
         let start = at + used;
-        let end = start + len as usize;
+        // The length is the server's word: 2^64 - 1 must not wrap around (or panic).
+        let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len)).ok_or_else(bad)?;
         row.push(Some(String::from_utf8_lossy(p.get(start..end).ok_or_else(bad)?).into_owned()));
         at = end;
     }
@@ -234,6 +235,17 @@ pub fn literal(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/mywire/regress-row-length-overflow): a column length of
+    /// 2^64 - 1 overflowed the end offset (a panic with overflow checks, a wrap without).
+    #[test]
+    fn a_column_length_near_2_64_is_a_truncated_row() {
+        let mut row = vec![0xFE];
+        row.extend_from_slice(&[0xFF; 8]);
+        row.extend_from_slice(b"abc");
+        assert!(matches!(parse_text_row(&row, 1), Err(MyError::Io(e)) if e == "truncated row"));
+        assert_eq!(parse_text_row(b"\x03abc\xFB", 2).unwrap(), vec![Some("abc".to_string()), None]);
+    }
 
     #[test]
     fn parses_rows_errors_and_lengths() {
