@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build install test test-deps lint bench clean packages
+.PHONY: all build install test test-deps lint fuzz-smoke bench clean packages
 
 all: build
 
@@ -31,8 +31,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# Every fuzz target built and run for a few seconds over its seeds and regression inputs
+# (fuzz/run.sh installs cargo-fuzz when it is missing; FUZZING.md).
+fuzz-smoke:
+	fuzz/run.sh --smoke
+
 # Unit, agent, conformance tests: one nextest process per test suits namespace and service tests.
-test: test-deps lint
+test: test-deps lint fuzz-smoke
 	tests/setup/cleanup.sh
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --profile ci; \

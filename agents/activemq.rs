@@ -279,7 +279,7 @@ impl ServiceAgent for Activemq {
 
 /// The broker's configuration does not parse or names unknown elements: the file Spring names
 /// (`URL [file:F]` or `file [F]`: the configuration or a file it imports), else `config`.
-fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
+pub fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
     if !["BeanDefinitionStoreException", "SAXParseException", "cvc-"].iter().any(|m| log.contains(m)) {
         return None;
     }

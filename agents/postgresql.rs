@@ -129,13 +129,13 @@ impl Server {
 /// postmaster.pid, as PostgreSQL (10+) writes it: PID, data directory, start time, port, socket
 /// directory, listen address, shared memory key, status ("starting", "ready", "stopping", ...).
 #[derive(Debug, Default, PartialEq)]
-struct PidFile {
-    pid: i32,
-    port: u16,
-    status: String,
+pub struct PidFile {
+    pub pid: i32,
+    pub port: u16,
+    pub status: String,
 }
 
-fn parse_pidfile(text: &str) -> Option<PidFile> {
+pub fn parse_pidfile(text: &str) -> Option<PidFile> {
     let lines: Vec<&str> = text.lines().collect();
     Some(PidFile {
         pid: lines.first()?.trim().parse().ok()?,
@@ -323,7 +323,7 @@ impl ServiceAgent for Postgresql {
 /// `FATAL: configuration file "F" contains errors`, F being the file with the fault (an
 /// included file, postgresql.auto.conf in the data directory, or the `config` file); a bad
 /// `-c` setting from the command line names no file: the parameter that passed it.
-fn rejected_config(lines: &str) -> Option<Culprit> {
+pub fn rejected_config(lines: &str) -> Option<Culprit> {
     if let Some(file) = last_between(lines, "configuration file \"", "\"").or(last_between(lines, "in file \"", "\"")) {
         return Some(Culprit::File(PathBuf::from(file)));
     }

@@ -316,7 +316,7 @@ const CONF_D: &str = "/etc/rabbitmq/conf.d";
 
 /// What the node rejected: the file a syntax error names; for an error that names none (an
 /// unknown or invalid setting), `config` if it is the only new-style file, else unplaced.
-fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
+pub fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
     let markers = ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"];
     if !markers.iter().any(|m| log.contains(m)) {
         return None;

@@ -17,8 +17,43 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 const HANDSHAKE_TRIES: usize = 3;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1500);
 
-pub struct SmartUps<'a> {
-    line: SerialLine,
+/// The byte line to the UPS: the serial port, or a scripted one (the fuzz target).
+pub trait UpsLine {
+    /// How messages name the line (the device path).
+    fn name(&self) -> &str;
+    fn write_byte(&mut self, b: u8) -> Result<()>;
+    /// What arrives before `deadline`; empty on timeout.
+    fn read_some(&mut self, deadline: Deadline) -> Result<Vec<u8>>;
+    /// Why the port is held without a UUCP lock file, if it is (see serial.rs).
+    fn without_uucp_lock(&self) -> Option<&str> {
+        None
+    }
+    /// Gives the port's lock to `pid` (the process that finishes a reboot); nothing to hand over by default.
+    fn hand_over(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl UpsLine for SerialLine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn write_byte(&mut self, b: u8) -> Result<()> {
+        SerialLine::write_byte(self, b)
+    }
+    fn read_some(&mut self, deadline: Deadline) -> Result<Vec<u8>> {
+        SerialLine::read_some(self, deadline)
+    }
+    fn without_uucp_lock(&self) -> Option<&str> {
+        self.without_uucp_lock.as_deref()
+    }
+    fn hand_over(&self, pid: i32) -> Result<()> {
+        SerialLine::hand_over(self, pid)
+    }
+}
+
+pub struct SmartUps<'a, L: UpsLine = SerialLine> {
+    line: L,
     splitter: LineSplitter,
     log: &'a FenceLog,
     in_smart_mode: bool,
@@ -26,20 +61,20 @@ pub struct SmartUps<'a> {
     pub turning_off: bool,
 }
 
-impl<'a> SmartUps<'a> {
-    pub fn new(line: SerialLine, log: &'a FenceLog) -> Self {
-        if let Some(why) = &line.without_uucp_lock {
+impl<'a, L: UpsLine> SmartUps<'a, L> {
+    pub fn new(line: L, log: &'a FenceLog) -> Self {
+        if let Some(why) = line.without_uucp_lock() {
             log.warn(format!(
                 "no UUCP lock for {}: {why}; the port is held with flock and TIOCEXCL only (programs that honour \
                  only UUCP lock files, such as minicom, are not kept out)",
-                line.name
+                line.name()
             ));
         }
         SmartUps { line, splitter: LineSplitter::default(), log, in_smart_mode: false, turning_off: false }
     }
 
     fn note_alert(&mut self, a: Alert) {
-        self.log.debug(format!("{}: alert {}", self.line.name, a.describe()));
+        self.log.debug(format!("{}: alert {}", self.line.name(), a.describe()));
         if a == Alert::TurningOff {
             self.turning_off = true;
         }
@@ -56,7 +91,7 @@ impl<'a> SmartUps<'a> {
             for item in self.splitter.feed(&bytes) {
                 match item {
                     Incoming::Alert(a) => self.note_alert(a),
-                    Incoming::Line(l) => self.log.debug(format!("{}: ignoring stale reply {l:?}", self.line.name)),
+                    Incoming::Line(l) => self.log.debug(format!("{}: ignoring stale reply {l:?}", self.line.name())),
                 }
             }
         }
@@ -65,7 +100,7 @@ impl<'a> SmartUps<'a> {
     }
 
     fn send(&mut self, b: u8) -> Result<()> {
-        self.log.debug(format!("{}: > {}", self.line.name, apc::show_byte(b)));
+        self.log.debug(format!("{}: > {}", self.line.name(), apc::show_byte(b)));
         self.line.write_byte(b)
     }
 
@@ -83,7 +118,7 @@ impl<'a> SmartUps<'a> {
                 match item {
                     Incoming::Alert(a) => self.note_alert(a),
                     Incoming::Line(l) => {
-                        self.log.debug(format!("{}: < {l:?}", self.line.name));
+                        self.log.debug(format!("{}: < {l:?}", self.line.name()));
                         return Ok(Some(l));
                     }
                 }
@@ -120,12 +155,12 @@ impl<'a> SmartUps<'a> {
             }
         }
         if heard.is_empty() {
-            bail!("no answer from the UPS on {} to the smart-mode handshake (Y, expecting SM): check the cable (APC 940-0024C) and that no other program uses the port", self.line.name)
+            bail!("no answer from the UPS on {} to the smart-mode handshake (Y, expecting SM): check the cable (APC 940-0024C) and that no other program uses the port", self.line.name())
         }
         let shown: Vec<String> = heard.iter().map(|l| l.bytes().map(apc::show_byte).collect()).collect();
         bail!(
             "the device on {} does not speak APC Smart: answered {:?} to the smart-mode handshake (Y, expecting SM)",
-            self.line.name,
+            self.line.name(),
             shown
         )
     }
@@ -136,10 +171,10 @@ impl<'a> SmartUps<'a> {
         self.drain()?;
         self.send(cmd)?;
         let reply = self.read_line(deadline.at_most(REPLY_TIMEOUT))?.ok_or_else(|| {
-            anyhow!("the UPS on {} did not answer the {what} query ({})", self.line.name, apc::show_byte(cmd))
+            anyhow!("the UPS on {} did not answer the {what} query ({})", self.line.name(), apc::show_byte(cmd))
         })?;
         if !apc::is_clean(&reply) {
-            bail!("garbled reply from the UPS on {} to the {what} query: {:?}", self.line.name, reply);
+            bail!("garbled reply from the UPS on {} to the {what} query: {:?}", self.line.name(), reply);
         }
         if reply == apc::NOT_AVAILABLE {
             return Err(anyhow!(NotAvailable(what.to_string())));
@@ -159,7 +194,7 @@ impl<'a> SmartUps<'a> {
         let gap = Deadline::after(apc::DOUBLE_COMMAND_GAP);
         while !gap.expired() {
             if let Some(reply) = self.read_line(gap)? {
-                bail!("the UPS on {} refused the {what} command: it answered {reply:?}", self.line.name);
+                bail!("the UPS on {} refused the {what} command: it answered {reply:?}", self.line.name());
             }
         }
         self.send(cmd)
@@ -178,9 +213,9 @@ impl std::fmt::Display for NotAvailable {
 
 impl std::error::Error for NotAvailable {}
 
-impl Ups for SmartUps<'_> {
+impl<L: UpsLine> Ups for SmartUps<'_, L> {
     fn describe(&self) -> String {
-        format!("APC Smart UPS on {}", self.line.name)
+        format!("APC Smart UPS on {}", self.line.name())
     }
 
     fn serial_number(&mut self, deadline: Deadline) -> Result<Option<String>> {
@@ -193,7 +228,7 @@ impl Ups for SmartUps<'_> {
 
     fn power(&mut self, deadline: Deadline) -> Result<Power> {
         let status = apc::parse_hex_byte(&self.query(apc::STATUS, "status (Q)", deadline)?)
-            .map_err(|e| anyhow!("status reply from the UPS on {}: {e}", self.line.name))?;
+            .map_err(|e| anyhow!("status reply from the UPS on {}: {e}", self.line.name()))?;
         let register1 = match self.query(apc::REGISTER1, "register 1 (~)", deadline) {
             Ok(r) => Some(apc::parse_hex_byte(&r).map_err(|e| anyhow!("register 1 reply: {e}"))?),
             Err(e) if e.is::<NotAvailable>() => None,
@@ -202,7 +237,7 @@ impl Ups for SmartUps<'_> {
         let power = apc::decode_power(status, register1);
         self.log.debug(format!(
             "{}: status {status:02X}, register 1 {}: load {power:?}",
-            self.line.name,
+            self.line.name(),
             register1.map(|r| format!("{r:02X}")).unwrap_or_else(|| "NA".into())
         ));
         Ok(power)

@@ -251,7 +251,7 @@ pub fn corosync_cluster_name() -> Option<String> {
     parse_cluster_name(&std::fs::read_to_string(path).ok()?)
 }
 
-fn parse_cluster_name(conf: &str) -> Option<String> {
+pub fn parse_cluster_name(conf: &str) -> Option<String> {
     let mut depth = 0usize;
     let mut in_totem = false;
     for raw in conf.lines() {

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::TcpStream;
 
-use crate::net::wire::{connect_tcp, read_exact, write_all};
+use crate::net::wire::{connect_tcp, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 const FRAME_METHOD: u8 = 1;
@@ -16,12 +16,16 @@ const FRAME_HEADER: u8 = 2;
 const FRAME_BODY: u8 = 3;
 const FRAME_HEARTBEAT: u8 = 8;
 const FRAME_END: u8 = 0xCE;
+/// The largest message body read back from the health queue (the agent publishes a few bytes).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// The protocol header a client opens with.
 pub const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 
-pub struct Amqp {
-    stream: TcpStream,
+/// A connection over `S`: TCP to the broker, or any other byte stream with deadlines (the fuzz
+/// targets script a broker's answers in memory).
+pub struct Amqp<S: TimedStream = TcpStream> {
+    stream: S,
     frame_max: u32,
     publish_seq: u64,
 }
@@ -118,6 +122,20 @@ impl Amqp {
     /// up to Connection.Open-Ok.
     pub fn connect(addr: &str, user: &str, password: &str, vhost: &str, deadline: Deadline) -> Result<Amqp, String> {
         let stream = connect_tcp(addr, deadline).map_err(|e| format!("connect to {addr}: {e}"))?;
+        Amqp::handshake(stream, user, password, vhost, deadline)
+    }
+}
+
+impl<S: TimedStream> Amqp<S> {
+    /// The AMQP handshake on a connected stream: the protocol header, a PLAIN login, `vhost`
+    /// opened (Connection.Open-Ok).
+    pub fn handshake(
+        stream: S,
+        user: &str,
+        password: &str,
+        vhost: &str,
+        deadline: Deadline,
+    ) -> Result<Amqp<S>, String> {
         let mut c = Amqp { stream, frame_max: 131072, publish_seq: 0 };
         c.write(PROTOCOL_HEADER, deadline)?;
         c.expect(0, (10, 10), deadline).map_err(|e| format!("no Connection.Start: {e}"))?;
@@ -199,8 +217,13 @@ impl Amqp {
         if header.kind != FRAME_HEADER || header.payload.len() < 12 {
             return Err("no content header after basic.get-ok".into());
         }
-        let size = u64::from_be_bytes(header.payload[4..12].try_into().unwrap()) as usize;
-        let mut body = Vec::with_capacity(size);
+        // The size is the broker's word: bounded, and memory follows the bytes that arrive.
+        let size = u64::from_be_bytes(header.payload[4..12].try_into().unwrap());
+        if size > MAX_BODY as u64 {
+            return Err(format!("a message of {size} bytes in the health queue: not the health message"));
+        }
+        let size = size as usize;
+        let mut body = Vec::with_capacity(size.min(64 * 1024));
         while body.len() < size {
             let f = self.read_frame(deadline)?;
             if f.kind != FRAME_BODY {
@@ -268,6 +291,23 @@ impl Amqp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/amqp/regress-huge-body-size): a content header announcing a
+    /// terabyte made basic.get allocate it up front and abort the agent.
+    #[test]
+    fn a_huge_announced_body_is_an_error_not_an_allocation() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (client, mut broker) = UnixStream::pair().unwrap();
+        broker.write_all(include_bytes!("../../fuzz/seeds/amqp/regress-huge-body-size")).unwrap();
+        broker.shutdown(std::net::Shutdown::Write).unwrap();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let mut c = Amqp::handshake(client, "guest", "guest", "/", deadline).unwrap();
+        c.open_confirm_channel("hastack-health", deadline).unwrap();
+        c.publish_confirmed("hastack-health", b"ping", deadline).unwrap();
+        let e = c.get("hastack-health", deadline).unwrap_err();
+        assert!(e.contains("not the health message"), "{e}");
+    }
 
     #[test]
     fn encodes_frames_and_reads_close_reasons() {

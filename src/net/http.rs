@@ -3,10 +3,11 @@
 //! fast error, not a monitor timeout. One request per connection (`Connection: close`).
 //! Plain http only (status URLs are local); https is refused with a clear message.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::net::wire::TimedStream;
 use crate::ocf::Deadline;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -91,13 +92,19 @@ fn exchange(
     request.extend_from_slice(b"\r\n");
     request.extend_from_slice(body.unwrap_or_default());
     stream.write_all(&request).map_err(|e| format!("send to {addr}: {e}"))?;
+    read_response(&mut stream, &addr.to_string(), deadline)
+}
+
+/// Reads the answer to a request sent on `stream` (`addr` names the server in errors): until
+/// the server closes, the body has the length the headers announce, or 1 MiB arrived.
+pub fn read_response(stream: &mut impl TimedStream, addr: &str, deadline: Deadline) -> Result<Response, String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         if deadline.expired() {
             return Err(format!("no complete answer from {addr} in time"));
         }
-        stream.set_read_timeout(Some(timeout(deadline))).ok();
+        stream.set_timeouts(deadline.remaining().max(Duration::from_millis(1))).ok();
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
@@ -139,21 +146,32 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
         return None;
     }
     let status = parts.next()?.parse().ok()?;
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if is_chunked(&headers.to_ascii_lowercase()) { dechunk(body) } else { body.to_string() };
+    // Split and dechunk the bytes, not the decoded text: chunk sizes count bytes on the wire,
+    // and a character that is not UTF-8 decodes to a replacement of another length.
+    let (headers, body) = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => (&raw[..end], &raw[end + 4..]),
+        None => (raw, &[][..]),
+    };
+    let chunked = is_chunked(&String::from_utf8_lossy(headers).to_ascii_lowercase());
+    let body = if chunked {
+        String::from_utf8_lossy(&dechunk(body)).into_owned()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    };
     Some(Response { status, body })
 }
 
 /// The data of a chunked body (chunk extensions and trailers dropped).
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let (size, after) = (String::from_utf8_lossy(&rest[..eol]), &rest[eol + 2..]);
         let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else { break };
         if n == 0 || after.len() < n {
             break;
         }
-        out.push_str(&after[..n]);
-        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
+        out.extend_from_slice(&after[..n]);
+        rest = after[n..].strip_prefix(b"\r\n").unwrap_or(&after[n..]);
     }
     out
 }
@@ -161,6 +179,7 @@ fn dechunk(mut rest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     #[test]
@@ -186,6 +205,17 @@ mod tests {
         assert!(body_complete(chunked));
         let r = parse_response(chunked).unwrap();
         assert_eq!((r.status, r.body.as_str()), (503, "not yet\r\n"));
+    }
+
+    /// Fuzz finding (fuzz/seeds/http/regress-chunk-not-utf8): a chunk holding bytes that are not
+    /// UTF-8 was cut from the decoded text at its wire length, inside a replacement character.
+    #[test]
+    fn a_chunk_that_is_not_utf8_is_cut_at_its_bytes() {
+        let raw = b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nn\x94\xdf\xf5\r\n3\r\nyet\r\n0\r\n\r\n";
+        let r = parse_response(raw).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (503, "n\u{fffd}"));
+        let fuzzed = include_bytes!("../../fuzz/seeds/http/regress-chunk-not-utf8");
+        assert_eq!(parse_response(fuzzed).unwrap().status, 503);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::unistd::Uid;
 
 use crate::net::unix::connect_as;
-use crate::net::wire::{read_exact, write_all};
+use crate::net::wire::{read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 #[derive(Debug)]
@@ -60,8 +60,10 @@ const CLIENT_PLUGIN_AUTH: u32 = 0x80000;
 /// utf8mb4_general_ci
 const CHARSET: u8 = 45;
 
-pub struct MyConn {
-    stream: UnixStream,
+/// A connection over `S`: the server's Unix socket, or any other byte stream with deadlines
+/// (the fuzz targets script a server's answers in memory).
+pub struct MyConn<S: TimedStream = UnixStream> {
+    stream: S,
     seq: u8,
 }
 
@@ -72,6 +74,13 @@ impl MyConn {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => MyError::NoServer(e),
             _ => io_err(e),
         })?;
+        MyConn::handshake(stream, user, deadline)
+    }
+}
+
+impl<S: TimedStream> MyConn<S> {
+    /// The server's greeting and the login as `user` without a password, on a connected stream.
+    pub fn handshake(stream: S, user: &str, deadline: Deadline) -> Result<MyConn<S>, MyError> {
         let mut conn = MyConn { stream, seq: 0 };
         let greeting = conn.read_packet(deadline)?;
         match greeting.first() {
@@ -160,10 +169,9 @@ impl MyConn {
     }
 }
 
-impl Drop for MyConn {
+impl<S: TimedStream> Drop for MyConn<S> {
     fn drop(&mut self) {
         // COM_QUIT, so the server does not count an aborted connection; best effort.
-        use std::io::Write;
         let _ = self.stream.write_all(&[1, 0, 0, 0, 0x01]);
     }
 }
@@ -200,7 +208,8 @@ pub fn parse_text_row(p: &[u8], columns: usize) -> Result<Vec<Option<String>>, M
         }
         let (len, used) = lenenc_int(p, at).ok_or_else(bad)?;
         let start = at + used;
-        let end = start + len as usize;
+        // The length is the server's word: 2^64 - 1 must not wrap around (or panic).
+        let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len)).ok_or_else(bad)?;
         row.push(Some(String::from_utf8_lossy(p.get(start..end).ok_or_else(bad)?).into_owned()));
         at = end;
     }
@@ -226,6 +235,17 @@ pub fn literal(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/mywire/regress-row-length-overflow): a column length of
+    /// 2^64 - 1 overflowed the end offset (a panic with overflow checks, a wrap without).
+    #[test]
+    fn a_column_length_near_2_64_is_a_truncated_row() {
+        let mut row = vec![0xFE];
+        row.extend_from_slice(&[0xFF; 8]);
+        row.extend_from_slice(b"abc");
+        assert!(matches!(parse_text_row(&row, 1), Err(MyError::Io(e)) if e == "truncated row"));
+        assert_eq!(parse_text_row(b"\x03abc\xFB", 2).unwrap(), vec![Some("abc".to_string()), None]);
+    }
 
     #[test]
     fn parses_rows_errors_and_lengths() {

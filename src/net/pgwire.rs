@@ -65,7 +65,7 @@ fn io_err(e: io::Error) -> PgError {
 pub type Rows = Vec<Vec<Option<String>>>;
 
 /// The connection: the server's Unix socket, or TCP.
-enum Stream {
+pub enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
@@ -100,8 +100,10 @@ impl TimedStream for Stream {
     }
 }
 
-pub struct PgConn {
-    stream: Stream,
+/// A connection over `S`: the server's socket ([`Stream`]), or any other byte stream with
+/// deadlines (the fuzz targets script a server's answers in memory).
+pub struct PgConn<S: TimedStream = Stream> {
+    stream: S,
 }
 
 /// Where a server with socket directory `dir` and `port` listens: `DIR/.s.PGSQL.PORT`.
@@ -124,7 +126,7 @@ impl PgConn {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => PgError::NoServer(e),
             _ => io_err(e),
         })?;
-        PgConn { stream: Stream::Unix(stream) }.startup(user, None, database, params, deadline)
+        PgConn::startup(Stream::Unix(stream), user, None, database, params, deadline)
     }
 
     /// Connects over TCP to `addr` (`host:port`) and authenticates with `password` if the server
@@ -141,17 +143,22 @@ impl PgConn {
             io::ErrorKind::ConnectionRefused => PgError::NoServer(e),
             _ => io_err(e),
         })?;
-        PgConn { stream: Stream::Tcp(stream) }.startup(user, password, database, params, deadline)
+        PgConn::startup(Stream::Tcp(stream), user, password, database, params, deadline)
     }
+}
 
-    fn startup(
-        mut self,
+impl<S: TimedStream> PgConn<S> {
+    /// Starts a session on a connected stream: the startup message, authentication (`trust`,
+    /// `password` or `scram-sha-256` with `password`), until the server is ready for a query.
+    pub fn startup(
+        stream: S,
         user: &str,
         password: Option<&str>,
         database: &str,
         params: &[(&str, &str)],
         deadline: Deadline,
-    ) -> Result<PgConn, PgError> {
+    ) -> Result<PgConn<S>, PgError> {
+        let mut conn = PgConn { stream };
         let mut body = Vec::new();
         body.extend_from_slice(&196608i32.to_be_bytes()); // protocol 3.0
         for (k, v) in [("user", user), ("database", database)].iter().chain(params.iter()) {
@@ -163,10 +170,10 @@ impl PgConn {
         body.push(0);
         let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         msg.extend_from_slice(&body);
-        write_all(&mut self.stream, &msg, deadline).map_err(io_err)?;
+        write_all(&mut conn.stream, &msg, deadline).map_err(io_err)?;
         let mut scram: Option<Scram> = None;
         loop {
-            let (kind, body) = self.read_message(deadline)?;
+            let (kind, body) = conn.read_message(deadline)?;
             match kind {
                 b'R' => match be_i32(&body, 0)? {
                     0 => {} // AuthenticationOk
@@ -174,7 +181,7 @@ impl PgConn {
                         let pw = need_password(password, user, "password")?;
                         let mut reply = pw.as_bytes().to_vec();
                         reply.push(0);
-                        self.send(b'p', &reply, deadline)?;
+                        conn.send(b'p', &reply, deadline)?;
                     }
                     10 => {
                         let pw = need_password(password, user, "scram-sha-256")?;
@@ -188,13 +195,13 @@ impl PgConn {
                         let mut reply = b"SCRAM-SHA-256\0".to_vec();
                         reply.extend_from_slice(&(first.len() as i32).to_be_bytes());
                         reply.extend_from_slice(first.as_bytes());
-                        self.send(b'p', &reply, deadline)?;
+                        conn.send(b'p', &reply, deadline)?;
                         scram = Some(s);
                     }
                     11 => {
                         let s = scram.as_mut().ok_or_else(|| PgError::Io("SASL continue without a start".into()))?;
                         let fin = s.client_final(&String::from_utf8_lossy(&body[4..])).map_err(PgError::Io)?;
-                        self.send(b'p', fin.as_bytes(), deadline)?;
+                        conn.send(b'p', fin.as_bytes(), deadline)?;
                     }
                     12 => {
                         let s = scram.as_ref().ok_or_else(|| PgError::Io("SASL final without a start".into()))?;
@@ -214,7 +221,7 @@ impl PgConn {
                     }
                 },
                 b'E' => return Err(parse_error(&body)),
-                b'Z' => return Ok(self),
+                b'Z' => return Ok(conn),
                 _ => {} // ParameterStatus, BackendKeyData, NoticeResponse
             }
         }
@@ -260,7 +267,7 @@ impl PgConn {
     }
 }
 
-impl Drop for PgConn {
+impl<S: TimedStream> Drop for PgConn<S> {
     fn drop(&mut self) {
         // Terminate, so the server logs no "unexpected EOF"; best effort.
         let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::TcpStream;
 
-use crate::net::wire::{connect_tcp, read_some, write_all};
+use crate::net::wire::{connect_tcp, read_some, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 /// One frame: command, headers, body.
@@ -17,8 +17,10 @@ pub struct Frame {
     pub body: String,
 }
 
-pub struct Stomp {
-    stream: TcpStream,
+/// A session over `S`: a TCP connection to the broker, or any other byte stream with deadlines
+/// (the fuzz targets script a broker's answers in memory).
+pub struct Stomp<S: TimedStream = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -45,15 +47,39 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<Frame> {
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let command = lines.next().unwrap_or("").trim().to_string();
-    let unesc = |s: &str| s.replace("\\c", ":").replace("\\n", "\n").replace("\\r", "\r").replace("\\\\", "\\");
     let mut headers = BTreeMap::new();
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
             // The first occurrence of a repeated header wins (STOMP 1.2).
-            headers.entry(unesc(k)).or_insert_with(|| unesc(v));
+            headers.entry(unescape(k)).or_insert_with(|| unescape(v));
         }
     }
     Some(Frame { command, headers, body: body.to_string() })
+}
+
+/// STOMP 1.2 header unescaping, in one pass: `\\c` is a backslash and a `c`, not a
+/// backslash and a colon. An undefined escape (a protocol error) is kept as it came.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('c') => out.push(':'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn describe_error(f: &Frame) -> String {
@@ -65,6 +91,19 @@ impl Stomp {
     /// Connects and completes the STOMP handshake (CONNECT → CONNECTED).
     pub fn connect(addr: &str, login: Option<(&str, &str)>, deadline: Deadline) -> Result<Stomp, String> {
         let stream = connect_tcp(addr, deadline).map_err(|e| format!("connect to {addr}: {e}"))?;
+        Stomp::handshake(stream, addr, login, deadline)
+    }
+}
+
+impl<S: TimedStream> Stomp<S> {
+    /// The STOMP handshake (CONNECT → CONNECTED) on a connected stream; `addr` names the broker
+    /// in errors.
+    pub fn handshake(
+        stream: S,
+        addr: &str,
+        login: Option<(&str, &str)>,
+        deadline: Deadline,
+    ) -> Result<Stomp<S>, String> {
         let mut s = Stomp { stream, buf: Vec::new() };
         let mut headers = vec![("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")];
         if let Some((user, pass)) = login {
@@ -131,6 +170,18 @@ fn describe_io(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (fuzz/seeds/stomp/regress-escaped-backslash): `\\c` (an escaped
+    /// backslash, then `c`) was read as a backslash and a colon.
+    #[test]
+    fn an_escaped_backslash_before_c_stays_a_backslash() {
+        let mut bytes = encode("SEND", &[("x", r"ID\c1"), ("y", "a\\:\n")], "");
+        let f = take_frame(&mut bytes).unwrap();
+        assert_eq!(f.headers["x"], r"ID\c1");
+        assert_eq!(f.headers["y"], "a\\:\n");
+        let mut raw = b"ERROR\nmessage:a\\\\cb\\c\\q\n\n\0".to_vec();
+        assert_eq!(take_frame(&mut raw).unwrap().headers["message"], r"a\cb:\q");
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -43,6 +43,8 @@ packages=(
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
+  # fuzz targets (make test's fuzz-smoke): libfuzzer-sys compiles libFuzzer, which is C++
+  g++
 )
 [ $# -gt 0 ] && packages=("$@")
 
