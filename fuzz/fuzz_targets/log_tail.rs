@@ -2,7 +2,7 @@
 //! into an exit reason and an exit code: which file or parameter the server rejected
 //! (PostgreSQL, MariaDB, ActiveMQ, RabbitMQ; the file names nginx, Apache, HAProxy and Tomcat
 //! print), the lines worth quoting (Java and Erlang traces shrunk to their messages), the ports
-//! a bind error names. Runs the pieces agents/config_fault.rs and the agents put together.
+//! a bind error names. Runs the pieces agents/service/ (config_fault, explain) and the agents put together.
 //!
 //! Properties: nothing panics; what is extracted comes from the text (a culprit file or a port
 //! is written in it); the code is 2 (node-local) or 6 (on the replicated partition, or a
@@ -13,11 +13,11 @@
 
 use std::path::Path;
 
-use hastack::agents::config_fault::{last_between, path_after, rejected, Culprit};
-use hastack::agents::front_service::pick_lines;
+use hastack::agents::service::config_fault::{last_between, path_after, rejected, Culprit};
+use hastack::agents::service::explain::ports_in_message;
+use hastack::agents::service::{Quote, Service};
 use hastack::agents::{activemq, mycnf, postgresql, rabbitmq};
 use hastack::ocf::OcfStatus;
-use hastack::sys::daemon::ports_in_message;
 use libfuzzer_sys::fuzz_target;
 
 /// The markers the front layer's configuration checks use to find the file at fault.
@@ -80,19 +80,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(port > 0 && after_colons.contains(&u64::from(port)), "port {port}");
     }
 
-    // The lines quoted in an exit reason: `text` as the log file, and joined with " | " as
-    // daemon::tail gives it.
-    let joined = text.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" | ");
-    for n in [1, 3, 4] {
-        for quoted in [activemq::java_error_lines(&joined, n), rabbitmq::erlang_error_lines(&joined, n)] {
-            assert!(quoted.is_empty() || quoted.split(" | ").count() <= joined.split(" | ").count());
-        }
-        let java = activemq::java_error_lines(&joined, n);
-        assert!(!java.split(" | ").any(|l| l.starts_with("at ")), "{java}");
-        let picked = pick_lines(&text, &["SEVERE", "Exception;", "[emerg]", "FATAL"], n);
-        if !text.contains('|') {
-            assert!(picked.is_empty() || picked.split(" | ").count() <= n, "{picked}");
-            assert!(!picked.split(" | ").any(|l| l.starts_with("at ")), "{picked}");
-        }
+    // The lines quoted in an exit reason, as the service model picks them from a start's output:
+    // at most `lines` of them, never a Java stack frame, each one a line of the output.
+    let output: Vec<String> = text.lines().map(str::to_string).collect();
+    for quote in [
+        Quote::LAST_LINES,
+        Quote { lines: 1, markers: &["SEVERE", "Exception;", "[emerg]", "FATAL"], ..Quote::LAST_LINES },
+        <rabbitmq::Server as Service>::QUOTE,
+        <activemq::Server as Service>::QUOTE,
+    ] {
+        let picked = quote.pick(&output);
+        assert!(picked.len() <= quote.lines, "{picked:?}");
+        assert!(picked.iter().all(|l| output.iter().any(|o| o.trim() == *l)), "{picked:?}");
+        assert!(!picked.iter().any(|l| l.starts_with("at ")), "{picked:?}");
+        let _ = quote.quote(&output);
     }
 });

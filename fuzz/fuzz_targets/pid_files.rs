@@ -10,10 +10,10 @@
 
 use std::path::Path;
 
-use hastack::agents::front_service::adopt_from_pidfile;
 use hastack::agents::postgresql::parse_pidfile;
+use hastack::agents::service::instance::adopt_from_pidfile;
 use hastack::fence::serial::parse_lock_pid;
-use hastack::sys::daemon::{load_live_identity, read_pidfile, Identity};
+use hastack::sys::identity::{load_live_identity, read_pidfile, Identity};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

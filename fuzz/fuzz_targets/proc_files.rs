@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(line.contains(&format!("({})", s.comm)));
         }
     }
-    let _ = hastack::sys::daemon::parse_listeners(&text);
+    let _ = hastack::sys::listeners::parse_listeners(&text);
     let _ = parse_fdinfo_mnt_id(&text);
     let _ = parse_maps(&text);
     let _ = parse_proc_filesystems(&text);
