@@ -42,6 +42,8 @@ enum Command {
         /// The OCF action, e.g. start, monitor, meta-data.
         action: Option<String>,
     },
+    /// The whole stack on a two-node Pacemaker cluster on this machine (namespaces; needs root).
+    Lab(crate::lab::LabArgs),
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
@@ -97,6 +99,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }),
         Command::Config { command } => run_config(command),
+        Command::Lab(args) => crate::lab::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

@@ -8,6 +8,7 @@ pub mod applets;
 pub mod cli;
 pub mod config;
 pub mod doc;
+pub mod lab;
 pub mod net;
 pub mod ocf;
 pub mod sys;

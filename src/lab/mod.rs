@@ -1,0 +1,111 @@
+//! `hastack lab`: the whole stack on a real two-node Corosync/Pacemaker cluster on one machine
+//! (README.md, "The lab"). Each node is a network + mount + UTS + PID namespace with its own
+//! Corosync and Pacemaker (`init`), powered by a simulated APC Smart UPS on the host (`power`)
+//! that the other node's fence_ups switches off through a serial cable; the shared disk is a
+//! loop device (`disk`). `up` builds it all from a stack file (`plan`, `services`) and records
+//! every object in a journal before making it (`journal`), which `down` undoes.
+
+pub mod bench;
+pub mod crm;
+pub mod disk;
+pub mod down;
+pub mod host;
+pub mod init;
+pub mod journal;
+pub mod layout;
+pub mod net;
+pub mod node;
+pub mod packages;
+pub mod plan;
+pub mod power;
+pub mod services;
+pub mod status;
+pub mod up;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+pub use layout::Lab;
+
+/// The stack the lab runs by default: crm-config/lab.toml, built in.
+pub const LAB_TOML: &str = include_str!("../../crm-config/lab.toml");
+
+#[derive(clap::Args, Debug)]
+pub struct LabArgs {
+    /// The lab's name: prefixes its namespaces, bridges and interfaces (2-6 letters/digits).
+    #[arg(long, default_value = layout::DEFAULT_NAME, global = true)]
+    pub name: String,
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LabCommand {
+    /// Install what is missing, build the two-node cluster and start the stack on it.
+    Up {
+        /// The stack to run (default: the built-in crm-config/lab.toml).
+        stack: Option<PathBuf>,
+        /// Corosync's token timeout (e.g. 1000ms), overriding the stack's.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Show the nodes, their power, the membership and crm_mon.
+    Status,
+    /// Cut a node's power, as an outage would (not through its UPS).
+    Fail { node: String },
+    /// Power a node back on (its UPS's load on, then boot).
+    Boot { node: String },
+    /// Power cuts of the node running the data layers, timed from Pacemaker's records.
+    Bench(bench::BenchArgs),
+    /// Remove everything the lab made (also after a failed `up`).
+    Down,
+    /// A node's PID 1 (started by the lab).
+    #[command(hide = true)]
+    Init { node: String },
+    /// A node's UPS and power supply (started by the lab).
+    #[command(hide = true)]
+    Power { node: String },
+}
+
+pub fn run(args: LabArgs) -> Result<i32> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the lab needs root (namespaces, bridges, loop devices, mounts)");
+    }
+    let lab = Lab::new(&args.name)?;
+    match args.command {
+        LabCommand::Up { stack, token } => up::up(&lab, stack.as_deref(), token.as_deref()).map(|_| 0),
+        LabCommand::Status => status::status(&lab),
+        LabCommand::Fail { node } => {
+            let plan = load_plan(&lab)?;
+            let was = node::cut(&lab, &plan, &node)?;
+            println!("{node}: power cut{}", if was { "" } else { " (it was off already)" });
+            Ok(0)
+        }
+        LabCommand::Boot { node } => {
+            let plan = load_plan(&lab)?;
+            plan.node(&node)?;
+            power::switch_on(&lab, &node)?;
+            let id = node::boot(&lab, &plan, &node)?;
+            println!("{node}: booted (PID 1 is {} on the host)", id.pid);
+            Ok(0)
+        }
+        LabCommand::Bench(args) => bench::run(&lab, args),
+        LabCommand::Down => down::down(&lab).map(|_| 0),
+        LabCommand::Init { node } => init::launch(&lab, &load_plan(&lab)?, &node),
+        LabCommand::Power { node } => power::run(&lab, &load_plan(&lab)?, &node).map(|_| 0),
+    }
+}
+
+/// The stack a lab that is up runs, as `up` saved it.
+pub fn load_stack(lab: &Lab) -> Result<crate::config::Loaded> {
+    let path = lab.stack_file();
+    if !path.exists() {
+        bail!("lab '{}' is not up (no {})", lab.name, path.display());
+    }
+    crate::config::load(&path)
+}
+
+pub fn load_plan(lab: &Lab) -> Result<plan::Plan> {
+    plan::plan(&load_stack(lab)?).context("the lab's saved stack")
+}
