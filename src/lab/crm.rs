@@ -6,6 +6,8 @@ use quick_xml::Reader;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterState {
+    /// The designated controller (DC), if there is one.
+    pub dc: Option<String>,
     /// (node, online)
     pub nodes: Vec<(String, bool)>,
     pub resources: Vec<Resource>,
@@ -29,9 +31,12 @@ impl ClusterState {
         self.nodes.iter().filter(|(_, on)| *on).map(|(n, _)| n.as_str()).collect()
     }
 
-    /// Whether every configured resource instance runs and nothing failed (what `up` waits for).
+    /// Whether every configured resource instance has started (not still starting) and nothing
+    /// failed (what `up` waits for, with an idle controller).
     pub fn settled(&self) -> bool {
-        !self.resources.is_empty() && self.failures.is_empty() && self.resources.iter().all(|r| r.active && !r.failed)
+        !self.resources.is_empty()
+            && self.failures.is_empty()
+            && self.resources.iter().all(|r| r.active && !r.failed && r.role == "Started")
     }
 
     /// The nodes `id` runs on (one per active instance).
@@ -67,6 +72,7 @@ pub fn parse(xml: &str) -> ClusterState {
         let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
         let parent = path.last().map(String::as_str);
         match (name.as_str(), parent) {
+            ("current_dc", _) => state.dc = attr(&e, "name"),
             ("node", Some("nodes")) => {
                 let online = attr(&e, "online").as_deref() == Some("true");
                 state.nodes.push((attr(&e, "name").unwrap_or_default(), online));
@@ -105,6 +111,9 @@ mod tests {
     use super::*;
 
     const XML: &str = r#"<pacemaker-result api-version="2.29" request="crm_mon --output-as=xml">
+  <summary>
+    <current_dc present="true" version="2.1.5-a3f44794f94" name="node2" id="2" with_quorum="true" mixed_version="false"/>
+  </summary>
   <nodes>
     <node name="node1" id="1" online="true" standby="false" type="member"/>
     <node name="node2" id="2" online="false" standby="false" type="member"/>
@@ -132,6 +141,7 @@ mod tests {
     fn nodes_resources_and_failures() {
         let s = parse(XML);
         assert_eq!(s.online(), vec!["node1"]);
+        assert_eq!(s.dc.as_deref(), Some("node2"));
         assert_eq!(s.resources.len(), 4);
         assert_eq!(s.where_runs("vip1"), vec!["node1"]);
         assert_eq!(s.where_runs("web"), vec!["node1"]);

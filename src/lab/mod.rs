@@ -20,6 +20,7 @@ pub mod plan;
 pub mod power;
 pub mod services;
 pub mod status;
+pub mod timeline;
 pub mod up;
 
 use std::path::PathBuf;

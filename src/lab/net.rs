@@ -19,10 +19,26 @@ pub fn netns_exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
 }
 
-/// A bridge, up, unless it exists already.
+/// A bridge, up, unless it exists already. Its frames bypass the host's firewall (with
+/// br_netfilter loaded, a FORWARD policy of DROP, as Docker sets, would cut the nodes off).
 pub fn add_bridge(name: &str) -> Result<()> {
     if !link_exists(name) {
-        host::run("ip", &["link", "add", name, "type", "bridge"])?;
+        host::run(
+            "ip",
+            &[
+                "link",
+                "add",
+                name,
+                "type",
+                "bridge",
+                "nf_call_iptables",
+                "0",
+                "nf_call_ip6tables",
+                "0",
+                "nf_call_arptables",
+                "0",
+            ],
+        )?;
     }
     host::run("ip", &["link", "set", name, "up"])?;
     Ok(())

@@ -17,6 +17,15 @@ pub fn cluster_state(lab: &Lab, node: &str) -> Result<ClusterState> {
     Ok(crm::parse(&xml))
 }
 
+/// Whether the cluster's controller (asked on `node`) is idle: no transition in progress. A
+/// recurring monitor that fails while the transition that started it still runs is not acted
+/// on by Pacemaker 2.1 (its action is already confirmed), so the lab faults only an idle cluster.
+pub fn idle(lab: &Lab, node: &str, state: &ClusterState) -> bool {
+    let Some(dc) = &state.dc else { return false };
+    node::run_on(lab, node, "crmadmin", &["-q", "-S", dc], Duration::from_secs(30))
+        .is_ok_and(|out| out.trim() == "S_IDLE")
+}
+
 pub fn status(lab: &Lab) -> Result<i32> {
     if !lab.stack_file().exists() {
         println!("lab '{}' is not up", lab.name);

@@ -118,7 +118,9 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
         Duration::from_secs(60),
     )?;
     println!("configuration loaded (rendered by `hastack config render --format cib`); starting the stack");
-    wait_for(lab, first, "the stack to start", Duration::from_secs(600), crm::ClusterState::settled)?;
+    wait_for(lab, first, "the stack to start", Duration::from_secs(600), |s| {
+        s.settled() && status::idle(lab, first, s)
+    })?;
     std::fs::write(lab.complete_marker(), "")?;
     println!("lab '{}' is up ({:.0?}):", lab.name, started.elapsed());
     status::print_cluster(lab, &plan)?;
