@@ -1,10 +1,10 @@
-# The two commands README.md shows: `make install` (main job) and `make test` (every test).
-# Both install what they need on a fresh Debian 12 machine.
+# The commands README.md shows: `make lab` (the main job on one machine), `make test` (every test),
+# `make install` (a real cluster's nodes). Each installs what it needs on a fresh Debian 12 machine.
 
 PREFIX ?= /usr
 CARGO ?= cargo
 
-.PHONY: all build install test test-deps lint bench clean packages
+.PHONY: all build install lab test test-deps lint bench clean packages
 
 all: build
 
@@ -17,6 +17,10 @@ install: build
 	install -D -m 0755 target/release/hastack $(DESTDIR)$(PREFIX)/sbin/hastack
 	$(DESTDIR)$(PREFIX)/sbin/hastack install --root $(or $(DESTDIR),/) --binary $(PREFIX)/sbin/hastack
 	crm_resource --list-agents ocf:hastack
+
+# The whole stack on a two-node Pacemaker cluster of namespaces on this machine (README, "The lab").
+lab: install
+	$(DESTDIR)$(PREFIX)/sbin/hastack lab up
 
 test-deps:
 	tests/setup/install-deps.sh

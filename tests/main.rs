@@ -12,6 +12,7 @@ mod drbd;
 mod fence;
 mod filesystem;
 mod front;
+mod lab;
 mod packaging;
 mod vip;
 mod vm;

@@ -94,6 +94,8 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
 
 /// PID 1 of the node: set up, say so, supervise. Returns only on a failed set-up.
 fn pid1(spec: &NodeSpec, log: File, ready: OwnedFd) -> i32 {
+    // A session of its own: a ^C or hang-up of the terminal that ran `lab up` is not the node's.
+    let _ = nix::unistd::setsid();
     // Our output goes to the node's log: the launcher reads only the ready pipe.
     let devnull = File::open("/dev/null").expect("/dev/null");
     // SAFETY: dup2 onto the standard descriptors of this (single-threaded) process.

@@ -75,7 +75,13 @@ pub fn run(args: LabArgs) -> Result<i32> {
     }
     let lab = Lab::new(&args.name)?;
     match args.command {
-        LabCommand::Up { stack, token } => up::up(&lab, stack.as_deref(), token.as_deref()).map(|_| 0),
+        LabCommand::Up { stack, token } => up::up(&lab, stack.as_deref(), token.as_deref()).map(|_| 0).map_err(|e| {
+            let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
+            e.context(format!(
+                "lab up failed; what it made is kept for inspection (logs under {}), `hastack lab{down} down` removes it",
+                lab.dir.display()
+            ))
+        }),
         LabCommand::Status => status::status(&lab),
         LabCommand::Fail { node } => {
             let plan = load_plan(&lab)?;

@@ -1,0 +1,159 @@
+//! `hastack lab`: up, a power-cut failover, down, and then nothing left behind, checked without
+//! the lab's own bookkeeping (ip netns, ip link, /proc/mounts, losetup, the process table).
+//! The lab runs under a name of its own (`hst` + digits), so a user's lab (default `hsl`) is
+//! never touched and tests/setup/cleanup.sh's `hst` sweep finds its namespaces and links.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::support::*;
+
+struct Lab {
+    name: String,
+}
+
+impl Lab {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(["lab", "--name", &self.name]).args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str], limit: Duration) -> Outcome {
+        run_with_deadline(&mut self.cmd(args), limit)
+    }
+
+    fn status(&self) -> String {
+        self.run(&["status"], Duration::from_secs(120)).stdout
+    }
+
+    /// The node a resource runs on, from `lab status` (crm_mon's "rsc (agent): Started node").
+    fn where_runs(&self, rsc: &str) -> Option<String> {
+        let status = self.status();
+        let line = status.lines().find(|l| l.trim_start().starts_with(&format!("* {rsc}\t")))?;
+        line.split("Started ").nth(1).map(|n| n.trim().to_string())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Whatever happened, the lab goes (a failed assertion must not leave a cluster running).
+        let _ = run_with_deadline(&mut self.cmd(&["down"]), Duration::from_secs(120));
+    }
+}
+
+/// GET through the public virtual IP from the lab's client namespace: VIP1 → HAProxy → nginx
+/// → Tomcat.
+fn http_through_vip1(lab: &Lab) -> Outcome {
+    let ns = format!("{}-client", lab.name);
+    run_with_deadline(
+        Command::new("ip").args(["netns", "exec", &ns, "curl", "-sf", "-m", "5", "http://10.250.1.10/"]),
+        Duration::from_secs(20),
+    )
+}
+
+/// Every trace of a lab named `name` on this machine, found without the lab's journal.
+fn leftovers(name: &str) -> Vec<String> {
+    let prefix = format!("{name}-");
+    let mut left = Vec::new();
+    let netns = sh("ip", &["netns", "list"]);
+    left.extend(netns.lines().filter(|l| l.starts_with(&prefix)).map(|l| format!("netns {l}")));
+    let links = sh("ip", &["-o", "link", "show"]);
+    left.extend(
+        links
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| format!("link {n}")),
+    );
+    let files = [format!("/var/lib/hastack-lab/{name}"), format!("/run/hastack-lab/{name}")];
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&format!("/run/netns/{prefix}")) || files.iter().any(|f| l.contains(f.as_str())))
+            .map(|l| format!("mount {l}")),
+    );
+    let loops = sh("losetup", &["-a"]);
+    left.extend(loops.lines().filter(|l| files.iter().any(|f| l.contains(f.as_str()))).map(|l| format!("loop {l}")));
+    for pid in hastack::sys::proc::all_pids() {
+        let cmdline = hastack::sys::proc::cmdline(pid).unwrap_or_default().join(" ");
+        // The lab's own processes, and any process whose mounts come from the lab's files
+        // (a node's daemons see the node's directories bound over the host's).
+        let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        if cmdline.contains(&format!("lab --name {name} ")) || mountinfo.contains(&format!("/hastack-lab/{name}/")) {
+            left.push(format!("process {pid}: {cmdline}"));
+        }
+    }
+    left.extend(files.iter().filter(|f| Path::new(f).exists()).map(|f| format!("file {f}")));
+    left
+}
+
+#[test]
+fn lab_up_power_cut_failover_down_leaves_nothing_behind() {
+    if !need_root("the lab (namespaces, bridges, loop devices)") || !need_program("curl", "curl") {
+        return;
+    }
+    let lab = Lab { name: format!("hst{}", std::process::id() % 1000) };
+    assert!(leftovers(&lab.name).is_empty(), "an earlier lab of this name is still here: {:?}", leftovers(&lab.name));
+
+    let up = lab.run(&["up"], Duration::from_secs(900));
+    up.expect(0);
+    assert!(up.stdout.contains("no DRBD module") && up.stdout.contains("is up"), "{}", up.stdout);
+    let status = lab.run(&["status"], Duration::from_secs(120));
+    status.expect(0);
+    assert!(status.stdout.contains("Online: [ node1 node2 ]"), "{}", status.stdout);
+    http_through_vip1(&lab).expect(0);
+
+    // The primary loses power; the survivor fences it through its UPS and takes the stack over.
+    let primary = lab.where_runs("db").expect("the database runs");
+    let survivor = if primary == "node1" { "node2" } else { "node1" };
+    lab.run(&["fail", &primary], Duration::from_secs(60)).expect(0);
+    let started = Instant::now();
+    wait_for("the data layers to run on the survivor", Duration::from_secs(300), || {
+        lab.where_runs("db").as_deref() == Some(survivor) && lab.where_runs("vip1").as_deref() == Some(survivor)
+    });
+    eprintln!("failover to {survivor}: {:?} after the cut", started.elapsed());
+    let power_log = std::fs::read_to_string(format!("/var/lib/hastack-lab/{}/power-{primary}.log", lab.name)).unwrap();
+    assert!(
+        power_log.contains(&format!("load off: cutting {primary}")),
+        "{survivor}'s fence_ups never switched {primary}'s UPS off:\n{power_log}"
+    );
+    http_through_vip1(&lab).expect(0);
+    // Pacemaker fences with reboot: the UPS brings the node back and it rejoins.
+    wait_for("the fenced node to rejoin", Duration::from_secs(300), || {
+        lab.status().contains("Online: [ node1 node2 ]")
+    });
+
+    let down = lab.run(&["down"], Duration::from_secs(120));
+    down.expect(0);
+    let left = leftovers(&lab.name);
+    assert!(left.is_empty(), "lab down left:\n{}", left.join("\n"));
+    // A second down finds nothing to do and says so.
+    let again = lab.run(&["down"], Duration::from_secs(60));
+    again.expect(0);
+    assert!(again.stdout.contains("nothing to remove"), "{}", again.stdout);
+}
+
+#[test]
+fn lab_down_after_a_failed_up_leaves_nothing_behind() {
+    if !need_root("the lab (namespaces, bridges, loop devices)") {
+        return;
+    }
+    // A stack whose database cannot be initialised: `up` fails after the nodes have booted,
+    // with bridges, loop device, UPS power processes and nodes made.
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("broken.toml");
+    let text = hastack::lab::LAB_TOML.replace("pgdata = ", "bindir = \"/nonexistent/bin\", pgdata = ");
+    assert_ne!(text, hastack::lab::LAB_TOML);
+    std::fs::write(&stack, text).unwrap();
+    let lab = Lab { name: format!("hst{}", (std::process::id() + 500) % 1000) };
+    let up = lab.run(&["up", stack.to_str().unwrap()], Duration::from_secs(900));
+    up.expect(1);
+    assert!(up.stderr.contains("/nonexistent/bin/initdb"), "{}", up.stderr);
+    assert!(!leftovers(&lab.name).is_empty(), "a failed up keeps what it made for inspection");
+    lab.run(&["down"], Duration::from_secs(120)).expect(0);
+    let left = leftovers(&lab.name);
+    assert!(left.is_empty(), "lab down after a failed up left:\n{}", left.join("\n"));
+}
