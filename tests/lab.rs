@@ -157,3 +157,23 @@ fn lab_down_after_a_failed_up_leaves_nothing_behind() {
     let left = leftovers(&lab.name);
     assert!(left.is_empty(), "lab down after a failed up left:\n{}", left.join("\n"));
 }
+
+/// The lab's stack keeps the promises `hastack config check` proves for the shipped example
+/// (fence first, restart in place, clones untouched by a move), without a drbd clone.
+#[test]
+fn lab_stack_passes_hastack_config_check() {
+    if !need_program("crm_simulate", "pacemaker-cli-utils") {
+        return;
+    }
+    let out = run_with_deadline(
+        Command::new(bin()).args(["config", "check", "crm-config/lab.toml"]),
+        Duration::from_secs(240),
+    );
+    out.expect(0);
+    assert!(out.stdout.contains("all scenarios behave as the stack promises"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("stonith node1, start vip1 on node2, start haproxy on node2, start fs on node2"),
+        "{}",
+        out.stdout
+    );
+}
