@@ -1,7 +1,6 @@
 # The commands README.md shows: `make lab` (the main job on one machine), `make test` (every test),
 # `make install` (a real cluster's nodes). Each installs what it needs on a fresh Debian 12 machine.
 
-PREFIX ?= /usr
 CARGO ?= cargo
 
 .PHONY: all build install lab test test-deps lint bench clean packages
@@ -11,16 +10,19 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Installs hastack and its agent links so Pacemaker lists them.
+# Installs what the packages carry (packaging/install.sh: the binary, the agent links, man pages,
+# completions, the alert agent, documentation), then shows that Pacemaker lists the agents.
+# With DESTDIR, only stages the files there (the packages' layout; nothing on this machine changes).
 install: build
+	packaging/install.sh target/release/hastack $(or $(DESTDIR),/)
+ifeq ($(DESTDIR),)
 	tests/setup/install-deps.sh pacemaker-cli-utils
-	install -D -m 0755 target/release/hastack $(DESTDIR)$(PREFIX)/sbin/hastack
-	$(DESTDIR)$(PREFIX)/sbin/hastack install --root $(or $(DESTDIR),/) --binary $(PREFIX)/sbin/hastack
 	crm_resource --list-agents ocf:hastack
+endif
 
 # The whole stack on a two-node Pacemaker cluster of namespaces on this machine (README, "The lab").
 lab: install
-	$(DESTDIR)$(PREFIX)/sbin/hastack lab up
+	/usr/sbin/hastack lab up
 
 test-deps:
 	tests/setup/install-deps.sh

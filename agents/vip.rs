@@ -3,7 +3,8 @@
 //! Start probes the link for another owner of the address (one virtual IP, one owner), adds the
 //! address through netlink and announces it (gratuitous ARP or unsolicited neighbour
 //! advertisements, sent from this process). Monitor: the address is on the interface and the link
-//! is up, from two netlink requests and no child process. Stop removes the address.
+//! is up, from two netlink requests and no child process (an address on a downed link is a
+//! failure, 1: only an absent address is 7). Stop removes the address, also from a downed link.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -402,8 +403,11 @@ impl Agent for Vip {
                 .map_err(|e| net_error("cannot look up the interface", e))?
                 .ok_or_else(|| OcfError::not_running(format!("the interface holding {} vanished", cfg.ip)))?,
         };
+        // Still configured here, so not "safely stopped" (7, after which Pacemaker never calls
+        // stop and starts the address on the peer: two owners once the link is back). A failure
+        // makes Pacemaker stop it here first.
         if let Some(why) = link.down_reason() {
-            return Err(OcfError::not_running(format!("{} is on {} but {why}", cfg.ip, link.name)));
+            return Err(OcfError::generic(format!("{} is on {} but {why}", cfg.ip, link.name)));
         }
         Ok(OcfStatus::Success)
     }

@@ -13,6 +13,8 @@ mod fence;
 mod filesystem;
 mod front;
 mod lab;
+mod lab_app;
+mod logging;
 mod packaging;
 mod vip;
 mod vm;

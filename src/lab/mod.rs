@@ -3,9 +3,13 @@
 //! Corosync and Pacemaker (`init`), powered by a simulated APC Smart UPS on the host (`power`)
 //! that the other node's fence_ups switches off through a serial cable; the shared disk is a
 //! loop device (`disk`). `up` builds it all from a stack file (`plan`, `services`) and records
-//! every object in a journal before making it (`journal`), which `down` undoes.
+//! every object in a journal before making it (`journal`), which `down` undoes. The servlet
+//! application the nodes' Tomcats run (`app`), the transaction client (`client`) and the ledger
+//! check (`ledger`) have hidden subcommands of their own.
 
+pub mod app;
 pub mod bench;
+pub mod client;
 pub mod crm;
 pub mod disk;
 pub mod down;
@@ -13,6 +17,7 @@ pub mod host;
 pub mod init;
 pub mod journal;
 pub mod layout;
+pub mod ledger;
 pub mod net;
 pub mod node;
 pub mod packages;
@@ -67,14 +72,75 @@ pub enum LabCommand {
     /// A node's UPS and power supply (started by the lab).
     #[command(hide = true)]
     Power { node: String },
+    /// Build the lab's servlet application into DIR/webapp (only if its sources changed).
+    #[command(hide = true)]
+    BuildApp {
+        /// The build directory (kept between builds: the cache).
+        dir: PathBuf,
+    },
+    /// Print (or write) the Tomcat Context file that deploys the application with its data layer.
+    #[command(hide = true)]
+    AppContext(app::ContextArgs),
+    /// Send numbered transactions at a steady rate and log every send and acknowledgement.
+    #[command(hide = true)]
+    Client(client::ClientArgs),
+    /// Compare a client log with the ledger: exit 1 if an acknowledged transaction is missing
+    /// or one is recorded twice, 2 if the check cannot be made.
+    #[command(hide = true)]
+    Verify(ledger::VerifyArgs),
 }
 
 pub fn run(args: LabArgs) -> Result<i32> {
+    // The application's tools need no lab (and no root).
+    let command = match args.command {
+        LabCommand::BuildApp { dir } => {
+            return app::build(&dir).map(|b| {
+                let how = if b.compiled { "built" } else { "up to date" };
+                println!("{} ({how}, {} ms)", b.webapp.display(), b.millis);
+                0
+            })
+        }
+        LabCommand::AppContext(args) => {
+            let xml = args.settings().and_then(|s| app::context_xml(&s))?;
+            match &args.output {
+                Some(path) => app::write_context(path, &xml)?,
+                None => print!("{xml}"),
+            }
+            return Ok(0);
+        }
+        LabCommand::Client(args) => {
+            return client::run(args).map(|s| {
+                println!(
+                    "started {} acknowledged {} abandoned {} resent {}",
+                    s.started, s.acknowledged, s.abandoned, s.resent
+                );
+                0
+            })
+        }
+        LabCommand::Verify(args) => {
+            return Ok(match ledger::verify(&args) {
+                Ok(report) => {
+                    print!("{}", report.text());
+                    if report.ok() {
+                        0
+                    } else {
+                        ledger::FAILED
+                    }
+                }
+                // Could not check at all: not the same as a check that found a loss.
+                Err(e) => {
+                    eprintln!("hastack: {e:#}");
+                    2
+                }
+            });
+        }
+        other => other,
+    };
     if !nix::unistd::geteuid().is_root() {
         bail!("the lab needs root (namespaces, bridges, loop devices, mounts)");
     }
     let lab = Lab::new(&args.name)?;
-    match args.command {
+    match command {
         LabCommand::Up { stack, token } => up::up(&lab, stack.as_deref(), token.as_deref()).map(|_| 0).map_err(|e| {
             let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
             e.context(format!(
@@ -101,6 +167,9 @@ pub fn run(args: LabArgs) -> Result<i32> {
         LabCommand::Down => down::down(&lab).map(|_| 0),
         LabCommand::Init { node } => init::launch(&lab, &load_plan(&lab)?, &node),
         LabCommand::Power { node } => power::run(&lab, &load_plan(&lab)?, &node).map(|_| 0),
+        LabCommand::BuildApp { .. } | LabCommand::AppContext(_) | LabCommand::Client(_) | LabCommand::Verify(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod ndisc;
 pub mod netlink;
 pub mod packet;
 pub mod pgwire;
+pub mod scram;
 pub mod sockdiag;
 pub mod stomp;
 pub mod unix;

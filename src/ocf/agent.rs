@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::ocf::log::Level;
 pub use crate::ocf::metadata::{ActionSpec, AgentSpec};
 use crate::ocf::{Deadline, Logger, OcfEnv, OcfError, OcfResult, OcfStatus, Params};
 
@@ -197,11 +198,9 @@ fn finish(log: &Logger, result: OcfResult) -> i32 {
         }
         Err(e) => {
             // A probe that finds nothing is routine, not an error worth an ERROR line.
-            if e.status == OcfStatus::NotRunning {
-                log.info(format!("{} in {ms} ms: {}", e.status, e.reason));
-            } else {
-                log.error(format!("{} in {ms} ms: {}", e.status, e.reason));
-            }
+            let level = if e.status == OcfStatus::NotRunning { Level::Info } else { Level::Error };
+            // The reason goes to stderr as the exit reason; this line to the other sinks only.
+            log.log_beside_exit_reason(level, &format!("{} in {ms} ms: {}", e.status, e.reason));
             let reason = e.reason.replace('\n', " | ");
             let _ = writeln!(std::io::stderr(), "ocf-exit-reason:{reason}");
             e.status.code()
