@@ -43,12 +43,12 @@ impl Drop for Lab {
     }
 }
 
-/// GET through the public virtual IP from the lab's client namespace: VIP1 → HAProxy → nginx
-/// → Tomcat.
+/// The application's health page through the public virtual IP, from the lab's client
+/// namespace: VIP1 → HAProxy → nginx → Tomcat → the lab's application.
 fn http_through_vip1(lab: &Lab) -> Outcome {
     let ns = format!("{}-client", lab.name);
     run_with_deadline(
-        Command::new("ip").args(["netns", "exec", &ns, "curl", "-sf", "-m", "5", "http://10.250.1.10/"]),
+        Command::new("ip").args(["netns", "exec", &ns, "curl", "-sf", "-m", "5", "http://10.250.1.10/lab/health"]),
         Duration::from_secs(20),
     )
 }
@@ -106,22 +106,31 @@ fn lab_up_power_cut_failover_down_leaves_nothing_behind() {
     assert!(status.stdout.contains("Online: [ node1 node2 ]"), "{}", status.stdout);
     http_through_vip1(&lab).expect(0);
 
-    // The primary loses power; the survivor fences it through its UPS and takes the stack over.
+    // One power cut of the primary with the lab's client sending transactions through VIP1:
+    // fenced through its UPS, the stack back on the survivor, nothing acknowledged lost.
+    let bench = lab.run(&["bench", "1", "--scenario", "cut"], Duration::from_secs(900));
+    bench.expect(0);
+    for needle in ["fencing confirmed", "db started", "missing 0\n", "duplicated 0\n", "result ok"] {
+        assert!(bench.stdout.contains(needle), "bench output lacks {needle:?}:\n{}", bench.stdout);
+    }
+    let first_tx = bench.stdout.lines().find(|l| l.trim_start().starts_with("first transaction")).unwrap();
+    assert!(first_tx.split_whitespace().nth(2).is_some_and(|v| v.parse::<f64>().is_ok()), "{first_tx}");
+
+    // `lab fail` as README shows it: the primary loses power, the survivor fences it through
+    // its UPS (reboot: it comes back and rejoins) and runs the stack.
     let primary = lab.where_runs("db").expect("the database runs");
     let survivor = if primary == "node1" { "node2" } else { "node1" };
+    let power_log = format!("/var/lib/hastack-lab/{}/power-{primary}.log", lab.name);
+    let cuts_before = std::fs::read_to_string(&power_log).unwrap().matches("load off").count();
     lab.run(&["fail", &primary], Duration::from_secs(60)).expect(0);
     let started = Instant::now();
     wait_for("the data layers to run on the survivor", Duration::from_secs(300), || {
         lab.where_runs("db").as_deref() == Some(survivor) && lab.where_runs("vip1").as_deref() == Some(survivor)
     });
     eprintln!("failover to {survivor}: {:?} after the cut", started.elapsed());
-    let power_log = std::fs::read_to_string(format!("/var/lib/hastack-lab/{}/power-{primary}.log", lab.name)).unwrap();
-    assert!(
-        power_log.contains(&format!("load off: cutting {primary}")),
-        "{survivor}'s fence_ups never switched {primary}'s UPS off:\n{power_log}"
-    );
+    let log = std::fs::read_to_string(&power_log).unwrap();
+    assert!(log.matches("load off").count() > cuts_before, "{survivor} never switched {primary}'s UPS off:\n{log}");
     http_through_vip1(&lab).expect(0);
-    // Pacemaker fences with reboot: the UPS brings the node back and it rejoins.
     wait_for("the fenced node to rejoin", Duration::from_secs(300), || {
         lab.status().contains("Online: [ node1 node2 ]")
     });
@@ -153,6 +162,18 @@ fn lab_down_after_a_failed_up_leaves_nothing_behind() {
     up.expect(1);
     assert!(up.stderr.contains("/nonexistent/bin/initdb"), "{}", up.stderr);
     assert!(!leftovers(&lab.name).is_empty(), "a failed up keeps what it made for inspection");
+
+    // Its nodes run (no CIB was loaded, so nothing fences): `lab fail` and `lab boot` as README
+    // shows them.
+    lab.run(&["status"], Duration::from_secs(60)).expect(0);
+    lab.run(&["fail", "node2"], Duration::from_secs(60)).expect(0);
+    let status = lab.run(&["status"], Duration::from_secs(60));
+    status.expect(1);
+    assert!(status.stdout.contains("node2: power off"), "{}", status.stdout);
+    assert!(!sh("ip", &["netns", "list"]).contains(&format!("{}-node2", lab.name)), "a cut node's namespace goes");
+    lab.run(&["boot", "node2"], Duration::from_secs(60)).expect(0);
+    wait_for("node2 to rejoin", Duration::from_secs(120), || lab.run(&["status"], Duration::from_secs(60)).code == 0);
+
     lab.run(&["down"], Duration::from_secs(120)).expect(0);
     let left = leftovers(&lab.name);
     assert!(left.is_empty(), "lab down after a failed up left:\n{}", left.join("\n"));

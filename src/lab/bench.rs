@@ -12,13 +12,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
+use super::client::{monotonic_ns, Log};
 use super::crm::ClusterState;
+use super::journal::{self, Made};
 use super::layout::Lab;
 use super::plan::{self, param, Plan};
 use super::timeline::{self, Event};
-use super::{node, status};
+use super::{node, services, status};
 use crate::config::stack::Stack;
 use crate::ocf::Deadline;
+use crate::sys::daemon::Identity;
+use crate::sys::proc;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -35,6 +39,10 @@ pub struct BenchArgs {
 const FAILOVER_LIMIT: Duration = Duration::from_secs(300);
 /// How long the lab may take to settle again (the fenced node boots and rejoins).
 const SETTLE_LIMIT: Duration = Duration::from_secs(600);
+/// How long after the stack is back the first transaction may take to be acknowledged.
+const FIRST_TX_LIMIT: Duration = Duration::from_secs(120);
+/// The client's steady rate (transactions started per second).
+const RATE: &str = "20/s";
 
 /// One measured run: what happened, in seconds after the fault.
 #[derive(Clone, Debug, Default)]
@@ -48,23 +56,14 @@ pub fn run(lab: &Lab, args: BenchArgs) -> Result<i32> {
     let loaded = super::load_stack(lab)?;
     let plan = plan::plan(&loaded)?;
     let stack = &loaded.stack;
-    let mut cuts = Vec::new();
-    for i in (1..=args.runs).filter(|_| args.scenario != "kill") {
-        settle(lab, &plan)?;
-        let run = power_cut(lab, &plan, stack, i)?;
-        print!("{}", show_run(&run));
-        cuts.push(run);
-    }
-    let mut kills = Vec::new();
-    if args.scenario != "cut" {
-        for i in 1..=args.runs {
-            settle(lab, &plan)?;
-            let run = kill_database(lab, &plan, stack, i)?;
-            print!("{}", show_run(&run));
-            kills.push(run);
-        }
-    }
     settle(lab, &plan)?;
+    let client = Client::start(lab, &plan, stack)?;
+    println!("client: run {} at {RATE} through {} (log {})", client.run, client.url, client.log.display());
+    let result = measure(lab, &plan, stack, &args, &client);
+    let stopped = client.stop();
+    let (cuts, kills) = result?;
+    stopped?;
+    let check = client.verify(lab, &plan, stack)?;
     if !cuts.is_empty() {
         println!("\n== power cut of the node running the data layers: seconds after the cut");
         print!("{}", table(&cuts));
@@ -73,7 +72,129 @@ pub fn run(lab: &Lab, args: BenchArgs) -> Result<i32> {
         println!("\n== kill -9 of the database server: seconds after the kill");
         print!("{}", table(&kills));
     }
-    Ok(0)
+    println!("\n== transactions (hastack lab verify: the client's log against the ledger)\n{}", check.text);
+    let moved = kills.iter().any(|k| k.notes.iter().any(|n| n.starts_with("MOVED")));
+    Ok(if check.ok && !moved { 0 } else { 1 })
+}
+
+fn measure(lab: &Lab, plan: &Plan, stack: &Stack, args: &BenchArgs, client: &Client) -> Result<(Vec<Run>, Vec<Run>)> {
+    let mut cuts = Vec::new();
+    for i in (1..=args.runs).filter(|_| args.scenario != "kill") {
+        settle(lab, plan)?;
+        let run = power_cut(lab, plan, stack, client, i)?;
+        print!("{}", show_run(&run));
+        cuts.push(run);
+    }
+    let mut kills = Vec::new();
+    for i in (1..=args.runs).filter(|_| args.scenario != "cut") {
+        settle(lab, plan)?;
+        let run = kill_database(lab, plan, stack, client, i)?;
+        print!("{}", show_run(&run));
+        kills.push(run);
+    }
+    settle(lab, plan)?;
+    Ok((cuts, kills))
+}
+
+/// The lab's transaction client (`hastack lab client`), run from the client's namespace for the
+/// whole bench: the first acknowledged transaction after each fault, and at the end the ledger
+/// check.
+struct Client {
+    id: Identity,
+    run: String,
+    url: String,
+    log: PathBuf,
+    console: PathBuf,
+}
+
+/// What `hastack lab verify` said.
+struct Check {
+    ok: bool,
+    text: String,
+}
+
+impl Client {
+    fn start(lab: &Lab, plan: &Plan, stack: &Stack) -> Result<Client> {
+        let url = services::app_url(plan, stack)?;
+        let dir = lab.dir.join("bench");
+        std::fs::create_dir_all(&dir)?;
+        let run = format!("bench{}", now() as u64);
+        let log = dir.join(format!("{run}.log"));
+        let console = dir.join(format!("{run}.console"));
+        let out = std::fs::File::create(&console)?;
+        let exe = std::env::current_exe()?;
+        let mut cmd = std::process::Command::new("ip");
+        super::host::clean_env(&mut cmd)
+            .args(["netns", "exec", &lab.client_netns()])
+            .arg(&exe)
+            .args(["lab", "client", "--url", &url, "--rate", RATE, "--run", &run, "--log"])
+            .arg(&log)
+            .stdout(std::process::Stdio::from(out.try_clone()?))
+            .stderr(std::process::Stdio::from(out));
+        // `ip netns exec` execs the client: this PID is the client's.
+        let child = proc::spawn_daemon(&mut cmd).context("cannot start the lab's client")?;
+        let id = Identity::of(child.id() as i32).context("the client died at once")?;
+        journal::record(&lab.journal(), &Made::Process { role: "client".into(), id })?;
+        let client = Client { id, run, url, log, console };
+        let acked = Deadline::after(FIRST_TX_LIMIT)
+            .poll(Duration::from_millis(200), || client.read().ok().filter(|l| l.acknowledged_count() > 0));
+        if acked.is_none() {
+            let _ = client.stop();
+            bail!(
+                "the client's transactions are not acknowledged through {}:\n{}",
+                client.url,
+                crate::sys::daemon::tail(&client.console, 5) + &crate::sys::daemon::tail(&client.log, 5)
+            );
+        }
+        Ok(client)
+    }
+
+    fn read(&self) -> Result<Log> {
+        Log::read(&self.log)
+    }
+
+    /// Seconds from `fault_mono` (CLOCK_MONOTONIC) to the first acknowledgement after it,
+    /// waiting for one until the limit.
+    fn first_ack_after(&self, fault_mono: u64) -> Option<f64> {
+        Deadline::after(FIRST_TX_LIMIT).poll(Duration::from_millis(100), || {
+            let log = self.read().ok()?;
+            log.first_ack_after(fault_mono).map(|e| (e.mono_ns - fault_mono) as f64 / 1e9)
+        })
+    }
+
+    /// Stops the client (it resolves its open transactions first) and waits for it.
+    fn stop(&self) -> Result<()> {
+        if !self.id.is_alive() {
+            return Ok(());
+        }
+        proc::signal(self.id.pid, nix::sys::signal::Signal::SIGTERM);
+        let gone = Deadline::after(Duration::from_secs(120))
+            .poll(Duration::from_millis(100), || (!self.id.is_alive()).then_some(()));
+        if gone.is_none() {
+            proc::signal(self.id.pid, nix::sys::signal::Signal::SIGKILL);
+            bail!("the client did not stop within 120 s of SIGTERM; killed");
+        }
+        Ok(())
+    }
+
+    /// `hastack lab verify` from the client's namespace (the ledger is behind the data layer's
+    /// virtual IP): acknowledged transactions missing, transactions recorded twice.
+    fn verify(&self, lab: &Lab, plan: &Plan, stack: &Stack) -> Result<Check> {
+        let exe = std::env::current_exe()?;
+        let mut cmd = std::process::Command::new("ip");
+        super::host::clean_env(&mut cmd)
+            .args(["netns", "exec", &lab.client_netns()])
+            .arg(&exe)
+            .args(["lab", "verify", "--db", &services::ledger_url(plan, stack)?, "--log"])
+            .arg(&self.log);
+        let out = proc::run(&mut cmd, Deadline::after(Duration::from_secs(120)))
+            .map_err(|e| anyhow::anyhow!("hastack lab verify: {e}"))?;
+        match out.status.code() {
+            Some(0) => Ok(Check { ok: true, text: out.stdout }),
+            Some(1) => Ok(Check { ok: false, text: out.stdout }),
+            _ => bail!("the ledger check could not be made: {}", out.message()),
+        }
+    }
 }
 
 fn now() -> f64 {
@@ -148,12 +269,13 @@ fn ups_load_off(lab: &Lab, node: &str, since: f64) -> Option<f64> {
         .find(|t| *t >= since)
 }
 
-fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
+fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> Result<Run> {
     let (groups, clones) = layer_ids(stack);
     let db = layer_of(stack, "postgresql").or_else(|| groups.last().cloned()).context("the stack has no group")?;
     let (_, before) = state(lab, plan)?;
     let victim = before.where_runs(&db).first().map(|s| s.to_string()).context("the database runs nowhere")?;
     let marks = log_marks(lab, plan);
+    let cut_mono = monotonic_ns();
     let cut_at = now();
     node::cut(lab, plan, &victim)?;
     // Wait until every group layer has started again somewhere else.
@@ -186,7 +308,10 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
             first(&|e| matches!(e, Event::Op { op, rsc, result, .. } if op == "start" && rsc == g && result == "ok"));
         run.steps.push((format!("{g} started"), t));
     }
-    run.steps.push(("first transaction".into(), None));
+    let fenced = run.steps.iter().find(|(l, _)| l == "fencing confirmed").and_then(|s| s.1);
+    let first_tx = client.first_ack_after(cut_mono);
+    run.steps.push(("first transaction".into(), first_tx));
+    run.steps.push(("fenced -> first transaction".into(), first_tx.zip(fenced).map(|(t, f)| t - f)));
     for (_, e) in &events {
         if let Event::FenceFailed(n, why) = e {
             run.notes.push(format!("a fencing of {n} failed: {why}"));
@@ -197,11 +322,10 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
             }
         }
     }
-    run.notes.push("transactions: not measured (the lab's client is not in this build)".into());
     Ok(run)
 }
 
-fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
+fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> Result<Run> {
     let layer = plan::layers(stack)
         .into_iter()
         .find(|l| l.agent.get_ref() == "postgresql")
@@ -213,6 +337,7 @@ fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
     let pid_file = format!("{pgdata}/postmaster.pid");
     let pid = node::run_on(lab, &on, "head", &["-n1", &pid_file], Duration::from_secs(10))?.trim().to_string();
     let marks = log_marks(lab, plan);
+    let kill_mono = monotonic_ns();
     let killed_at = now();
     node::run_on(lab, &on, "kill", &["-9", &pid], Duration::from_secs(10))?;
     let deadline = Deadline::after(FAILOVER_LIMIT);
@@ -246,7 +371,7 @@ fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, i: u32) -> Result<Run> {
         "restarted".into(),
         first(&|e| matches!(e, Event::Op { op, rsc, result, .. } if op == "start" && *rsc == db && result == "ok")),
     ));
-    run.steps.push(("first transaction".into(), None));
+    run.steps.push(("first transaction".into(), client.first_ack_after(kill_mono)));
     run.notes.push(if node_now == on {
         format!("restarted in place on {on}")
     } else {

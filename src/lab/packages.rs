@@ -25,6 +25,9 @@ pub const PACKAGES: &[&str] = &[
     "default-jre-headless",
     "activemq",
     "postgresql",
+    // the lab's application: compiled with javac against Debian's JMS and JDBC client jars
+    "default-jdk-headless",
+    "libpostgresql-jdbc-java",
     // namespaces, loop devices, ext4, nsenter
     "iproute2",
     "util-linux",

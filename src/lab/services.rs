@@ -63,9 +63,62 @@ fn chown_tree(path: &Path, user: &str) -> Result<()> {
     super::host::run("chown", &["-R", &format!("{user}:{user}"), &path.display().to_string()]).map(|_| ())
 }
 
+/// Where the application finds its data layer: the virtual IPs of the groups the broker and the
+/// database belong to.
+pub fn app_settings(plan: &Plan, stack: &Stack, webapp: &Path, node: &str) -> Result<crate::lab::app::Settings> {
+    let of = |agent: &str| -> Result<Ipv4Addr> {
+        let layer = plan::layers(stack)
+            .into_iter()
+            .find(|l| l.agent.get_ref() == agent)
+            .with_context(|| format!("the lab's application needs a {agent} layer"))?;
+        group_vip(stack, plan, layer.id.get_ref())
+    };
+    let db = format!("postgresql://{DB_USER}:{DB_PASSWORD}@{}:{PG_PORT}/{DB_NAME}", of("postgresql")?);
+    Ok(crate::lab::app::Settings {
+        webapp: webapp.to_path_buf(),
+        broker: format!("{}:{OPENWIRE_PORT}", of("activemq")?),
+        db: crate::lab::ledger::DbUrl::parse(&db).map_err(|e| anyhow::anyhow!("{db}: {e}"))?,
+        queue: "hastack.lab.tx".into(),
+        table: LEDGER_TABLE.into(),
+        consumers: 4,
+        commit_wait_ms: 2000,
+        io_timeout_ms: 3000,
+        node: Some(node.to_string()),
+    })
+}
+
+/// The application's ledger table.
+pub const LEDGER_TABLE: &str = "hastack_ledger";
+
+/// The database URL the ledger check uses (from the client's namespace).
+pub fn ledger_url(plan: &Plan, stack: &Stack) -> Result<String> {
+    let layer = plan::layers(stack)
+        .into_iter()
+        .find(|l| l.agent.get_ref() == "postgresql")
+        .context("the stack has no postgresql layer")?;
+    let vip = group_vip(stack, plan, layer.id.get_ref())?;
+    Ok(format!("postgresql://{DB_USER}:{DB_PASSWORD}@{vip}:{PG_PORT}/{DB_NAME}"))
+}
+
+/// The application's URL through the load balancer's virtual IP.
+pub fn app_url(plan: &Plan, stack: &Stack) -> Result<String> {
+    let layer = plan::layers(stack)
+        .into_iter()
+        .find(|l| l.agent.get_ref() == "haproxy")
+        .context("the stack has no haproxy layer")?;
+    Ok(format!("http://{}:{HTTP_PORT}/lab", group_vip(stack, plan, layer.id.get_ref())?))
+}
+
 /// Writes every node's directory; `corosync_conf` is the rendered corosync.conf, `authkey` the
-/// cluster's key.
-pub fn write_nodes(lab: &Lab, plan: &Plan, stack: &Stack, corosync_conf: &str, authkey: &[u8]) -> Result<()> {
+/// cluster's key, `webapp` the built application Tomcat deploys.
+pub fn write_nodes(
+    lab: &Lab,
+    plan: &Plan,
+    stack: &Stack,
+    corosync_conf: &str,
+    authkey: &[u8],
+    webapp: &Path,
+) -> Result<()> {
     for node in &plan.nodes {
         let root = lab.node_dir(&node.name);
         let hacluster = Some(("hacluster", "haclient"));
@@ -88,7 +141,7 @@ pub fn write_nodes(lab: &Lab, plan: &Plan, stack: &Stack, corosync_conf: &str, a
         fs::File::create(root.join(super::init::INIT_LOG))?;
         mkdir(&root.join("srv/data"), 0o755, None)?;
         for layer in plan::layers(stack) {
-            write_service(lab, plan, stack, node, layer)?;
+            write_service(lab, plan, stack, node, layer, webapp)?;
         }
         if let Some(alert) = &stack.alert {
             let inner = alert.get_ref().path.get_ref();
@@ -114,6 +167,7 @@ fn write_service(
     stack: &Stack,
     node: &NodePlan,
     layer: &crate::config::stack::Layer,
+    webapp: &Path,
 ) -> Result<()> {
     let at = |inner: &str| host_path(lab, &node.name, inner);
     match layer.agent.get_ref().as_str() {
@@ -133,7 +187,10 @@ fn write_service(
         }
         "tomcat" => {
             let base = at(&required(layer, "catalina_base")?)?;
-            write_tomcat_base(&base, node, plan)?;
+            write_tomcat_base(&base)?;
+            // The application at /lab, reaching the data layer through its virtual IP.
+            let xml = crate::lab::app::context_xml(&app_settings(plan, stack, webapp, &node.name)?)?;
+            crate::lab::app::write_context(&base.join("conf/Catalina/localhost/lab.xml"), &xml)?;
         }
         "activemq" => {
             let path = at(&required(layer, "config")?)?;
@@ -153,7 +210,7 @@ fn write_service(
 }
 
 /// The virtual IP of the group `layer_id` belongs to.
-fn group_vip(stack: &Stack, plan: &Plan, layer_id: &str) -> Result<Ipv4Addr> {
+pub fn group_vip(stack: &Stack, plan: &Plan, layer_id: &str) -> Result<Ipv4Addr> {
     let group = stack
         .groups
         .iter()
@@ -215,9 +272,8 @@ fn tomcat_server_xml() -> String {
     )
 }
 
-/// A CATALINA_BASE of the node's own: Debian's configuration files, our server.xml, a ROOT
-/// page for the health URL.
-fn write_tomcat_base(base: &Path, _node: &NodePlan, _plan: &Plan) -> Result<()> {
+/// A CATALINA_BASE of the node's own: Debian's configuration files, our server.xml, a ROOT page.
+fn write_tomcat_base(base: &Path) -> Result<()> {
     let conf = base.join("conf");
     mkdir(&conf, 0o755, None)?;
     // Debian's /var/lib/tomcat10/conf is a link to /etc/tomcat10: copy the files, never the link.

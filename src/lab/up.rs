@@ -58,7 +58,8 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
     std::fs::write(lab.corosync_conf(), &corosync_conf)?;
     let mut authkey = vec![0u8; 256];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut authkey)?;
-    services::write_nodes(lab, &plan, &loaded.stack, &corosync_conf, &authkey)?;
+    let app = super::app::build(&lab.dir.join("app")).context("building the lab's application")?;
+    services::write_nodes(lab, &plan, &loaded.stack, &corosync_conf, &authkey, &app.webapp)?;
     println!(
         "lab '{}': {} nodes, stack {name}{}",
         lab.name,
@@ -122,7 +123,13 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
         s.settled() && status::idle(lab, first, s)
     })?;
     std::fs::write(lab.complete_marker(), "")?;
-    println!("lab '{}' is up ({:.0?}):", lab.name, started.elapsed());
+    println!(
+        "lab '{}' is up ({:.0?}); the application answers at {} (from namespace {})",
+        lab.name,
+        started.elapsed(),
+        services::app_url(&plan, &loaded.stack)?,
+        lab.client_netns()
+    );
     status::print_cluster(lab, &plan)?;
     Ok(())
 }
