@@ -101,6 +101,10 @@ fn lab_up_power_cut_failover_down_leaves_nothing_behind() {
     let up = lab.run(&["up"], Duration::from_secs(900));
     up.expect(0);
     assert!(up.stdout.contains("no DRBD module") && up.stdout.contains("is up"), "{}", up.stdout);
+    // up is idempotent: a lab that is up stays as it is.
+    let again = lab.run(&["up"], Duration::from_secs(120));
+    again.expect(0);
+    assert!(again.stdout.contains("is up already"), "{}", again.stdout);
     let status = lab.run(&["status"], Duration::from_secs(120));
     status.expect(0);
     assert!(status.stdout.contains("Online: [ node1 node2 ]"), "{}", status.stdout);
@@ -139,10 +143,11 @@ fn lab_up_power_cut_failover_down_leaves_nothing_behind() {
     down.expect(0);
     let left = leftovers(&lab.name);
     assert!(left.is_empty(), "lab down left:\n{}", left.join("\n"));
-    // A second down finds nothing to do and says so.
+    // A second down finds nothing to do and says so; status says the lab is not up.
     let again = lab.run(&["down"], Duration::from_secs(60));
     again.expect(0);
     assert!(again.stdout.contains("nothing to remove"), "{}", again.stdout);
+    lab.run(&["status"], Duration::from_secs(60)).expect(3);
 }
 
 #[test]

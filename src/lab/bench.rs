@@ -122,15 +122,25 @@ impl Client {
         let log = dir.join(format!("{run}.log"));
         let console = dir.join(format!("{run}.console"));
         let out = std::fs::File::create(&console)?;
-        let exe = std::env::current_exe()?;
         let mut cmd = std::process::Command::new("ip");
         super::host::clean_env(&mut cmd)
             .args(["netns", "exec", &lab.client_netns()])
-            .arg(&exe)
+            .arg(lab.binary())
             .args(["lab", "client", "--url", &url, "--rate", RATE, "--run", &run, "--log"])
             .arg(&log)
             .stdout(std::process::Stdio::from(out.try_clone()?))
             .stderr(std::process::Stdio::from(out));
+        // The client ends with the bench (^C included): SIGTERM makes it resolve what is open.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
         // `ip netns exec` execs the client: this PID is the client's.
         let child = proc::spawn_daemon(&mut cmd).context("cannot start the lab's client")?;
         let id = Identity::of(child.id() as i32).context("the client died at once")?;
@@ -180,11 +190,10 @@ impl Client {
     /// `hastack lab verify` from the client's namespace (the ledger is behind the data layer's
     /// virtual IP): acknowledged transactions missing, transactions recorded twice.
     fn verify(&self, lab: &Lab, plan: &Plan, stack: &Stack) -> Result<Check> {
-        let exe = std::env::current_exe()?;
         let mut cmd = std::process::Command::new("ip");
         super::host::clean_env(&mut cmd)
             .args(["netns", "exec", &lab.client_netns()])
-            .arg(&exe)
+            .arg(lab.binary())
             .args(["lab", "verify", "--db", &services::ledger_url(plan, stack)?, "--log"])
             .arg(&self.log);
         let out = proc::run(&mut cmd, Deadline::after(Duration::from_secs(120)))

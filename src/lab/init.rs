@@ -33,6 +33,8 @@ pub const INIT_LOG: &str = "var/log/hastack-lab-init.log";
 struct NodeSpec {
     name: String,
     dir: PathBuf,
+    /// (the lab's file, the host's path it replaces in the node): the agents and fence_ups.
+    software: Vec<(PathBuf, PathBuf)>,
     /// (path in the node, the host's device under /dev): the shared disks.
     disks: Vec<(String, String)>,
     /// (path in the node, the host's /dev/pts/N): the UPS serial cables plugged into this node.
@@ -56,7 +58,11 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
         };
         serial_ports.push((cable.port.clone(), pty.display().to_string()));
     }
-    let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), disks, serial_ports };
+    let software = vec![
+        (lab.agents_dir(), PathBuf::from(crate::applets::OCF_PROVIDER_DIR)),
+        (lab.binary(), PathBuf::from("/usr/sbin/fence_ups")),
+    ];
+    let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports };
     let log = File::options()
         .create(true)
         .append(true)
@@ -215,6 +221,13 @@ fn setup(spec: &NodeSpec) -> Result<()> {
         }
         bind(&spec.dir.join(rel), &target)?;
     }
+    // The lab's own agents and fence_ups (the binary that ran `lab up`), over the host's links.
+    for (source, target) in &spec.software {
+        if !target.exists() {
+            bail!("{} does not exist on this machine (`hastack install` makes it)", target.display());
+        }
+        bind(source, target)?;
+    }
     Ok(())
 }
 
@@ -250,10 +263,13 @@ fn stamp() -> String {
 fn supervise(spec: &NodeSpec) -> ! {
     let corosync =
         start("corosync", node_env(Command::new("corosync").arg("-f")), "/var/log/corosync/corosync.console");
+    let mut known: Vec<(i32, &str)> = corosync.map(|pid| (pid, "corosync")).into_iter().collect();
     let started = Instant::now();
     let mut up = false;
-    while corosync.is_some() && started.elapsed() < Duration::from_secs(60) {
-        reap(false, &[]);
+    while !known.is_empty() && started.elapsed() < Duration::from_secs(60) {
+        if !reap(false, &known).is_empty() {
+            break; // corosync ended: its console says why
+        }
         let probe = node_env(&mut Command::new("corosync-cmapctl"))
             .args(["-g", "totem.cluster_name"])
             .stdout(Stdio::null())
@@ -265,7 +281,6 @@ fn supervise(spec: &NodeSpec) -> ! {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut known: Vec<(i32, &str)> = corosync.map(|pid| (pid, "corosync")).into_iter().collect();
     if up {
         let mut cmd = Command::new("pacemakerd");
         node_env(&mut cmd).env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log");
@@ -278,30 +293,35 @@ fn supervise(spec: &NodeSpec) -> ! {
     }
 }
 
-/// Reaps exited children (blocking when `block`), logging the `known` ones (the daemons PID 1
-/// started; orphans are legion).
-fn reap(block: bool, known: &[(i32, &str)]) {
+/// Reaps exited children (waiting for one when `block`); logs and returns the `known` ones
+/// among them (the daemons PID 1 started; orphans are legion).
+fn reap(block: bool, known: &[(i32, &str)]) -> Vec<i32> {
     let flags = if block { None } else { Some(WaitPidFlag::WNOHANG) };
+    let mut ended = Vec::new();
     loop {
-        match waitpid(None, flags) {
-            Ok(WaitStatus::StillAlive) => return,
-            Ok(WaitStatus::Exited(pid, code)) => note_exit(known, pid.as_raw(), &format!("exit {code}")),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => note_exit(known, pid.as_raw(), &format!("signal {sig}")),
-            Ok(_) => {}
+        let (pid, how) = match waitpid(None, flags) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), format!("exit {code}")),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), format!("signal {sig}")),
+            Ok(WaitStatus::StillAlive) => return ended,
+            Ok(_) => continue,
             Err(nix::errno::Errno::ECHILD) => {
+                // Nothing left to reap (both daemons gone): a dead node that still has power.
                 std::thread::sleep(Duration::from_secs(1));
-                return;
+                return ended;
             }
-            Err(_) => return,
+            Err(_) => return ended,
+        };
+        if note_exit(known, pid, &how) {
+            ended.push(pid);
         }
         if block {
-            return;
+            return ended;
         }
     }
 }
 
-fn note_exit(known: &[(i32, &str)], pid: i32, how: &str) {
-    if let Some((_, name)) = known.iter().find(|(p, _)| *p == pid) {
-        eprintln!("{} {name} (PID {pid}) ended ({how})", stamp());
-    }
+fn note_exit(known: &[(i32, &str)], pid: i32, how: &str) -> bool {
+    let Some((_, name)) = known.iter().find(|(p, _)| *p == pid) else { return false };
+    eprintln!("{} {name} (PID {pid}) ended ({how})", stamp());
+    true
 }

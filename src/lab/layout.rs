@@ -138,6 +138,18 @@ impl Lab {
         self.dir.join(format!("disk{index}.img"))
     }
 
+    /// The lab's copy of the binary that ran `up`: its nodes' agents and fence_ups, its power
+    /// processes, nodes' PID 1 and client all run this one, whatever happens to the host's
+    /// installation (or the build tree) meanwhile.
+    pub fn binary(&self) -> PathBuf {
+        self.dir.join("bin/hastack")
+    }
+
+    /// The nodes' /usr/lib/ocf/resource.d/hastack: links to `binary`, one per agent.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.dir.join("agents")
+    }
+
     /// The stack the lab runs (a copy of the file given to `up`, or the shipped lab.toml).
     pub fn stack_file(&self) -> PathBuf {
         self.dir.join("stack.toml")

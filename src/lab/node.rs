@@ -76,7 +76,7 @@ pub fn boot(lab: &Lab, plan: &Plan, node: &str) -> Result<Identity> {
 /// Runs `hastack lab init NODE`, which enters the namespace, forks the node's PID 1, prints
 /// `pid N` and then `ready` or why the node could not boot.
 fn start_init(lab: &Lab, node: &str) -> Result<Identity> {
-    let exe = std::env::current_exe().context("cannot find this binary's path")?;
+    let exe = lab.binary();
     let mut child = super::host::clean_env(&mut Command::new(&exe))
         .args(["lab", "--name", &lab.name, "init", node])
         .stdin(Stdio::null())

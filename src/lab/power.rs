@@ -107,7 +107,7 @@ fn wait_signal(set: &SigSet, limit: Duration) -> Option<Signal> {
 
 /// Starts the power process of `node` in its own session, journalled, and waits for its UPS.
 pub fn start(lab: &Lab, node: &str) -> Result<Identity> {
-    let exe = std::env::current_exe().context("cannot find this binary's path")?;
+    let exe = lab.binary();
     let log = std::fs::File::options()
         .create(true)
         .append(true)

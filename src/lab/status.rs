@@ -74,12 +74,13 @@ pub fn print_cluster(lab: &Lab, plan: &Plan) -> Result<bool> {
     for (id, ip) in &plan.vips {
         println!("{id}: {ip}");
     }
+    let app = super::load_stack(lab).ok().and_then(|l| super::services::app_url(plan, &l.stack).ok());
     println!(
-        "client: namespace {} ({}), e.g. `ip netns exec {} curl http://{}/`",
+        "client: namespace {} ({}), e.g. `ip netns exec {} curl {}/health`",
         lab.client_netns(),
         plan.client,
         lab.client_netns(),
-        plan.vips.first().map(|v| v.1.to_string()).unwrap_or_default()
+        app.unwrap_or_else(|| "http://VIP1/lab".into())
     );
     match node::run_on(lab, first, "crm_mon", &["-1"], Duration::from_secs(30)) {
         Ok(text) => print!("{text}"),

@@ -52,6 +52,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the lab's {what} in {}", dir.display()))?;
         journal::record(&lab.journal(), &Made::Dir(dir.clone()))?;
     }
+    install_binary(lab)?;
     std::fs::write(lab.stack_file(), &src)?;
     std::fs::write(lab.cib_file(), loaded.render(Format::Cib))?;
     let corosync_conf = loaded.render(Format::Corosync);
@@ -131,6 +132,19 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
         lab.client_netns()
     );
     status::print_cluster(lab, &plan)?;
+    Ok(())
+}
+
+/// Copies this binary into the lab and makes the agents' directory the nodes see.
+fn install_binary(lab: &Lab) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find this binary's path")?;
+    let bin = lab.binary();
+    std::fs::create_dir_all(bin.parent().expect("a file"))?;
+    std::fs::copy(&exe, &bin).with_context(|| format!("cannot copy {} to {}", exe.display(), bin.display()))?;
+    std::fs::create_dir_all(lab.agents_dir())?;
+    for applet in crate::applets::all().iter().filter(|a| a.kind_name() == "ocf") {
+        std::os::unix::fs::symlink(&bin, lab.agents_dir().join(applet.name))?;
+    }
     Ok(())
 }
 
