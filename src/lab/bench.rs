@@ -163,13 +163,19 @@ impl Client {
         Log::read(&self.log)
     }
 
-    /// Seconds from `fault_mono` (CLOCK_MONOTONIC) to the first acknowledgement after it,
-    /// waiting for one until the limit.
-    fn first_ack_after(&self, fault_mono: u64) -> Option<f64> {
-        Deadline::after(FIRST_TX_LIMIT).poll(Duration::from_millis(100), || {
+    /// After a fault at `fault_mono` (CLOCK_MONOTONIC): seconds until the first transaction
+    /// sent after it was acknowledged, and the longest pause between two acknowledgements up to
+    /// then (what a user of the stack saw), waiting for that transaction until the limit.
+    fn recovery(&self, fault_mono: u64) -> (Option<f64>, Option<f64>) {
+        let found = Deadline::after(FIRST_TX_LIMIT).poll(Duration::from_millis(100), || {
             let log = self.read().ok()?;
-            log.first_ack_after(fault_mono).map(|e| (e.mono_ns - fault_mono) as f64 / 1e9)
-        })
+            let first = first_ack_sent_after(&log, fault_mono)?;
+            Some((first, longest_ack_pause(&log, fault_mono, first)))
+        });
+        match found {
+            Some((first, pause)) => (Some(secs_between(fault_mono, first)), pause),
+            None => (None, None),
+        }
     }
 
     /// Stops the client (it resolves its open transactions first) and waits for it.
@@ -318,8 +324,9 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> 
         run.steps.push((format!("{g} started"), t));
     }
     let fenced = run.steps.iter().find(|(l, _)| l == "fencing confirmed").and_then(|s| s.1);
-    let first_tx = client.first_ack_after(cut_mono);
+    let (first_tx, pause) = client.recovery(cut_mono);
     run.steps.push(("first transaction".into(), first_tx));
+    run.steps.push(("longest pause in acks".into(), pause));
     run.steps.push(("fenced -> first transaction".into(), first_tx.zip(fenced).map(|(t, f)| t - f)));
     for (_, e) in &events {
         if let Event::FenceFailed(n, why) = e {
@@ -348,7 +355,9 @@ fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32)
     let marks = log_marks(lab, plan);
     let kill_mono = monotonic_ns();
     let killed_at = now();
-    node::run_on(lab, &on, "kill", &["-9", &pid], Duration::from_secs(10))?;
+    // The whole server: the postmaster leads the process group of its backends (a postmaster
+    // killed alone leaves backends that go on committing for a while).
+    node::run_on(lab, &on, "kill", &["-9", "--", &format!("-{pid}")], Duration::from_secs(10))?;
     let deadline = Deadline::after(FAILOVER_LIMIT);
     let (node_now, events) = loop {
         let found = plan.nodes.iter().find_map(|n| {
@@ -380,7 +389,9 @@ fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32)
         "restarted".into(),
         first(&|e| matches!(e, Event::Op { op, rsc, result, .. } if op == "start" && *rsc == db && result == "ok")),
     ));
-    run.steps.push(("first transaction".into(), client.first_ack_after(kill_mono)));
+    let (first_tx, pause) = client.recovery(kill_mono);
+    run.steps.push(("first transaction".into(), first_tx));
+    run.steps.push(("longest pause in acks".into(), pause));
     run.notes.push(if node_now == on {
         format!("restarted in place on {on}")
     } else {
@@ -389,6 +400,39 @@ fn kill_database(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32)
     // Forget the failure, so that later kills do not reach migration-threshold.
     let _ = node::run_on(lab, &node_now, "crm_resource", &["--cleanup", "--resource", &db], Duration::from_secs(60));
     Ok(run)
+}
+
+fn secs_between(from_ns: u64, to_ns: u64) -> f64 {
+    (to_ns as f64 - from_ns as f64) / 1e9
+}
+
+/// When the first transaction first sent at or after `t` (ns) was acknowledged (an ACK, or a
+/// CONFIRMED after a failed answer): the stack served a new request again.
+pub fn first_ack_sent_after(log: &Log, t: u64) -> Option<u64> {
+    let mut first_send: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in log.events.iter().filter(|e| e.kind == super::client::Kind::Send) {
+        first_send.entry(e.tx).or_insert(e.mono_ns);
+    }
+    log.events
+        .iter()
+        .filter(|e| e.kind.acknowledges() && first_send.get(&e.tx).is_some_and(|s| *s >= t))
+        .map(|e| e.mono_ns)
+        .min()
+}
+
+/// The longest time without any acknowledgement between the last one before `from` and `to`
+/// (ns), in seconds.
+pub fn longest_ack_pause(log: &Log, from: u64, to: u64) -> Option<f64> {
+    let mut acks: Vec<u64> = log.events.iter().filter(|e| e.kind.acknowledges()).map(|e| e.mono_ns).collect();
+    acks.sort_unstable();
+    let start = acks.iter().rposition(|t| *t < from).unwrap_or(0);
+    acks[start..]
+        .iter()
+        .take_while(|t| **t <= to)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| secs_between(*w[0], *w[1]))
+        .reduce(f64::max)
 }
 
 fn secs(v: Option<f64>) -> String {
@@ -441,6 +485,21 @@ pub fn table(runs: &[Run]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_is_the_first_new_transaction_and_the_longest_pause() {
+        // tx 1 acknowledged before the fault (t=100), tx 2 sent before and acknowledged after it,
+        // tx 3 sent after it and acknowledged at 900 (after a failed first attempt).
+        let text = "# hastack lab client run=r\n\
+                    10 0 SEND 1 1\n50 0 ACK 1 1 40\n90 0 SEND 2 1\n\
+                    150 0 ACK 2 1 60\n200 0 SEND 3 1\n300 0 FAIL 3 1 timeout\n\
+                    600 0 QUERY 3 1 absent\n610 0 SEND 3 2\n900 0 ACK 3 2 290\n";
+        let log = Log::parse(text.as_bytes()).unwrap();
+        assert_eq!(first_ack_sent_after(&log, 100), Some(900));
+        assert_eq!(first_ack_sent_after(&log, 1000), None);
+        // Acks at 50, 150, 900: the longest pause from the last one before the fault is 750 ns.
+        assert_eq!(longest_ack_pause(&log, 100, 900), Some(750e-9));
+    }
 
     #[test]
     fn medians_and_table() {

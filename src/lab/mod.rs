@@ -29,6 +29,7 @@ pub mod timeline;
 pub mod up;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -55,6 +56,10 @@ pub enum LabCommand {
         /// Corosync's token timeout (e.g. 1000ms), overriding the stack's.
         #[arg(long)]
         token: Option<String>,
+        /// How long a node takes to boot once its UPS's load is on again (a real server's
+        /// firmware takes minutes; 0s boots at once).
+        #[arg(long, default_value = "20s")]
+        boot_delay: String,
     },
     /// Show the nodes, their power, the membership and crm_mon.
     Status,
@@ -71,7 +76,12 @@ pub enum LabCommand {
     Init { node: String },
     /// A node's UPS and power supply (started by the lab).
     #[command(hide = true)]
-    Power { node: String },
+    Power {
+        node: String,
+        /// Milliseconds between the load coming on and the boot.
+        #[arg(long, default_value_t = 0)]
+        boot_delay_ms: u64,
+    },
     /// Build the lab's servlet application into DIR/webapp (only if its sources changed).
     #[command(hide = true)]
     BuildApp {
@@ -141,7 +151,7 @@ pub fn run(args: LabArgs) -> Result<i32> {
     }
     let lab = Lab::new(&args.name)?;
     match command {
-        LabCommand::Up { stack, token } => up::up(&lab, stack.as_deref(), token.as_deref()).map(|_| 0).map_err(|e| {
+        LabCommand::Up { stack, token, boot_delay } => up::up(&lab, stack.as_deref(), token.as_deref(), &boot_delay).map(|_| 0).map_err(|e| {
             let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
             e.context(format!(
                 "lab up failed; what it made is kept for inspection (logs under {}), `hastack lab{down} down` removes it",
@@ -166,7 +176,9 @@ pub fn run(args: LabArgs) -> Result<i32> {
         LabCommand::Bench(args) => bench::run(&lab, args),
         LabCommand::Down => down::down(&lab).map(|_| 0),
         LabCommand::Init { node } => init::launch(&lab, &load_plan(&lab)?, &node),
-        LabCommand::Power { node } => power::run(&lab, &load_plan(&lab)?, &node).map(|_| 0),
+        LabCommand::Power { node, boot_delay_ms } => {
+            power::run(&lab, &load_plan(&lab)?, &node, Duration::from_millis(boot_delay_ms)).map(|_| 0)
+        }
         LabCommand::BuildApp { .. } | LabCommand::AppContext(_) | LabCommand::Client(_) | LabCommand::Verify(_) => {
             unreachable!("handled above")
         }

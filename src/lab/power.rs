@@ -1,8 +1,10 @@
 //! A node's power supply: the simulated APC Smart UPS that feeds it (`fence::sim`, on a
 //! pseudo-terminal), run on the host as a real UPS runs outside its node. `hastack lab power
 //! NODE` (hidden) plays it: when the UPS's load goes off (the other node's fence_ups said so),
-//! the node's power is cut; when it comes on again, the node boots. SIGUSR1 switches the load
-//! on by hand (`lab boot`); SIGTERM ends it (`lab down`).
+//! the node's power is cut; when it comes on again, the node boots after the boot delay (a real
+//! server's firmware takes that long; the lab's node would otherwise be back at once, and take
+//! CPU from the failover it is part of). SIGUSR1 switches the load on by hand (`lab boot`, which
+//! boots the node itself); SIGTERM ends it (`lab down`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,7 +43,7 @@ pub fn load_on(lab: &Lab, node: &str) -> Option<bool> {
 }
 
 /// `hastack lab power NODE`: runs until SIGTERM.
-pub fn run(lab: &Lab, plan: &Plan, node: &str) -> Result<()> {
+pub fn run(lab: &Lab, plan: &Plan, node: &str, boot_delay: Duration) -> Result<()> {
     plan.node(node)?;
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
@@ -54,6 +56,7 @@ pub fn run(lab: &Lab, plan: &Plan, node: &str) -> Result<()> {
     set_load_file(lab, node, true);
     println!("{} UPS {serial} powering {node} ready on {}", stamp(), lab.ups_port(node).display());
     let mut seen = 0;
+    let mut boot_at: Option<std::time::Instant> = None;
     loop {
         match wait_signal(&signals, Duration::from_millis(10)) {
             Some(Signal::SIGUSR1) => {
@@ -71,6 +74,7 @@ pub fn run(lab: &Lab, plan: &Plan, node: &str) -> Result<()> {
             match event {
                 Event::LoadOff => {
                     println!("{} load off: cutting {node}", stamp());
+                    boot_at = None;
                     set_load_file(lab, node, false);
                     match super::node::cut(lab, plan, node) {
                         Ok(was) => {
@@ -80,17 +84,21 @@ pub fn run(lab: &Lab, plan: &Plan, node: &str) -> Result<()> {
                     }
                 }
                 Event::LoadOn => {
-                    println!("{} load on: booting {node}", stamp());
+                    println!("{} load on: {node} boots in {boot_delay:?}", stamp());
                     set_load_file(lab, node, true);
-                    match super::node::boot(lab, plan, node) {
-                        Ok(id) => println!("{} {node} booted (PID 1 is {} on the host)", stamp(), id.pid),
-                        Err(e) => println!("{} booting {node} failed: {e:#}", stamp()),
-                    }
+                    boot_at = Some(std::time::Instant::now() + boot_delay);
                 }
                 other => println!("{} {other:?}", stamp()),
             }
         }
         seen = events.len();
+        if boot_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            boot_at = None;
+            match super::node::boot(lab, plan, node) {
+                Ok(id) => println!("{} {node} booted (PID 1 is {} on the host)", stamp(), id.pid),
+                Err(e) => println!("{} booting {node} failed: {e:#}", stamp()),
+            }
+        }
     }
     println!("{} stopping", stamp());
     drop(sim);
@@ -106,7 +114,7 @@ fn wait_signal(set: &SigSet, limit: Duration) -> Option<Signal> {
 }
 
 /// Starts the power process of `node` in its own session, journalled, and waits for its UPS.
-pub fn start(lab: &Lab, node: &str) -> Result<Identity> {
+pub fn start(lab: &Lab, node: &str, boot_delay_ms: u64) -> Result<Identity> {
     let exe = lab.binary();
     let log = std::fs::File::options()
         .create(true)
@@ -115,7 +123,7 @@ pub fn start(lab: &Lab, node: &str) -> Result<Identity> {
         .with_context(|| format!("cannot open {}", lab.power_log(node).display()))?;
     let mut cmd = Command::new(&exe);
     super::host::clean_env(&mut cmd)
-        .args(["lab", "--name", &lab.name, "power", node])
+        .args(["lab", "--name", &lab.name, "power", node, "--boot-delay-ms", &boot_delay_ms.to_string()])
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log));
     let child = proc::spawn_daemon(&mut cmd).with_context(|| format!("cannot start {}", exe.display()))?;

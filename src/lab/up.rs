@@ -13,7 +13,10 @@ use super::{crm, disk, down, net, node, packages, plan, power, services, status}
 use crate::config::{self, Format};
 use crate::ocf::Deadline;
 
-pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<()> {
+pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay: &str) -> Result<()> {
+    let Some(boot_delay_ms) = config::validate::duration_ms(boot_delay) else {
+        bail!("--boot-delay '{boot_delay}': not a duration (e.g. 20s, 0s)");
+    };
     if lab.complete_marker().exists() {
         if let Ok(plan) = super::load_plan(lab) {
             if plan.nodes.iter().all(|n| node::running(lab, &n.name).is_some()) {
@@ -45,8 +48,11 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
     let started = Instant::now();
 
     packages::ensure(packages::PACKAGES)?;
-    // The agents Pacemaker runs in the nodes are this binary's links (as `make install` makes).
-    crate::cli::install(Path::new("/"), None)?;
+    // The nodes see the lab's copy of this binary over the host's agent links, which must
+    // therefore exist; an installation that is there is left as it is.
+    if !Path::new(crate::applets::OCF_PROVIDER_DIR).is_dir() || !Path::new("/usr/sbin/fence_ups").exists() {
+        crate::cli::install(Path::new("/"), None)?;
+    }
 
     for (dir, what) in [(&lab.run_dir, "runtime state"), (&lab.dir, "files")] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the lab's {what} in {}", dir.display()))?;
@@ -95,7 +101,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>) -> Result<(
     );
 
     for n in &plan.nodes {
-        power::start(lab, &n.name)?;
+        power::start(lab, &n.name, boot_delay_ms)?;
     }
     for n in &plan.nodes {
         let id = node::boot(lab, &plan, &n.name)?;
