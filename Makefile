@@ -11,12 +11,16 @@ build:
 	$(CARGO) build --release --locked
 
 # Installs what the packages carry (packaging/install.sh: the binary, the agent links, man pages,
-# completions, the alert agent, documentation), then shows that Pacemaker lists the agents.
+# completions, the alert agent's spool entry and flush timer, documentation), creates the spool,
+# then shows that Pacemaker lists the agents.
 # With DESTDIR, only stages the files there (the packages' layout; nothing on this machine changes).
 install: build
 	packaging/install.sh target/release/hastack $(or $(DESTDIR),/)
 ifeq ($(DESTDIR),)
 	tests/setup/install-deps.sh pacemaker-cli-utils
+	# The alert agent's spool, as the packages' tmpfiles.d entry makes it (hacluster comes with
+	# Pacemaker).
+	systemd-tmpfiles --create /usr/lib/tmpfiles.d/hastack.conf
 	crm_resource --list-agents ocf:hastack
 endif
 

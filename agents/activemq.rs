@@ -55,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("data_dir")
         .default("/var/lib/activemq/data")
         .unique()
+        .data()
         .short("broker data directory (KahaDB)")
         .long("activemq.base and activemq.data: put it on the replicated partition. It must exist and be writable by 'user' (missing: exit 5, i.e. the partition is not mounted here)."),
     ParamSpec::string("user").default("activemq").short("OS user running the broker"),

@@ -55,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("datadir")
         .default("/var/lib/mysql")
         .unique()
+        .data()
         .short("data directory")
         .long("The data directory. Put it on the replicated partition; missing here means the partition is not mounted (exit 5)."),
     ParamSpec::string("socket").default("/run/mysqld/mysqld.sock").short("Unix socket (the monitor connects there)"),

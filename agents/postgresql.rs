@@ -54,6 +54,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("pgdata")
         .default("/var/lib/postgresql/15/main")
         .unique()
+        .data()
         .short("data directory")
         .long("The data directory (PGDATA). Put it on the replicated partition; missing here means the partition is not mounted (exit 5)."),
     ParamSpec::string("config")

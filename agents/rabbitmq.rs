@@ -55,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("data_dir")
         .default("/var/lib/rabbitmq/mnesia")
         .unique()
+        .data()
         .short("data directory (RABBITMQ_MNESIA_BASE)")
         .long("Holds the node's database, queues and messages: put it on the replicated partition. It must exist and be writable by 'user' (missing: exit 5)."),
     ParamSpec::integer("port", Some(1), Some(65535)).default("5672").short("AMQP port"),

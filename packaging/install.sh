@@ -70,8 +70,13 @@ put 0644 "$work/doc/completions/hastack.bash" /usr/share/bash-completion/complet
 put 0644 "$work/doc/completions/_hastack" /usr/share/zsh/vendor-completions/_hastack
 put 0644 "$work/doc/completions/hastack.fish" /usr/share/fish/vendor_completions.d/hastack.fish
 
-# The Pacemaker alert agent the example stacks name in their [alert] path.
-put 0755 crm-config/alert-operator /usr/lib/hastack/alert-operator
+# The alert agent (/usr/lib/hastack/alert, an applet link above): its spool directory, owned by
+# the user Pacemaker runs alert agents as (created by systemd-tmpfiles: at boot, or at once with
+# `systemd-tmpfiles --create hastack.conf`; no maintainer script), and the timer that flushes it
+# (not enabled here).
+put 0644 packaging/tmpfiles/hastack.conf /usr/lib/tmpfiles.d/hastack.conf
+put 0644 packaging/systemd/hastack-alert-flush.service /usr/lib/systemd/system/hastack-alert-flush.service
+put 0644 packaging/systemd/hastack-alert-flush.timer /usr/lib/systemd/system/hastack-alert-flush.timer
 
 # Documentation: copyright, changelog, README, the cluster-configuration examples (scripts in
 # them stay executable).

@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The Pacemaker alert agent's companion commands (the agent itself is /usr/lib/hastack/alert).
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
     /// Run an OCF agent without a link: `hastack ocf vip monitor` (for debugging).
     Ocf {
         /// The agent type, e.g. vip.
@@ -76,6 +81,26 @@ enum ConfigCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// Send every spooled report to its console (oldest first); for a timer or after an outage.
+    /// Exit 0 when nothing is left in the spool, 1 when reports still wait.
+    Flush {
+        /// The spool directory (the alert's spool_dir attribute).
+        #[arg(long, default_value = crate::alert::settings::DEFAULT_SPOOL_DIR)]
+        spool_dir: PathBuf,
+        /// Stop sending after this long (e.g. 60s, 500ms).
+        #[arg(long, default_value = "50s", value_parser = parse_duration)]
+        deadline: std::time::Duration,
+    },
+    /// Run the alert agent as Pacemaker would (reads CRM_alert_* from the environment).
+    Run,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::alert::settings::parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 50s"))
+}
+
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -100,6 +125,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }),
         Command::Config { command } => run_config(command),
         Command::Lab(args) => crate::lab::run(args),
+        Command::Alert { command: AlertCommand::Flush { spool_dir, deadline } } => {
+            Ok(crate::alert::flush(&spool_dir, deadline))
+        }
+        Command::Alert { command: AlertCommand::Run } => Ok(crate::alert::main()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");
@@ -128,7 +157,11 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
         ConfigCommand::Render { format, output, stack } => {
             let format = config::Format::parse(&format).expect("clap checked the format");
             // Everything is rendered before anything is written: a refused stack writes nothing.
-            let text = config::load(&stack)?.render(format);
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let text = loaded.render(format);
             match output {
                 Some(path) => config::write_atomically(&path, &text)
                     .with_context(|| format!("cannot write {}", path.display()))?,
@@ -137,7 +170,11 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
             Ok(0)
         }
         ConfigCommand::Check { stack } => {
-            let report = config::check::run(&config::load(&stack)?)?;
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let report = config::check::run(&loaded)?;
             print!("{}", report.text);
             Ok(if report.ok { 0 } else { 1 })
         }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alert;
 mod cli;
 mod config;
 mod conformance;

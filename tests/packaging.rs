@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -17,8 +17,14 @@ use crate::support::*;
 /// A cold `cargo build --release` on two busy cores, then the packages.
 const MAKE_DEADLINE: Duration = Duration::from_secs(1200);
 
-/// Where the alert agent the example stacks name is installed.
-const ALERT_AGENT: &str = "/usr/lib/hastack/alert-operator";
+/// Where the alert agent the example stacks name is installed (an applet link to the binary).
+const ALERT_AGENT: &str = "/usr/lib/hastack/alert";
+/// Its spool directory's tmpfiles.d entry and its flush timer.
+const ALERT_FILES: &[&str] = &[
+    "/usr/lib/tmpfiles.d/hastack.conf",
+    "/usr/lib/systemd/system/hastack-alert-flush.service",
+    "/usr/lib/systemd/system/hastack-alert-flush.timer",
+];
 
 /// The repository root, where README.md's commands are run.
 fn repo() -> &'static Path {
@@ -120,10 +126,11 @@ fn applets() -> Vec<(String, String)> {
 
 /// The man page that documents an applet: `ocf_hastack_<type>(7)` or `<fence agent>(8)`.
 fn man_page(name: &str, kind: &str) -> (String, u8) {
-    if kind == "ocf" {
-        (format!("ocf_hastack_{name}"), 7)
-    } else {
-        (name.to_string(), 8)
+    match kind {
+        "ocf" => (format!("ocf_hastack_{name}"), 7),
+        // hastack(8) documents the alert agent with `hastack alert flush`.
+        "alert" => ("hastack".to_string(), 8),
+        _ => (name.to_string(), 8),
     }
 }
 
@@ -214,8 +221,11 @@ fn rpm_carries_the_same_files_as_the_deb_and_no_scriptlets() {
     let rpm_list = rpm_files(&p.rpm);
     assert_eq!(rpm_list, deb_files(&p.deb));
     for (name, kind) in applets() {
-        let path =
-            if kind == "ocf" { format!("/usr/lib/ocf/resource.d/hastack/{name}") } else { format!("/usr/sbin/{name}") };
+        let path = match kind.as_str() {
+            "ocf" => format!("/usr/lib/ocf/resource.d/hastack/{name}"),
+            "alert" => format!("/usr/lib/hastack/{name}"),
+            _ => format!("/usr/sbin/{name}"),
+        };
         assert!(rpm_list.contains_key(&path), "{path} missing from the rpm");
         let (page, section) = man_page(&name, &kind);
         let page = format!("/usr/share/man/man{section}/{page}.{section}.gz");
@@ -232,8 +242,12 @@ fn packages_install_the_alert_agent_executable() {
         return;
     }
     let p = packages();
-    assert_eq!(deb_files(&p.deb).get(ALERT_AGENT).map(String::as_str), Some("-rwxr-xr-x"), "in the .deb");
-    assert_eq!(rpm_files(&p.rpm).get(ALERT_AGENT).map(String::as_str), Some("-rwxr-xr-x"), "in the .rpm");
+    for (what, files) in [("deb", deb_files(&p.deb)), ("rpm", rpm_files(&p.rpm))] {
+        assert_eq!(files.get(ALERT_AGENT).map(String::as_str), Some("lrwxrwxrwx"), "{ALERT_AGENT} in the .{what}");
+        for f in ALERT_FILES {
+            assert_eq!(files.get(*f).map(String::as_str), Some("-rw-r--r--"), "{f} in the .{what}");
+        }
+    }
 }
 
 #[test]
@@ -327,14 +341,12 @@ fn make_install_as_readme_shows_installs_man_pages_completions_and_the_alert_age
         assert!(text.contains("hastack"), "{completion}");
     }
 
-    // The alert agent the example stacks name.
-    let meta = std::fs::metadata(ALERT_AGENT).unwrap_or_else(|e| panic!("{ALERT_AGENT}: {e}"));
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{ALERT_AGENT}");
-    assert_eq!(
-        std::fs::read(ALERT_AGENT).unwrap(),
-        std::fs::read(repo().join("crm-config/alert-operator")).unwrap(),
-        "{ALERT_AGENT} is not crm-config/alert-operator"
-    );
+    // The alert agent the example stacks name, and its spool owned by the user Pacemaker runs
+    // alert agents as.
+    assert_eq!(std::fs::canonicalize(ALERT_AGENT).unwrap(), Path::new("/usr/sbin/hastack"), "{ALERT_AGENT}");
+    let spool = std::fs::metadata("/var/spool/hastack/alert").expect("make install creates the spool");
+    let hacluster = nix::unistd::User::from_name("hacluster").unwrap().expect("hacluster exists with Pacemaker");
+    assert_eq!((spool.uid(), spool.permissions().mode() & 0o7777), (hacluster.uid.as_raw(), 0o750));
 }
 
 /// A throw-away root: an overlay over the cached debootstrap root, with /proc, /sys and /dev.
@@ -475,6 +487,7 @@ fn deb_installs_into_fresh_debian_and_removes_cleanly() {
     // The alert agent runs as Pacemaker runs it: CRM_alert_* in the environment.
     root.run(&[
         "env",
+        "CRM_alert_version=2.1.5",
         "CRM_alert_kind=node",
         "CRM_alert_node=node2",
         "CRM_alert_desc=lost",
@@ -483,7 +496,7 @@ fn deb_installs_into_fresh_debian_and_removes_cleanly() {
     ])
     .expect(0);
     let alerts = std::fs::read_to_string(root.merged.join("tmp/alerts.log")).unwrap();
-    assert!(alerts.contains("node node2 is lost"), "{alerts}");
+    assert!(alerts.contains("warning: node node2 left the cluster (lost)"), "{alerts}");
 
     root.run(&["apt-get", "remove", "-y", "hastack"]).expect(0);
     let after = root.snapshot();

@@ -26,6 +26,9 @@ use super::plan::Plan;
 /// The node's own directories, bound over the host's (relative to the node's directory).
 pub const NODE_BINDS: &[&str] = &["etc/corosync", "var/lib/pacemaker", "var/lib/corosync", "var/log", "srv"];
 
+/// The alert agent the stack's `[alert]` names by default (the lab binds its own copy there).
+pub const ALERT_AGENT: &str = "/usr/lib/hastack/alert";
+
 /// Where PID 1 logs (inside the node; the node's directory on the host).
 pub const INIT_LOG: &str = "var/log/hastack-lab-init.log";
 
@@ -33,7 +36,7 @@ pub const INIT_LOG: &str = "var/log/hastack-lab-init.log";
 struct NodeSpec {
     name: String,
     dir: PathBuf,
-    /// (the lab's file, the host's path it replaces in the node): the agents and fence_ups.
+    /// (the lab's file, the host's path it replaces in the node): the agents, fence_ups, the alert agent.
     software: Vec<(PathBuf, PathBuf)>,
     /// (path in the node, the host's device under /dev): the shared disks.
     disks: Vec<(String, String)>,
@@ -61,6 +64,7 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
     let software = vec![
         (lab.agents_dir(), PathBuf::from(crate::applets::OCF_PROVIDER_DIR)),
         (lab.binary(), PathBuf::from("/usr/sbin/fence_ups")),
+        (lab.binary(), PathBuf::from(ALERT_AGENT)),
     ];
     let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports };
     let log = File::options()
@@ -206,10 +210,6 @@ fn setup(spec: &NodeSpec) -> Result<()> {
 
     // What systemd-tmpfiles makes on a real boot.
     dir("/run/crm", 0o750, Some(("hacluster", "haclient")))?;
-    // TODO(issue 13, fence_ups lock): fence_ups writes its UUCP lock in /var/lock (/run/lock on
-    // Debian) and fails on a fresh /run without it; the issue asks fence_ups not to depend on it.
-    // Until that lands, the lab's nodes have it, as a booted Debian does.
-    dir("/run/lock", 0o1777, None)?;
     dir("/run/postgresql", 0o2775, Some(("postgres", "postgres")))?;
     mount_fs("tmpfs", "/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
     mount_fs("tmpfs", "/var/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;

@@ -29,10 +29,6 @@ pub const DB_NAME: &str = "lab";
 pub const DB_USER: &str = "lab";
 pub const DB_PASSWORD: &str = "lab";
 
-/// The alert agent shipped for stacks (crm-config/alert-operator), installed where the stack's
-/// `[alert] path` points when that is under /srv.
-const ALERT_OPERATOR: &str = include_str!("../../crm-config/alert-operator");
-
 /// The host path of a file the node sees at `inner` (which must be under /srv, the node's own).
 pub fn host_path(lab: &Lab, node: &str, inner: &str) -> Result<PathBuf> {
     match inner.strip_prefix("/srv/") {
@@ -143,12 +139,17 @@ pub fn write_nodes(
         for layer in plan::layers(stack) {
             write_service(lab, plan, stack, node, layer, webapp)?;
         }
+        // The alert agent runs as hacluster and appends to a file recipient, which must exist
+        // and be its to write (README.md "Alert agent"): the lab makes those under /var/log.
         if let Some(alert) = &stack.alert {
-            let inner = alert.get_ref().path.get_ref();
-            if inner.starts_with("/srv/") {
-                let path = host_path(lab, &node.name, inner)?;
-                write(&path, ALERT_OPERATOR)?;
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+            let alert = alert.get_ref();
+            let files = alert.recipient.iter().chain(alert.recipients.iter().flatten());
+            for inner in files.map(|r| r.get_ref()).filter(|r| r.starts_with("/var/log/")) {
+                let path = root.join(inner.trim_start_matches('/'));
+                fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o640))?;
+                nix::unistd::chown(&path, uid_of("hacluster"), gid_of("haclient"))
+                    .with_context(|| format!("chown {}", path.display()))?;
             }
         }
     }

@@ -50,7 +50,10 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
     packages::ensure(packages::PACKAGES)?;
     // The nodes see the lab's copy of this binary over the host's agent links, which must
     // therefore exist; an installation that is there is left as it is.
-    if !Path::new(crate::applets::OCF_PROVIDER_DIR).is_dir() || !Path::new("/usr/sbin/fence_ups").exists() {
+    if !Path::new(crate::applets::OCF_PROVIDER_DIR).is_dir()
+        || !Path::new("/usr/sbin/fence_ups").exists()
+        || !Path::new(super::init::ALERT_AGENT).exists()
+    {
         crate::cli::install(Path::new("/"), None)?;
     }
 

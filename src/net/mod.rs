@@ -3,6 +3,7 @@
 
 pub mod amqp;
 pub mod arp;
+pub mod claim;
 pub mod http;
 pub mod mywire;
 pub mod ndisc;

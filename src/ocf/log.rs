@@ -53,7 +53,7 @@ impl Level {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Logger {
     tag: String,
     action: String,
@@ -62,10 +62,12 @@ pub struct Logger {
     trace: bool,
     trace_file: Option<PathBuf>,
     sinks: Sinks,
+    /// In a detached child whose stderr is /dev/null: what would go to stderr only goes to syslog.
+    detached: bool,
 }
 
 /// Where lines go besides stderr, decided once per action from the environment.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sinks {
     syslog_facility: Option<u8>,
     logfile: Option<PathBuf>,
@@ -73,6 +75,9 @@ struct Sinks {
     /// stdin is a terminal: everything to stderr, nothing elsewhere (ha_log's `tty` test). Only
     /// looked at when another sink is set: without one, stderr is the answer either way.
     terminal: bool,
+    /// The facility Pacemaker logs to (`PCMK_logfacility`, default daemon): where a detached
+    /// child's lines go when stderr would have been their only sink.
+    pacemaker_facility: u8,
 }
 
 impl Sinks {
@@ -82,6 +87,11 @@ impl Sinks {
             logfile: env.logging_var("HA_LOGFILE").map(PathBuf::from),
             debuglog: env.logging_var("HA_DEBUGLOG").map(PathBuf::from),
             terminal: false,
+            pacemaker_facility: env
+                .logging_var("PCMK_logfacility")
+                .or_else(|| env.logging_var("HA_logfacility"))
+                .and_then(facility_code)
+                .unwrap_or(DAEMON),
         };
         if sinks.syslog_facility.is_some() || sinks.logfile.is_some() || sinks.debuglog.is_some() {
             sinks.terminal = std::io::stdin().is_terminal();
@@ -108,7 +118,22 @@ impl Logger {
             trace,
             trace_file: env.logging_var("OCF_TRACE_FILE").map(PathBuf::from),
             sinks: Sinks::from_env(env),
+            detached: false,
         }
+    }
+
+    /// This logger for a detached child of the action (`sys::proc::detach`), called in the child:
+    /// tagged with the child's PID, and with syslog (Pacemaker's facility) in place of stderr,
+    /// which is /dev/null there and no longer read by pacemaker-execd anyway.
+    pub fn detached(&self) -> Logger {
+        let mut log = self.clone();
+        if let Some((name, _)) = log.tag.rsplit_once('[') {
+            log.tag = format!("{name}[{}]", std::process::id());
+        }
+        log.detached = true;
+        // Its stdin is no terminal (someone's terminal gets nothing from a detached child).
+        log.sinks.terminal = false;
+        log
     }
 
     /// A logger that only writes to stderr (CLI use, tests).
@@ -180,7 +205,11 @@ impl Logger {
         let elsewhere =
             sinks.syslog_facility.is_some() || if verbose { sinks.debuglog.is_some() } else { logfile.is_some() };
         if stderr_allowed && !elsewhere {
-            to_stderr(&line);
+            if self.detached {
+                send_syslog(sinks.pacemaker_facility, level, &line);
+            } else {
+                to_stderr(&line);
+            }
         }
     }
 }
@@ -200,6 +229,8 @@ fn append(path: &PathBuf, text: &str) {
         let _ = f.write_all(text.as_bytes());
     }
 }
+
+const DAEMON: u8 = 3;
 
 /// syslog(3) facility numbers for the names HA_LOGFACILITY takes; `none` or unknown disables
 /// (an unknown name would lose every line to a failing `logger`; stderr keeps them).
@@ -226,6 +257,13 @@ fn facility_code(name: &str) -> Option<u8> {
     Some(code)
 }
 
+/// One line to syslog at Pacemaker's facility (`PCMK_logfacility` in the process environment,
+/// else daemon), at `level`'s severity: for a detached child outside the OCF logger (fence_ups).
+pub fn to_pacemaker_syslog(level: Level, line: &str) {
+    let facility = std::env::var("PCMK_logfacility").ok().and_then(|f| facility_code(&f)).unwrap_or(DAEMON);
+    send_syslog(facility, level, line);
+}
+
 /// One datagram to the local syslog socket, in the traditional `<PRI>TAG: message` form.
 fn send_syslog(facility: u8, level: Level, line: &str) {
     let pri = u16::from(facility) * 8 + u16::from(level.severity());
@@ -244,7 +282,7 @@ pub fn timestamp() -> String {
 }
 
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

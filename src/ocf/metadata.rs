@@ -69,6 +69,22 @@ impl AgentSpec {
         self.params.iter().find(|p| p.name == name)
     }
 
+    /// The timeout the meta-data advises for an operation (what pcs takes as its default and
+    /// crmsh warns below). A monitor's is that of the depth-0 monitor of its role; a monitor
+    /// without a role on a promotable agent runs on the unpromoted instances.
+    pub fn advised_timeout(&self, action: &str, role: Option<&str>) -> Option<&'static str> {
+        let of_role = |r: Option<&str>| {
+            self.actions
+                .iter()
+                .find(|a| a.name == action && a.role == r && a.depth.unwrap_or(0) == 0)
+                .map(|a| a.timeout)
+        };
+        match (action, role) {
+            ("monitor", None) => of_role(None).or_else(|| of_role(Some("Unpromoted"))),
+            _ => of_role(role),
+        }
+    }
+
     /// The meta-data document, as `meta-data` prints it.
     pub fn metadata_xml(&self) -> String {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
@@ -183,5 +199,25 @@ mod tests {
         assert!(xml.contains(r#"<content type="string" default="a"/>"#));
         assert!(xml.contains(r#"<action name="monitor" timeout="20s" interval="10s" depth="0"/>"#));
         assert!(xml.contains(r#"<parameter name="ip" unique="1" required="1">"#));
+    }
+
+    #[test]
+    fn advised_timeouts_by_action_and_role() {
+        assert_eq!(SPEC.advised_timeout("start", None), Some("20s"));
+        assert_eq!(SPEC.advised_timeout("monitor", None), Some("20s"));
+        assert_eq!(SPEC.advised_timeout("promote", None), None);
+        static PROMOTABLE: AgentSpec = AgentSpec {
+            name: "p",
+            shortdesc: "",
+            longdesc: "",
+            params: &[],
+            actions: &[
+                ActionSpec::monitor("15s", "25s").role("Promoted"),
+                ActionSpec::monitor("29s", "35s").role("Unpromoted"),
+                ActionSpec::monitor("30s", "90s").role("Unpromoted").depth(10),
+            ],
+        };
+        assert_eq!(PROMOTABLE.advised_timeout("monitor", Some("Promoted")), Some("25s"));
+        assert_eq!(PROMOTABLE.advised_timeout("monitor", None), Some("35s"));
     }
 }

@@ -36,6 +36,10 @@ packages=(
   # lab: the servlet application is compiled with javac (lab/app); its JDBC driver comes from Debian
   # (its JMS client jars come with activemq above)
   default-jdk-headless libpostgresql-jdbc-java
+  # alert agent: validate its reports against docs/report-schema.json (Debian's validator, not
+  # ours); msmtp-mta is the real sendmail the mail test delivers through to an SMTP receiver in
+  # the test (a relay-only MTA configured per user: no system mail configuration is touched)
+  python3-jsonschema msmtp-mta
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
