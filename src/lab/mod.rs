@@ -41,7 +41,7 @@ pub const LAB_TOML: &str = include_str!("../../crm-config/lab.toml");
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
     /// The lab's name: prefixes its namespaces, bridges and interfaces (2-6 letters/digits).
-    #[arg(long, default_value = layout::DEFAULT_NAME, global = true)]
+    #[arg(long, env = "HASTACK_LAB_NAME", default_value = layout::DEFAULT_NAME, global = true)]
     pub name: String,
     #[command(subcommand)]
     pub command: LabCommand,
