@@ -1,9 +1,9 @@
-# The two commands README.md shows: `make install` (main job) and `make test` (every test).
-# Both install what they need on a fresh Debian 12 machine.
+# The commands README.md shows: `make lab` (the main job on one machine), `make test` (every test),
+# `make install` (a real cluster's nodes). Each installs what it needs on a fresh Debian 12 machine.
 
 CARGO ?= cargo
 
-.PHONY: all build install test test-deps lint fuzz-smoke bench clean packages
+.PHONY: all build install lab test test-deps lint fuzz-smoke bench clean packages
 
 all: build
 
@@ -23,6 +23,10 @@ ifeq ($(DESTDIR),)
 	systemd-tmpfiles --create /usr/lib/tmpfiles.d/hastack.conf
 	crm_resource --list-agents ocf:hastack
 endif
+
+# The whole stack on a two-node Pacemaker cluster of namespaces on this machine (README, "The lab").
+lab: install
+	/usr/sbin/hastack lab up
 
 test-deps:
 	tests/setup/install-deps.sh

@@ -47,16 +47,11 @@ enum Command {
         /// The OCF action, e.g. start, monitor, meta-data.
         action: Option<String>,
     },
+    /// The whole stack on a two-node Pacemaker cluster on this machine (namespaces; needs root).
+    Lab(crate::lab::LabArgs),
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
-    /// The lab: the whole stack on one machine. (Hidden while it holds only the hidden building
-    /// blocks below; `lab up` and the rest make it visible.)
-    #[command(hide = true)]
-    Lab {
-        #[command(subcommand)]
-        command: LabCommand,
-    },
     /// The tcprelay agent's relay daemon (started by the agent, not by hand).
     #[command(hide = true)]
     TcprelayDaemon(crate::agents::tcprelay::relay::DaemonArgs),
@@ -87,27 +82,6 @@ enum ConfigCommand {
         /// The stack description (TOML).
         stack: PathBuf,
     },
-}
-
-/// The lab's building blocks (hidden: `lab up` and `lab bench` run them).
-#[derive(Subcommand)]
-enum LabCommand {
-    /// Build the lab's servlet application into DIR/webapp (only if its sources changed).
-    #[command(hide = true)]
-    BuildApp {
-        /// The build directory (kept between builds: the cache).
-        dir: PathBuf,
-    },
-    /// Print (or write) the Tomcat Context file that deploys the application with its data layer.
-    #[command(hide = true)]
-    AppContext(crate::lab::app::ContextArgs),
-    /// Send numbered transactions at a steady rate and log every send and acknowledgement.
-    #[command(hide = true)]
-    Client(crate::lab::client::ClientArgs),
-    /// Compare a client log with the ledger: exit 1 if an acknowledged transaction is missing
-    /// or one is recorded twice, 2 if the check cannot be made.
-    #[command(hide = true)]
-    Verify(crate::lab::ledger::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -153,7 +127,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }),
         Command::Config { command } => run_config(command),
-        Command::Lab { command } => return run_lab(command),
+        Command::Lab(args) => crate::lab::run(args),
         Command::TcprelayDaemon(args) => return crate::agents::tcprelay::relay::main(args),
         Command::Alert { command: AlertCommand::Flush { spool_dir, deadline } } => {
             Ok(crate::alert::flush(&spool_dir, deadline))
@@ -209,46 +183,6 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
             Ok(if report.ok { 0 } else { 1 })
         }
     }
-}
-
-fn run_lab(command: LabCommand) -> i32 {
-    use crate::lab::{app, client, ledger};
-    let result = match command {
-        LabCommand::BuildApp { dir } => app::build(&dir).map(|b| {
-            let how = if b.compiled { "built" } else { "up to date" };
-            println!("{} ({how}, {} ms)", b.webapp.display(), b.millis);
-            0
-        }),
-        LabCommand::AppContext(args) => args.settings().and_then(|s| app::context_xml(&s)).and_then(|xml| {
-            match &args.output {
-                Some(path) => app::write_context(path, &xml)?,
-                None => print!("{xml}"),
-            }
-            Ok(0)
-        }),
-        LabCommand::Client(args) => client::run(args).map(|s| {
-            println!(
-                "started {} acknowledged {} abandoned {} resent {}",
-                s.started, s.acknowledged, s.abandoned, s.resent
-            );
-            0
-        }),
-        LabCommand::Verify(args) => match ledger::verify(&args) {
-            Ok(report) => {
-                print!("{}", report.text());
-                return if report.ok() { 0 } else { ledger::FAILED };
-            }
-            // Could not check at all: not the same as a check that found a loss.
-            Err(e) => {
-                eprintln!("hastack: {e:#}");
-                return 2;
-            }
-        },
-    };
-    result.unwrap_or_else(|e| {
-        eprintln!("hastack: {e:#}");
-        1
-    })
 }
 
 /// Creates (or corrects) every applet link under `root`, pointing at `binary`.

@@ -13,6 +13,7 @@ mod drbd;
 mod fence;
 mod filesystem;
 mod front;
+mod lab;
 mod lab_app;
 mod logging;
 mod packaging;

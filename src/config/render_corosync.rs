@@ -10,6 +10,11 @@ pub fn render(stack: &Stack) -> String {
     let mut out = String::new();
     let name = stack.cluster.name.get_ref();
     let two_node = stack.nodes.len() == 2;
+    // Validation has checked the duration; corosync wants milliseconds.
+    let token = match stack.cluster.token.as_ref().and_then(|t| super::validate::duration_ms(t.get_ref())) {
+        Some(ms) => format!("    token: {ms}\n"),
+        None => String::new(),
+    };
     let _ = write!(
         out,
         "# Rendered by `hastack config render --format corosync`.\n\
@@ -22,6 +27,7 @@ pub fn render(stack: &Stack) -> String {
          \x20   link_mode: passive\n\
          \x20   crypto_cipher: aes256\n\
          \x20   crypto_hash: sha256\n\
+         {token}\
          \x20   interface {{\n\
          \x20       linknumber: 0\n\
          \x20       knet_link_priority: 2\n\
@@ -51,4 +57,25 @@ pub fn render(stack: &Stack) -> String {
         "}\n\nlogging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n    to_syslog: yes\n    timestamp: on\n}\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STACK: &str = "[cluster]\nname = \"c\"\n{token}\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\", \"10.1.0.1\"]\n\n[[node]]\nname = \"n2\"\nlinks = [\"10.0.0.2\", \"10.1.0.2\"]\n";
+
+    #[test]
+    fn token_is_rendered_in_milliseconds_and_absent_by_default() {
+        let with = crate::config::parse("s.toml", &STACK.replace("{token}", "token = \"1s\"")).unwrap();
+        let text = render(&with.stack);
+        let totem = &text[text.find("totem {").unwrap()..text.find("nodelist").unwrap()];
+        assert!(totem.contains("\n    token: 1000\n"), "{totem}");
+        let without = crate::config::parse("s.toml", &STACK.replace("{token}", "")).unwrap();
+        assert!(!render(&without.stack).contains("token:"));
+        let Err(bad) = crate::config::parse("s.toml", &STACK.replace("{token}", "token = \"0ms\"")) else {
+            panic!("a zero token was accepted");
+        };
+        assert!(bad.to_string().contains("s.toml:3: token: '0ms'"), "{bad}");
+    }
 }

@@ -38,6 +38,9 @@ pub struct Cluster {
     /// Two-node clusters: the delay (`pcmk_delay_base`) put on the device that fences the first
     /// node, so that in a split that node shoots first and survives.
     pub fence_delay: Option<Spanned<String>>,
+    /// Corosync's token timeout (`totem.token`): how long without the token before a node is
+    /// declared lost; Corosync's default (3 s, plus consensus 1.2 × token) when absent.
+    pub token: Option<Spanned<String>>,
 }
 
 fn default_migration_threshold() -> Spanned<i64> {

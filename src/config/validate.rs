@@ -151,6 +151,14 @@ impl<'a> Checker<'a> {
                 self.duration(what, d, d.span());
             }
         }
+        if let Some(token) = &c.token {
+            if duration_ms(token.get_ref()).is_none_or(|ms| ms == 0) {
+                self.problem(
+                    token.span(),
+                    format!("token: '{}' is not a duration above 0 (e.g. 1000ms, 3s)", token.get_ref()),
+                );
+            }
+        }
         if let (Some(delay), false) = (&c.fence_delay, self.stack.nodes.len() == 2) {
             self.problem(
                 delay.span(),

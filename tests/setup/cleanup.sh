@@ -3,6 +3,9 @@
 # names carry the tests' `hst` prefix. Tests clean up after themselves through drop guards; this
 # is for runs killed from outside (a timeout, ^C), and runs before every test run.
 set -u
+# Lab tests (tests/lab.rs) run labs named hst<digits>: first their UPS power processes (they would
+# boot a node again), then the namespace sweep below kills the nodes; their loop devices and files last.
+pgrep -f 'hastack lab --name hst[0-9]+ power ' 2>/dev/null | xargs -r kill -KILL 2>/dev/null
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^hst'); do
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
   ip netns delete "$ns" 2>/dev/null
@@ -32,4 +35,8 @@ for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     kill -KILL "$pid" 2>/dev/null
   fi
 done 2>/dev/null
+losetup -a 2>/dev/null | grep '/var/lib/hastack-lab/hst' | cut -d: -f1 | while read -r dev; do
+  losetup -d "$dev" 2>/dev/null
+done
+rm -rf /var/lib/hastack-lab/hst* /run/hastack-lab/hst* 2>/dev/null
 exit 0
