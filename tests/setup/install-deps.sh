@@ -33,6 +33,8 @@ packages=(
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
+  # console: the browser test drives Debian's headless Chromium through chromedriver (WebDriver)
+  chromium chromium-driver
 )
 [ $# -gt 0 ] && packages=("$@")
 
