@@ -7,6 +7,7 @@
 pub mod applets;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod doc;
 pub mod net;
 pub mod ocf;
