@@ -5,8 +5,10 @@
 //! Nothing here runs unless the `console` subcommand does: the OCF agents in the same binary
 //! never start the async runtime or open a database.
 
+pub mod derive;
 pub mod report;
 pub mod snapshot;
+pub mod stats;
 
 /// The console's clock, in microseconds since 1970.
 pub fn now_us() -> i64 {
