@@ -9,6 +9,7 @@ pub mod derive;
 pub mod report;
 pub mod snapshot;
 pub mod stats;
+pub mod store;
 
 /// The console's clock, in microseconds since 1970.
 pub fn now_us() -> i64 {
