@@ -42,6 +42,11 @@ enum Command {
         /// The OCF action, e.g. start, monitor, meta-data.
         action: Option<String>,
     },
+    /// The enterprise console: stores many clusters' alert reports, shows the fleet live (README.md, Console).
+    Console {
+        #[command(subcommand)]
+        command: crate::console::ConsoleCommand,
+    },
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
@@ -97,6 +102,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }),
         Command::Config { command } => run_config(command),
+        Command::Console { command } => crate::console::run(command),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");
