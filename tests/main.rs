@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod config;
 mod conformance;
+mod console;
 mod data;
 mod drbd;
 mod fence;
