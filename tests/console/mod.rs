@@ -1,8 +1,9 @@
 //! `hastack console`: the store and the incident logic on reports made from real Pacemaker
 //! output (both stores), ingest over HTTP with every kind of bad input, the pages and the API,
-//! and the benchmark (ignored; bench/console.sh runs it).
+//! a real headless browser watching the fleet live, and the benchmark (ignored; bench/console.sh).
 
 mod bench;
+mod browser;
 mod client;
 mod fixtures;
 mod http;
@@ -10,6 +11,7 @@ mod incidents;
 mod pg;
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -185,4 +187,10 @@ pub fn ingest(store: &Store, cluster: &str, reports: &[Value]) -> Vec<Stored> {
             outcomes.remove(0).unwrap()
         })
         .collect()
+}
+
+pub fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
