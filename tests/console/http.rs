@@ -323,20 +323,35 @@ fn the_event_stream_carries_each_changed_cluster() {
     assert!(html.contains("class=\"tile green\"") && html.contains("store-live"), "{html}");
 }
 
-/// README.md's console commands, as shown (the database from HASTACK_CONSOLE_DB).
+/// README.md's console commands, run as shown (the database from HASTACK_CONSOLE_DB).
 #[test]
 fn the_readme_console_commands_work_as_shown() {
     let readme = std::fs::read_to_string("README.md").unwrap();
-    for line in [
-        "hastack console cluster add store-042",
-        "hastack console serve --listen 127.0.0.1:0",
-        "hastack console cluster list",
-    ] {
+    let add = "hastack console cluster add store-042 > store-042.token";
+    let list = "hastack console cluster list";
+    for line in [add, "hastack console serve --listen 127.0.0.1:0", list] {
         assert!(readme.contains(line), "README.md no longer shows {line:?}");
     }
-    // Console::start and add_cluster run exactly these.
-    let console = Console::start();
-    let token = console.add_cluster("store-042");
-    assert!(!token.is_empty());
-    assert!(console.log().is_empty() || !console.log().contains("error"), "{}", console.log());
+    let dir = tempfile::Builder::new().prefix("hst-console").tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("console.db").display());
+    let path = format!("{}:{}", bin().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let shell = |line: &str| {
+        run_with_deadline(
+            Command::new("sh")
+                .args(["-c", line])
+                .current_dir(dir.path())
+                .env("PATH", &path)
+                .env("HASTACK_CONSOLE_DB", &db),
+            Duration::from_secs(30),
+        )
+    };
+    shell(add).expect(0);
+    let token = std::fs::read_to_string(dir.path().join("store-042.token")).unwrap();
+    // `serve --listen 127.0.0.1:0` is what Console runs.
+    let console = Console::start_with(tempfile::tempdir().unwrap(), db.clone());
+    let r = console.post_json(token.trim(), &simple_report("store-042", fixtures::now_us(), 1));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let out = shell(list);
+    out.expect(0);
+    assert!(out.stdout.lines().any(|l| l.starts_with("store-042 ") && l.contains(" 1 ")), "{}", out.stdout);
 }
