@@ -355,3 +355,38 @@ fn the_readme_console_commands_work_as_shown() {
     out.expect(0);
     assert!(out.stdout.lines().any(|l| l.starts_with("store-042 ") && l.contains(" 1 ")), "{}", out.stdout);
 }
+
+/// crm_mon can time out on a node: its report is stored, the cluster keeps the last state it knew
+/// and says why the newest report has none.
+#[test]
+fn a_report_without_a_snapshot_keeps_the_last_known_state() {
+    let console = Console::start();
+    let token = console.add_cluster("store-nosnap");
+    let now = fixtures::now_us();
+    assert_eq!(console.post_json(&token, &simple_report("store-nosnap", now - 60_000_000, 1)).status, 201);
+    let alert = json!({
+        "node": "node1", "nodeid": null, "desc": "ok", "task": "stop", "rc": 0, "rsc": "db", "interval": 0,
+        "target_rc": 0, "status": 0, "exec_time": 40, "attribute_name": null, "attribute_value": null,
+    });
+    let bare = fixtures::make_report(
+        "store-nosnap",
+        "node1",
+        now - 30_000_000,
+        2,
+        "resource",
+        "operation_succeeded",
+        "info",
+        "db stop on node1: ok",
+        alert,
+        Value::Null,
+        None,
+    );
+    assert_eq!(console.post_json(&token, &bare).status, 201);
+    let c = console.cluster("store-nosnap");
+    assert_eq!(c["snapshot"]["placement"]["db"], json!(["node1"]), "the last known state stays: {c:#}");
+    assert_eq!(c["snapshot_error"], "crm_mon did not finish within 5 s");
+    assert_eq!(c["last_event"]["summary"], "db stop on node1: ok");
+    assert_eq!(c["health"]["level"], "green");
+    let page = client::get(&console.addr, "/clusters/store-nosnap").text();
+    assert!(page.contains("The latest report has no snapshot"), "{page}");
+}

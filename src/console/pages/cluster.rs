@@ -84,6 +84,9 @@ pub fn render(d: &Data, rejections: &[RejectionRecord], now: i64) -> Markup {
         h2 { "Incidents" }
         @if d.incidents.is_empty() { p.muted { "No incident in the last " (d.days) " days." } } @else { (incident_table(&d.incidents, now)) }
         h2 { "Cluster state" }
+        @if let (Some(e), Some(_)) = (&c.snapshot_error, &d.snapshot) {
+            p.notice.small { "The latest report has no snapshot (" (e) "); this is the one before." }
+        }
         @if let (Some(v), Some(id)) = (&d.snapshot, c.snapshot_report_id) {
             p.muted.small {
                 "As of the latest snapshot, taken "

@@ -497,12 +497,18 @@ fn summarise(work: &mut Work, acc: &Accepted, report_id: i64, event_id: i64, mer
             });
         }
     }
+    // The newest snapshot wins; a report without one (crm_mon timed out) keeps the older
+    // summary and says why it has none.
     let taken = acc.snapshot_us();
     if s.snapshot_us.is_none_or(|t| taken > t) {
-        s.snapshot_us = Some(taken);
-        s.snapshot_report_id = Some(report_id);
-        s.snapshot = acc.snapshot.clone();
-        s.snapshot_error = r.snapshot.error.clone();
+        if acc.snapshot.is_some() {
+            s.snapshot_us = Some(taken);
+            s.snapshot_report_id = Some(report_id);
+            s.snapshot = acc.snapshot.clone();
+            s.snapshot_error = None;
+        } else {
+            s.snapshot_error = r.snapshot.error.clone().or_else(|| Some("the snapshot does not parse".into()));
+        }
     }
     if let Some(ms) = acc.clock_ahead_ms {
         s.clock_ahead.reports += 1;
