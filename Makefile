@@ -1,7 +1,6 @@
 # The two commands README.md shows: `make install` (main job) and `make test` (every test).
 # Both install what they need on a fresh Debian 12 machine.
 
-PREFIX ?= /usr
 CARGO ?= cargo
 
 .PHONY: all build install test test-deps lint bench clean packages
@@ -11,12 +10,19 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Installs hastack and its agent links so Pacemaker lists them.
+# Installs what the packages carry (packaging/install.sh: the binary, the agent links, man pages,
+# completions, the alert agent's spool entry and flush timer, documentation), creates the spool,
+# then shows that Pacemaker lists the agents.
+# With DESTDIR, only stages the files there (the packages' layout; nothing on this machine changes).
 install: build
+	packaging/install.sh target/release/hastack $(or $(DESTDIR),/)
+ifeq ($(DESTDIR),)
 	tests/setup/install-deps.sh pacemaker-cli-utils
-	install -D -m 0755 target/release/hastack $(DESTDIR)$(PREFIX)/sbin/hastack
-	$(DESTDIR)$(PREFIX)/sbin/hastack install --root $(or $(DESTDIR),/) --binary $(PREFIX)/sbin/hastack
+	# The alert agent's spool, as the packages' tmpfiles.d entry makes it (hacluster comes with
+	# Pacemaker).
+	systemd-tmpfiles --create /usr/lib/tmpfiles.d/hastack.conf
 	crm_resource --list-agents ocf:hastack
+endif
 
 test-deps:
 	tests/setup/install-deps.sh

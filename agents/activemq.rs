@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
+use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::stomp::Stomp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
@@ -54,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("data_dir")
         .default("/var/lib/activemq/data")
         .unique()
+        .data()
         .short("broker data directory (KahaDB)")
         .long("activemq.base and activemq.data: put it on the replicated partition. It must exist and be writable by 'user' (missing: exit 5, i.e. the partition is not mounted here)."),
     ParamSpec::string("user").default("activemq").short("OS user running the broker"),
@@ -247,7 +249,8 @@ impl Agent for Activemq {
         match readiness {
             Readiness::Ready => Ok(OcfStatus::Success),
             Readiness::Died => {
-                let lines = java_error_lines(&datalayer::log_since(&amq.log, mark, 400), 4);
+                let log = datalayer::log_since(&amq.log, mark, 400);
+                let lines = java_error_lines(&log, 4);
                 if let Some((lock, h)) = blocked {
                     daemon::stop_tree(pid, Some(pid), Signal::SIGKILL, 0.0, ctx.deadline);
                     let _ = fs::remove_file(&state);
@@ -258,11 +261,11 @@ impl Agent for Activemq {
                     )));
                 }
                 let _ = fs::remove_file(&state);
-                // The configuration does not parse or names unknown elements: wrong everywhere.
                 Err(datalayer::exited_during_start(
                     "the broker",
                     &lines,
-                    &["BeanDefinitionStoreException", "SAXParseException", "cvc-"],
+                    rejected_config(&log, &amq.config),
+                    &amq.data_dir,
                 ))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
@@ -325,6 +328,16 @@ impl Agent for Activemq {
     }
 }
 
+/// The broker's configuration does not parse or names unknown elements: the file Spring names
+/// (`URL [file:F]` or `file [F]`: the configuration or a file it imports), else `config`.
+fn rejected_config(log: &str, config: &Path) -> Option<Culprit> {
+    if !["BeanDefinitionStoreException", "SAXParseException", "cvc-"].iter().any(|m| log.contains(m)) {
+        return None;
+    }
+    let named = last_between(log, "URL [file:", "]").or(last_between(log, "file [", "]"));
+    Some(Culprit::File(named.map(PathBuf::from).unwrap_or_else(|| config.to_path_buf())))
+}
+
 /// The lines of a Java log worth an exit reason: the messages and "Caused by", not the stack
 /// frames ("at ...", "... 25 more") that end every trace.
 fn java_error_lines(joined: &str, n: usize) -> String {
@@ -361,6 +374,18 @@ fn java_command(ctx: &Ctx, amq: &Amq) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rejected_configuration_file() {
+        let config = Path::new("/etc/activemq/activemq.xml");
+        let log = "ERROR: org.springframework.beans.factory.xml.XmlBeanDefinitionStoreException: Line 12 in XML document from URL [file:/srv/amq/conf/imported.xml] is invalid; nested exception is org.xml.sax.SAXParseException; cvc-complex-type.2.4.a";
+        assert_eq!(rejected_config(log, config), Some(Culprit::File("/srv/amq/conf/imported.xml".into())));
+        assert_eq!(
+            rejected_config("Caused by: org.xml.sax.SAXParseException; lineNumber: 3", config),
+            Some(Culprit::File(config.into()))
+        );
+        assert_eq!(rejected_config("java.net.BindException: Address already in use", config), None);
+    }
 
     #[test]
     fn java_traces_shrink_to_their_messages() {

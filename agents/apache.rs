@@ -15,7 +15,8 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::front_service::{self as svc, Instance, Launch};
+use crate::agents::config_fault::path_after;
+use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
 
 pub struct Apache;
@@ -205,7 +206,9 @@ impl Agent for Apache {
         if let Some(pidfile) = pidfile {
             svc::remove_stale_pidfile(pidfile, ctx.params.str("binary"));
         }
-        svc::config_check("httpd", command(ctx, &env).arg("-t"), ctx)?;
+        // httpd names the file at fault: `Syntax error on line N of FILE:` (an included file too).
+        let config = ConfigFile { path: ctx.params.str("configfile").into(), named: |m| path_after(m, " of ", ':') };
+        svc::config_check("httpd", &config, command(ctx, &env).arg("-t"), ctx)?;
         let mut cmd = command(ctx, &env);
         cmd.arg("-DFOREGROUND");
         let launch = Launch {
@@ -214,6 +217,7 @@ impl Agent for Apache {
             ports: Vec::new(),
             fatal: &[],
             quote: &[],
+            rejects: None,
             ready: svc::ready_when_listening(),
         };
         svc::launch(&inst, launch, ctx)?;

@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use crate::agents::config_fault::{self, Culprit};
 use crate::ocf::{OcfError, OcfResult};
 use crate::sys::daemon;
 use crate::sys::proc::{self, Account};
@@ -123,15 +124,13 @@ pub fn default_log(dir: &str, agent: &str, instance: &str) -> PathBuf {
     Path::new(dir).join(format!("hastack-{agent}-{safe}.log"))
 }
 
-/// The error for a server that exited during start, with its last log lines: 6 when they show a
-/// configuration the server rejects (wrong wherever it starts: Pacemaker must not try the other
-/// node), else 1.
-pub fn exited_during_start(what: &str, lines: &str, config_markers: &[&str]) -> OcfError {
-    let reason = format!("{what} exited during start: {lines}");
-    if config_markers.iter().any(|m| lines.contains(m)) {
-        OcfError::configured(reason)
-    } else {
-        OcfError::generic(reason)
+/// The error for a server that exited during start, with its last log lines: when it rejected
+/// its configuration (`culprit`, found by the agent in those lines), 6 or 2 by where that
+/// configuration lives (`config_fault`; `data_dir` is on the replicated partition); else 1.
+pub fn exited_during_start(what: &str, lines: &str, culprit: Option<Culprit>, data_dir: &Path) -> OcfError {
+    match culprit {
+        Some(c) => config_fault::rejected(what, &c, Some(data_dir), lines),
+        None => OcfError::generic(format!("{what} exited during start: {lines}")),
     }
 }
 

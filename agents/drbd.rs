@@ -77,7 +77,9 @@ impl Agent for Drbd {
                 "parameter 'drbd_resource' ('{res}') is not a DRBD resource name"
             )));
         }
-        validate_clone_meta(ctx, drbd_version())?;
+        // The loaded module's version is a fact of this host: level 10 only, so level 0 stays
+        // a check of the parameters alone (hastack config runs it on any machine).
+        validate_clone_meta(ctx, if level >= VALIDATE_HOST { drbd_version() } else { None })?;
         if level >= VALIDATE_HOST {
             let conf = ctx.params.str("drbdconf");
             if !Path::new(conf).exists() {

@@ -121,6 +121,11 @@ impl Config {
         if fstype.is_empty() || !fstype.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
             return Err(OcfError::configured(format!("parameter 'fstype' is not a filesystem type name: '{fstype}'")));
         }
+        if let Some(known) = fs_types::typo_of(&fstype) {
+            return Err(OcfError::configured(format!(
+                "parameter 'fstype': '{fstype}' is no filesystem type (did you mean '{known}'?)"
+            )));
+        }
         let raw_options = p.str("options").to_string();
         let options = mount_options::parse(&raw_options)
             .map_err(|e| OcfError::configured(format!("parameter 'options': {e}")))?;

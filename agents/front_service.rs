@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::agents::config_fault::{self, Culprit};
 use crate::net::http;
 use crate::ocf::{Ctx, Deadline, OcfError, OcfResult, OcfStatus};
 use crate::sys::daemon::{self, Identity, Readiness};
@@ -166,6 +167,9 @@ pub struct Launch<'a> {
     /// Console lines worth quoting when start fails (e.g. Tomcat's SEVERE lines among stack
     /// traces); empty: the last lines.
     pub quote: &'static [&'static str],
+    /// For a daemon that checks its configuration only as it starts (Tomcat's server.xml):
+    /// console text that means it rejected the configuration, and the file.
+    pub rejects: Option<(&'static [&'static str], ConfigFile)>,
     pub ready: ReadyCheck<'a>,
 }
 
@@ -228,6 +232,13 @@ pub fn launch(inst: &Instance, mut launch: Launch, ctx: &Ctx) -> OcfResult<Ident
             let status = exit_status(&mut child);
             let left = daemon::session_members(pid);
             let out = output();
+            if let Some((markers, config)) = &launch.rejects {
+                let console = read_from(&inst.console, 0);
+                if markers.iter().any(|m| console.contains(m)) {
+                    kill_all(inst, pid, ctx.deadline);
+                    return Err(config.rejected(name, &out, &console));
+                }
+            }
             let held = daemon::describe_port_holder(&daemon::ports_in_message(&out), &left);
             kill_all(inst, pid, ctx.deadline);
             let mut reason = format!("{name} exited during start ({status})");
@@ -463,11 +474,33 @@ pub fn require_url(param: &str, url: Option<&str>) -> OcfResult<()> {
     }
 }
 
-/// Runs a configuration check with the software's own command; its message is the reason.
-pub fn config_check(what: &str, cmd: &mut Command, ctx: &Ctx) -> OcfResult<()> {
+/// A daemon's configuration file, and how to find in its messages the file it rejected (an
+/// included one, or this one when the message names none).
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// The file a message of the daemon names as the one at fault.
+    pub named: fn(&str) -> Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// The configuration was rejected (`message`, the daemon's words; `output`, all it said):
+    /// the front layer keeps nothing on the replicated partition, so the file is node-local and
+    /// the answer 2 (banned on this node), never 6.
+    pub fn rejected(&self, what: &str, message: &str, output: &str) -> OcfError {
+        let file = (self.named)(output).filter(|p| p.is_absolute()).unwrap_or_else(|| self.path.clone());
+        config_fault::rejected(what, &Culprit::File(file), None, message)
+    }
+}
+
+/// Runs a configuration check with the software's own command; a configuration it rejects is
+/// refused with its message ([`ConfigFile::rejected`]).
+pub fn config_check(what: &str, config: &ConfigFile, cmd: &mut Command, ctx: &Ctx) -> OcfResult<()> {
     match proc::run(cmd, ctx.deadline.fraction(0.5)) {
         Ok(out) if out.success() => Ok(()),
-        Ok(out) => Err(OcfError::generic(format!("{what} configuration check failed: {}", one_line(&out.message())))),
+        Ok(out) => {
+            let message = one_line(&out.message());
+            Err(config.rejected(what, &message, &message))
+        }
         Err(e) => Err(OcfError::generic(format!("{what} configuration check: {e}"))),
     }
 }

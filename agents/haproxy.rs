@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::front_service::{self as svc, Instance, Launch, Probe};
+use crate::agents::config_fault::path_after;
+use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch, Probe};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::proc;
 
@@ -32,7 +33,8 @@ static SPEC: AgentSpec =
                of its own session. The configuration is checked with `haproxy -c` before start and reload \
                (a syntax error fails at once with HAProxy's message). Start returns when the stats socket \
                answers. reload re-executes the master (SIGUSR2): established connections stay with the old \
-               workers until they end. Stop sends USR1 (soft stop), then KILL to the whole session within \
+               workers until they end; Pacemaker reloads for a change of binary, stats_socket or \
+               request_timeout, and a new binary restarts the master. Stop sends USR1 (soft stop), then KILL to the whole session within \
                the budget. Monitor depth 0: master identity and `show info` on the stats socket; depth 10: \
                every backend has a server UP (error 1 if none, degraded 190 if some are DOWN).",
         params: &[
@@ -249,9 +251,10 @@ fn stats_addr(ctx: &Ctx) -> OcfResult<StatsAddr> {
             let conf = ctx.params.str("configfile");
             let config = std::fs::read_to_string(conf)
                 .map_err(|e| OcfError::installed(format!("parameter 'configfile': {conf}: {e}")))?;
+            // A node-local file: banned on this node, not fatal everywhere (DESIGN rule 10).
             stats_socket_in_config(&config).ok_or_else(|| {
-                OcfError::configured(format!(
-                    "{conf} has no 'stats socket' in its global section; add one or set parameter 'stats_socket'"
+                OcfError::args(format!(
+                    "node-local configuration file {conf} has no 'stats socket' in its global section; add one or set parameter 'stats_socket': banned on this node"
                 ))
             })?
         }
@@ -282,8 +285,25 @@ fn handles_signal(pid: i32, sig: Signal) -> bool {
     mask("SigCgt:") & bit != 0 && mask("SigBlk:") & bit == 0
 }
 
+/// Whether `pid` runs the executable at `binary`'s path (a binary replaced by a package
+/// upgrade shows as "PATH (deleted)" and still counts: the re-executed master loads the new one).
+fn runs_binary(pid: i32, binary: &str) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else { return false };
+    let exe = exe.to_string_lossy();
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+    std::fs::canonicalize(binary).is_ok_and(|b| b.as_os_str() == exe)
+}
+
 fn adopt(ctx: &Ctx) -> Option<i32> {
     svc::adopt_from_pidfile(ctx.params.get("pidfile"), ctx.params.str("binary"))
+}
+
+/// The configuration file, and the file haproxy's messages name (`parsing [FILE:LINE]`).
+fn config_file(ctx: &Ctx) -> ConfigFile {
+    ConfigFile {
+        path: ctx.params.str("configfile").into(),
+        named: |m| path_after(m, "parsing [", ':').or_else(|| path_after(m, "configuration file : ", ' ')),
+    }
 }
 
 fn check_command(ctx: &Ctx) -> Command {
@@ -318,7 +338,7 @@ impl Agent for Haproxy {
             return self.monitor(ctx);
         }
         svc::clear_orphans(&inst, ctx)?;
-        svc::config_check("haproxy", &mut check_command(ctx), ctx)?;
+        svc::config_check("haproxy", &config_file(ctx), &mut check_command(ctx), ctx)?;
         let addr = stats_addr(ctx)?;
         if let StatsAddr::Unix(path) = &addr {
             // Debian's unit creates /run/haproxy (RuntimeDirectory); without systemd we do.
@@ -334,6 +354,7 @@ impl Agent for Haproxy {
             ports: Vec::new(),
             fatal: &[],
             quote: &[],
+            rejects: None,
             ready: Box::new(|tree: &[i32]| {
                 // The master plus a worker, and the worker answers on the stats socket.
                 if tree.len() < 2 {
@@ -375,7 +396,15 @@ impl Agent for Haproxy {
         let inst = Instance::new("haproxy", ctx);
         let main = svc::check_running(&inst, adopt(ctx), "haproxy")
             .map_err(|e| OcfError::generic(format!("cannot reload: {}", e.reason)))?;
-        svc::config_check("haproxy", &mut check_command(ctx), ctx)?;
+        svc::config_check("haproxy", &config_file(ctx), &mut check_command(ctx), ctx)?;
+        // Pacemaker also reloads (the meta-data claims OCF 1.0) when a parameter that is not
+        // unique changes. A re-executed master keeps its binary: a new one needs a new master.
+        let binary = ctx.params.str("binary");
+        if !runs_binary(main.pid, binary) {
+            ctx.log.info(format!("haproxy master {} does not run {binary}: restarting it", main.pid));
+            self.stop(ctx)?;
+            return self.start(ctx);
+        }
         let addr = stats_addr(ctx)?;
         let old = proc::descendants(main.pid);
         proc::signal(main.pid, Signal::SIGUSR2);

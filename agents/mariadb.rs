@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::Signal;
 use nix::unistd::Uid;
 
+use crate::agents::config_fault::{self, Culprit};
 use crate::agents::datalayer;
+use crate::agents::mycnf;
 use crate::net::mywire::{self, MyConn, MyError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::daemon::{self, Identity, Readiness};
@@ -53,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("datadir")
         .default("/var/lib/mysql")
         .unique()
+        .data()
         .short("data directory")
         .long("The data directory. Put it on the replicated partition; missing here means the partition is not mounted (exit 5)."),
     ParamSpec::string("socket").default("/run/mysqld/mysqld.sock").short("Unix socket (the monitor connects there)"),
@@ -241,16 +244,8 @@ impl Agent for Mariadb {
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
                 let lines = datalayer::log_since(&my.log, mark, 6);
-                Err(datalayer::exited_during_start(
-                    "mariadbd",
-                    &lines,
-                    &[
-                        "unknown variable",
-                        "unknown option",
-                        "Found option without preceding group",
-                        "Error while setting value",
-                    ],
-                ))
+                let culprit = rejected_config(&datalayer::log_since(&my.log, mark, 30), ctx, &my);
+                Err(datalayer::exited_during_start("mariadbd", &lines, culprit, &my.datadir))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "mariadbd (PID {pid}) did not accept connections before the start timeout: {}",
@@ -311,6 +306,28 @@ impl Agent for Mariadb {
         }
         Ok(OcfStatus::Success)
     }
+}
+
+/// What mariadbd rejected. A syntax error names its option file; a rejected option names only
+/// itself: the `options` parameter if that passes it, else the option files that set it (a
+/// node-local one decides: it may be the one at fault), else the fault is not placed.
+fn rejected_config(log: &str, ctx: &Ctx, my: &My) -> Option<Culprit> {
+    if let Some(file) = mycnf::file_in_error(log) {
+        return Some(Culprit::File(file));
+    }
+    let option = mycnf::rejected_option(log)?;
+    let passed = |w: &str| mycnf::canonical(w.trim_start_matches('-').split('=').next().unwrap_or("")) == option;
+    if ctx.params.get("options").is_some_and(|o| o.split_whitespace().any(passed)) {
+        return Some(Culprit::Parameter("options".into()));
+    }
+    let files = mycnf::files_setting(&my.config, &option);
+    Some(match files.iter().find(|f| !config_fault::is_inside(f, &my.datadir)).or(files.first()) {
+        Some(file) => Culprit::File(file.clone()),
+        None => Culprit::Unplaced(format!(
+            "option '{option}', not found in {} or the files it includes",
+            my.config.display()
+        )),
+    })
 }
 
 fn mariadbd_command(ctx: &Ctx, my: &My) -> Command {

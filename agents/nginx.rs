@@ -9,7 +9,8 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::agents::front_service::{self as svc, Instance, Launch};
+use crate::agents::config_fault::path_after;
+use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfResult, OcfStatus, ParamSpec};
 
 pub struct Nginx;
@@ -91,13 +92,16 @@ impl Agent for Nginx {
             return self.monitor(ctx);
         }
         svc::clear_orphans(&inst, ctx)?;
-        svc::config_check("nginx", base_command(ctx).arg("-t").arg("-q"), ctx)?;
+        // nginx names the file at fault: `... in FILE:LINE` (an included file too).
+        let config = ConfigFile { path: ctx.params.str("configfile").into(), named: |m| path_after(m, " in ", ':') };
+        svc::config_check("nginx", &config, base_command(ctx).arg("-t").arg("-q"), ctx)?;
         let launch = Launch {
             cmd: base_command(ctx),
             logs: Vec::new(),
             ports: Vec::new(),
             fatal: &["[emerg]"],
             quote: &[],
+            rejects: None,
             ready: svc::ready_when_listening(),
         };
         svc::launch(&inst, launch, ctx)?;

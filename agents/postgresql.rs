@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
+use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::pgwire::{self, PgConn, PgError};
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
@@ -53,6 +54,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("pgdata")
         .default("/var/lib/postgresql/15/main")
         .unique()
+        .data()
         .short("data directory")
         .long("The data directory (PGDATA). Put it on the replicated partition; missing here means the partition is not mounted (exit 5)."),
     ParamSpec::string("config")
@@ -274,11 +276,7 @@ impl Agent for Postgresql {
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
                 let lines = datalayer::log_since(&pg.logfile, mark, 6);
-                Err(datalayer::exited_during_start(
-                    "postgres",
-                    &lines,
-                    &["configuration file", "invalid value for parameter"],
-                ))
+                Err(datalayer::exited_during_start("postgres", &lines, rejected_config(&lines), &pg.pgdata))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "postgres (PID {pid}) did not accept connections before the start timeout: {}",
@@ -361,6 +359,29 @@ impl Agent for Postgresql {
         }
         Ok(OcfStatus::Success)
     }
+}
+
+/// What postgres rejected, from its last log lines. A fault in a configuration file ends with
+/// `FATAL: configuration file "F" contains errors`, F being the file with the fault (an
+/// included file, postgresql.auto.conf in the data directory, or the `config` file); a bad
+/// `-c` setting from the command line names no file: the parameter that passed it.
+fn rejected_config(lines: &str) -> Option<Culprit> {
+    if let Some(file) = last_between(lines, "configuration file \"", "\"").or(last_between(lines, "in file \"", "\"")) {
+        return Some(Culprit::File(PathBuf::from(file)));
+    }
+    let bad_setting = ["invalid value for parameter \"", "unrecognized configuration parameter \"", "parameter \""]
+        .iter()
+        .find_map(|m| last_between(lines, m, "\""))
+        .filter(|_| lines.contains("FATAL"))?;
+    let param = match bad_setting {
+        "port" => "port",
+        "listen_addresses" => "listen_addresses",
+        "unix_socket_directories" => "socket_dir",
+        "config_file" => "config",
+        "data_directory" => "pgdata",
+        _ => "options",
+    };
+    Some(Culprit::Parameter(param.to_string()))
 }
 
 fn postgres_command(ctx: &Ctx, pg: &Pg) -> Command {
@@ -452,6 +473,34 @@ fn health_write_read(ctx: &Ctx, pg: &Pg, conn: &mut PgConn) -> Result<(), PgErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_file_or_parameter_postgres_rejected() {
+        let file = |l: &str| rejected_config(l);
+        assert_eq!(
+            file("LOG:  syntax error in file \"/etc/pg/main.conf\" line 816, near token \"here\" | FATAL:  configuration file \"/etc/pg/main.conf\" contains errors"),
+            Some(Culprit::File("/etc/pg/main.conf".into()))
+        );
+        // An included file with the fault is named in the FATAL line.
+        assert_eq!(
+            file("LOG:  invalid value for parameter \"work_mem\": \"zzz\" | FATAL:  configuration file \"/srv/pg/inc.conf\" contains errors"),
+            Some(Culprit::File("/srv/pg/inc.conf".into()))
+        );
+        assert_eq!(
+            file("FATAL:  invalid value for parameter \"shared_buffers\": \"abc\""),
+            Some(Culprit::Parameter("options".into()))
+        );
+        assert_eq!(
+            file("FATAL:  unrecognized configuration parameter \"no_such\""),
+            Some(Culprit::Parameter("options".into()))
+        );
+        assert_eq!(
+            file("FATAL:  invalid value for parameter \"listen_addresses\": \"x\""),
+            Some(Culprit::Parameter("listen_addresses".into()))
+        );
+        assert_eq!(file("FATAL:  could not create lock file \"/run/x/.s.PGSQL.5432.lock\": Permission denied"), None);
+        assert_eq!(file("LOG:  database system is shut down"), None);
+    }
 
     #[test]
     fn parses_postmaster_pid() {

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
+use crate::agents::config_fault::{last_between, Culprit};
 use crate::agents::datalayer;
 use crate::net::amqp::Amqp;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
@@ -54,6 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string("data_dir")
         .default("/var/lib/rabbitmq/mnesia")
         .unique()
+        .data()
         .short("data directory (RABBITMQ_MNESIA_BASE)")
         .long("Holds the node's database, queues and messages: put it on the replicated partition. It must exist and be writable by 'user' (missing: exit 5)."),
     ParamSpec::integer("port", Some(1), Some(65535)).default("5672").short("AMQP port"),
@@ -246,12 +248,10 @@ impl Agent for Rabbitmq {
             Readiness::Ready => Ok(OcfStatus::Success),
             Readiness::Died => {
                 let _ = fs::remove_file(&state);
-                let lines = erlang_error_lines(&datalayer::log_since(&rmq.log, mark, 60), 3);
-                Err(datalayer::exited_during_start(
-                    "the node",
-                    &lines,
-                    &["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"],
-                ))
+                let log = datalayer::log_since(&rmq.log, mark, 60);
+                let lines = erlang_error_lines(&log, 3);
+                let culprit = rejected_config(&log, Path::new(ctx.params.str("config")), Path::new(CONF_D));
+                Err(datalayer::exited_during_start("the node", &lines, culprit, &rmq.data_dir))
             }
             Readiness::TimedOut => Err(OcfError::generic(format!(
                 "the node did not accept an AMQP login on {addr} before the start timeout: {}",
@@ -361,6 +361,30 @@ fn erlang_error_lines(joined: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// Where RabbitMQ (3.9+) finds more new-style configuration files besides `config`
+/// (RABBITMQ_CONFIG_FILES' default: `*.conf` there).
+const CONF_D: &str = "/etc/rabbitmq/conf.d";
+
+/// What the node rejected: the file a syntax error names; for an error that names none (an
+/// unknown or invalid setting), `config` if it is the only new-style file, else unplaced.
+fn rejected_config(log: &str, config: &Path, conf_d: &Path) -> Option<Culprit> {
+    let markers = ["failed_to_parse_configuration_file", "failed_to_prepare_configuration", "invalid_config"];
+    if !markers.iter().any(|m| log.contains(m)) {
+        return None;
+    }
+    if let Some(file) = last_between(log, "Syntax error in ", " after line") {
+        return Some(Culprit::File(PathBuf::from(file)));
+    }
+    let more = fs::read_dir(conf_d)
+        .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "conf")))
+        .unwrap_or(false);
+    Some(if more {
+        Culprit::Unplaced(format!("{} or {}/*.conf", config.display(), conf_d.display()))
+    } else {
+        Culprit::File(config.to_path_buf())
+    })
+}
+
 fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
     let p = &ctx.params;
     let mut cmd = Command::new(&rmq.server);
@@ -388,6 +412,19 @@ fn server_command(ctx: &Ctx, rmq: &Rmq, home: &Path) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rejected_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conf, conf_d) = (Path::new("/srv/rmq/rabbitmq.conf"), dir.path());
+        let syntax = "[error] <0.132.0>   - Syntax error in /etc/rabbitmq/conf.d/10.conf after line 1 column 1, parsing incomplete | Error during startup: {error,failed_to_parse_configuration_file}";
+        assert_eq!(rejected_config(syntax, conf, conf_d), Some(Culprit::File("/etc/rabbitmq/conf.d/10.conf".into())));
+        let unnamed = "Error preparing configuration in phase validation: | Error during startup: {error,failed_to_prepare_configuration}";
+        assert_eq!(rejected_config(unnamed, conf, conf_d), Some(Culprit::File(conf.into())));
+        fs::write(conf_d.join("20-more.conf"), "").unwrap();
+        assert!(matches!(rejected_config(unnamed, conf, conf_d), Some(Culprit::Unplaced(_))));
+        assert_eq!(rejected_config("Error during startup: {error,eaddrinuse}", conf, conf_d), None);
+    }
 
     #[test]
     fn erlang_crash_lines_keep_the_reason() {

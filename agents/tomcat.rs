@@ -15,7 +15,8 @@ use std::process::Command;
 use nix::sys::signal::Signal;
 use nix::unistd::User;
 
-use crate::agents::front_service::{self as svc, Instance, Launch, Probe};
+use crate::agents::config_fault::path_after;
+use crate::agents::front_service::{self as svc, ConfigFile, Instance, Launch, Probe};
 use crate::net::http;
 use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Deadline, OcfError, OcfResult, OcfStatus, ParamSpec};
 use crate::sys::argv;
@@ -189,6 +190,14 @@ impl Agent for Tomcat {
             // Tomcat logs these and keeps running; the server.xml parse failure ends the JVM.
             fatal: &["java.net.BindException", "Address already in use"],
             quote: &["SEVERE", "Exception;", "Exception:"],
+            // server.xml that does not parse: Tomcat exits. (The file is node-local: 2.)
+            rejects: Some((
+                &["SAXParseException", "Parse fatal error"],
+                ConfigFile {
+                    path: Path::new(ctx.params.str("catalina_base")).join("conf/server.xml"),
+                    named: |m| path_after(m, "systemId: file:", ';'),
+                },
+            )),
             ready: Box::new(|_: &[i32]| match health(&url, Deadline::after(std::time::Duration::from_secs(1))) {
                 Ok(()) => Probe::Ready,
                 Err(_) => Probe::NotYet,

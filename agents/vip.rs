@@ -1,37 +1,47 @@
 //! `vip`: a virtual IPv4 or IPv6 address on a network interface (ClusterLabs anchor: IPaddr2).
 //!
-//! Start probes the link for another owner of the address (one virtual IP, one owner), adds the
-//! address through netlink and announces it (gratuitous ARP or unsolicited neighbour
-//! advertisements, sent from this process). Monitor: the address is on the interface and the link
-//! is up, from two netlink requests and no child process. Stop removes the address.
+//! Start adds the address through netlink at once and claims it on the link RFC 5227's way: a
+//! probe for another owner goes out just before the add, the first announcement (gratuitous ARP
+//! or unsolicited neighbour advertisement) just after, and the rest, with more probes and
+//! listening for another owner, from a detached process for a bounded window (`watch`). If
+//! another host answers, the address is withdrawn and recorded (`conflict`): the next monitor
+//! fails naming the other MAC (one virtual IP, one owner). Monitor: no standing conflict, the
+//! address on the interface and the link up, from one failed open() and two netlink requests, no
+//! child process (an address on a downed link is a failure, 1: only an absent address is 7).
+//! Stop removes the address, also from a downed link.
+
+mod conflict;
+mod watch;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::net::arp::{self, ArpMode};
-use crate::net::ndisc;
+use crate::net::arp::ArpMode;
+use crate::net::claim::{self, Claim};
 use crate::net::netlink::{self, Addr, Change, Family, Link};
 use crate::net::packet::format_mac;
 use crate::ocf::agent::VALIDATE_HOST;
-use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec, Params};
+use crate::ocf::{ActionSpec, Agent, AgentSpec, Ctx, Logger, OcfError, OcfResult, OcfStatus, ParamSpec, Params};
+use conflict::{Conflict, Records};
+use watch::{Outcome, Plan, DAD_PROBES};
 
 pub struct Vip;
 
 /// Longest interface name (and IPv4 label) the kernel takes: IFNAMSIZ - 1.
 const IFNAME_MAX: usize = 15;
-/// Duplicate-address probes sent within `dad_timeout`.
-const DAD_PROBES: u32 = 3;
 
 static SPEC: AgentSpec = AgentSpec {
     name: "vip",
     shortdesc: "Virtual IPv4/IPv6 address",
     longdesc: "Manages a virtual IPv4 or IPv6 address on a network interface, as IPaddr2 does, without \
         forking: the address is changed through netlink, the gratuitous ARP (IPv4) or unsolicited \
-        neighbour advertisements (IPv6) are sent by the agent itself. Before adding the address, start \
-        probes the link for another host that already uses it and refuses to start if one answers \
-        (one virtual IP, one owner). Monitor checks that the address is on the interface (IPv6 compared \
-        as addresses, any notation) and that the link is up.",
+        neighbour advertisements (IPv6) are sent by the agent itself. Start adds the address at once \
+        and keeps probing the link for another host that uses it during a short window after start \
+        (RFC 5227 ongoing conflict detection); if one answers, the address is withdrawn and the next \
+        monitor fails naming the other host's MAC (one virtual IP, one owner). Monitor checks that \
+        the address is on the interface (IPv6 compared as addresses, any notation) and that the link \
+        is up.",
     params: &[
         ParamSpec::string("ip")
             .required()
@@ -65,20 +75,24 @@ static SPEC: AgentSpec = AgentSpec {
             .short("Gratuitous ARP form")
             .long("request: ARP requests for the address (RFC 5227 announcements); reply: ARP replies, for switches and routers that only learn from replies. IPv6 always sends neighbour advertisements."),
         ParamSpec::boolean("arp_bg").default("true").short("Announce in the background").long(
-            "Send the first announcement before start returns and the rest from a detached process, \
-             which stops as soon as the address is no longer on the interface (so a stop is never \
-             followed by stale announcements). false: start sends them all before it returns.",
+            "Send the first announcement before start returns and the rest (with the duplicate \
+             probes and the listening of dad_check) from a detached process, which stops as soon as \
+             the address is no longer on the interface (so a stop is never followed by stale \
+             announcements). false: start does it all before it returns.",
         ),
-        ParamSpec::boolean("dad_check").default("true").short("Refuse an address another host uses").long(
-            "Before adding the address, probe the link for another owner (ARP probes from 0.0.0.0 for \
-             IPv4, RFC 5227; neighbour solicitations from :: for IPv6, RFC 4862) for dad_timeout \
-             milliseconds, and refuse to start, naming the other owner's MAC address, if one answers. \
+        ParamSpec::boolean("dad_check").default("true").short("Withdraw an address another host uses").long(
+            "Probe the link for another owner of the address (ARP probes from 0.0.0.0 for IPv4, RFC \
+             5227; neighbour solicitations from :: for IPv6, RFC 4862) and listen for its answer, from \
+             just before the address is added until the later of dad_timeout and the last announcement. \
+             If another host answers, the address is withdrawn: start fails if the answer came before \
+             it returned, otherwise the next monitor fails, naming the other owner's MAC address. \
+             After such a conflict the next start probes for dad_timeout before it adds the address. \
              Set false only where a proxy answers for the address.",
         ),
         ParamSpec::integer("dad_timeout", Some(50), Some(900))
             .default("300")
             .short("Duplicate probe window (ms)")
-            .long("How long start listens for another owner of the address, in milliseconds (3 probes are sent within it)."),
+            .long("How long the duplicate probes last at least, in milliseconds (3 probes are sent within it); the listening goes on through the announcements."),
     ],
     actions: &[
         ActionSpec::new("start", "20s"),
@@ -334,48 +348,98 @@ impl Agent for Vip {
         if mac.is_none() {
             ctx.log.info(format!("{} has no ARP/neighbour discovery: no duplicate probe, no announcements", link.name));
         }
-        if let (true, Some(mac)) = (cfg.dad_check, mac) {
-            refuse_other_owner(ctx, &cfg, link, mac)?;
-        }
+        let records = Records::for_address(&cfg.ip);
+        // With dad_check the claim's socket is open before the add, so the first probe's answer
+        // is queued even if it comes before the address is there.
+        let mut claim = match (cfg.dad_check, mac) {
+            (true, Some(mac)) => {
+                let claim = open_claim(&cfg, link, mac).map_err(|e| {
+                    net_error(
+                        &format!("cannot open a socket to probe for another owner of {} on {}", cfg.ip, link.name),
+                        e,
+                    )
+                })?;
+                probe_first_after_a_conflict(ctx, &cfg, link, &claim, &records)?;
+                claim
+                    .probe()
+                    .map_err(|e| net_error(&format!("duplicate-address probe for {} on {}", cfg.ip, link.name), e))?;
+                Some(claim)
+            }
+            _ => None,
+        };
+        let t0 = Instant::now();
         match netlink::add_address(link.index, cfg.ip, place.prefix, place.label.as_deref())
             .map_err(|e| net_error(&format!("cannot add {}/{} to {}", cfg.ip, place.prefix, link.name), e))?
         {
             Change::Done => ctx.log.info(format!("added {}/{} to {}", cfg.ip, place.prefix, link.name)),
             Change::AlreadyThere => ctx.log.info(format!("{} was already on {}", cfg.ip, link.name)),
         }
-        if let (Some(mac), true) = (mac, cfg.arp_count > 0) {
-            announce_all(ctx, &cfg, link.index, mac);
+        records.clear();
+        if let Some(claim) = &claim {
+            // Whatever answered the first probe by now (on a LAN: within a millisecond).
+            if let Ok(Some(other)) = claim.other_owner(Instant::now()) {
+                return Err(withdraw(ctx.log, &cfg, &place, &records, other, t0).unwrap_or_else(|e| e));
+            }
         }
-        Ok(OcfStatus::Success)
+        let Some(mac) = mac else { return Ok(OcfStatus::Success) };
+        if claim.is_none() && cfg.arp_count > 0 {
+            match open_claim(&cfg, link, mac) {
+                Ok(c) => claim = Some(c),
+                Err(e) => {
+                    ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
+                    return Ok(OcfStatus::Success);
+                }
+            }
+        }
+        let Some(claim) = claim else { return Ok(OcfStatus::Success) };
+        if cfg.arp_count > 0 {
+            if let Err(e) = claim.announce() {
+                ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
+                return Ok(OcfStatus::Success);
+            }
+        }
+        let plan = Plan::new(t0, cfg.watch_settings());
+        if plan.is_empty() {
+            return Ok(OcfStatus::Success);
+        }
+        if cfg.arp_bg {
+            return watch_in_background(ctx, &cfg, &place, claim, plan, t0);
+        }
+        let plan = plan.until(Instant::now() + ctx.deadline.remaining());
+        match watch::run(&claim, &plan, || still_ours(link.index, &cfg.ip)) {
+            Outcome::Conflict(other) => Err(withdraw(ctx.log, &cfg, &place, &records, other, t0).unwrap_or_else(|e| e)),
+            Outcome::Failed(e) => {
+                ctx.log.warn(format!("announcing {} / watching for another owner failed: {e}", cfg.ip));
+                Ok(OcfStatus::Success)
+            }
+            Outcome::Done | Outcome::Gone => Ok(OcfStatus::Success),
+        }
     }
 
     fn stop(&self, ctx: &Ctx) -> OcfResult {
         let cfg = VipConfig::from_params(&ctx.params)?;
-        let Some(Holders { addrs: found, .. }) = holders(&cfg)? else {
-            ctx.log.info(format!(
-                "interface '{}' does not exist: {} cannot be on it",
-                cfg.nic.as_deref().unwrap_or(""),
-                cfg.ip
-            ));
-            return Ok(OcfStatus::Success);
-        };
-        for a in &found {
-            let dev = netlink::link_by_index(a.index).ok().flatten().map(|l| l.name).unwrap_or(a.index.to_string());
-            netlink::del_address(a.index, a.ip, a.prefix_len)
-                .map_err(|e| net_error(&format!("cannot remove {}/{} from {dev}", a.ip, a.prefix_len), e))?;
-            ctx.log.info(format!("removed {}/{} from {dev}", a.ip, a.prefix_len));
+        let records = Records::for_address(&cfg.ip);
+        // Under the records' lock, a watcher cannot record a conflict for the address once this
+        // stop has removed it.
+        let lock = records.lock();
+        if let Err(e) = &lock {
+            ctx.log.warn(format!("cannot lock {}: {e}; stopping anyway", conflict::DIR));
         }
-        match holders(&cfg)? {
-            Some(left) if !left.addrs.is_empty() => Err(OcfError::generic(format!(
-                "{} is still on interface {} after removal",
-                cfg.ip, left.addrs[0].index
-            ))),
-            _ => Ok(OcfStatus::Success),
-        }
+        let stopped = remove_address(ctx, &cfg)?;
+        records.demote();
+        Ok(stopped)
     }
 
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
         let cfg = VipConfig::from_params(&ctx.params)?;
+        if let Some(c) = Records::for_address(&cfg.ip).standing_conflict() {
+            // Not 7: the failure stands until Pacemaker has stopped the resource here.
+            return Err(OcfError::generic(format!(
+                "duplicate address: another host (MAC {}) answered for {} on {} at {}, after start; the address was \
+                 withdrawn (one virtual IP, one owner). Stop clears this; the next start probes before adding it",
+                c.mac, cfg.ip, c.nic, c.at
+            )));
+        }
         let where_ = cfg.nic.as_deref().map(|n| format!(" on {n}")).unwrap_or_default();
         let found = match holders(&cfg)? {
             None => {
@@ -402,41 +466,162 @@ impl Agent for Vip {
                 .map_err(|e| net_error("cannot look up the interface", e))?
                 .ok_or_else(|| OcfError::not_running(format!("the interface holding {} vanished", cfg.ip)))?,
         };
+        // Still configured here, so not "safely stopped" (7, after which Pacemaker never calls
+        // stop and starts the address on the peer: two owners once the link is back). A failure
+        // makes Pacemaker stop it here first.
         if let Some(why) = link.down_reason() {
-            return Err(OcfError::not_running(format!("{} is on {} but {why}", cfg.ip, link.name)));
+            return Err(OcfError::generic(format!("{} is on {} but {why}", cfg.ip, link.name)));
         }
         Ok(OcfStatus::Success)
     }
 }
 
-/// Probes for another owner within `dad_timeout` (and the action's budget); refuses to start if
-/// one answers.
-fn refuse_other_owner(ctx: &Ctx, cfg: &VipConfig, link: &Link, mac: [u8; 6]) -> OcfResult<()> {
-    let until = Instant::now() + ctx.deadline.at_most(cfg.dad_timeout).remaining();
-    let owner = match cfg.ip {
-        IpAddr::V4(v4) => arp::probe_owner(link.index, mac, v4, DAD_PROBES, until),
-        IpAddr::V6(v6) => ndisc::probe_owner(link.index, mac, v6, DAD_PROBES, until),
-    }
-    .map_err(|e| net_error(&format!("duplicate-address probe for {} on {} failed", cfg.ip, link.name), e))?;
-    match owner {
-        Some(other) => Err(OcfError::generic(format!(
-            "duplicate address: {} is already in use on {} by another host (MAC {}); not adding it: one virtual IP, one owner",
-            cfg.ip,
-            link.name,
-            format_mac(&other)
-        ))),
-        None => {
-            ctx.log.debug(format!("no other owner of {} answered within {:?}", cfg.ip, cfg.dad_timeout));
-            Ok(())
+impl VipConfig {
+    fn watch_settings(&self) -> watch::Settings {
+        watch::Settings {
+            dad_check: self.dad_check,
+            dad_timeout: self.dad_timeout,
+            arp_count: self.arp_count,
+            arp_interval: self.arp_interval,
         }
     }
 }
 
-fn announce_once(ifindex: u32, mac: [u8; 6], ip: IpAddr, mode: ArpMode) -> io::Result<()> {
-    match ip {
-        IpAddr::V4(v4) => arp::announce(ifindex, mac, v4, mode),
-        IpAddr::V6(v6) => ndisc::announce(ifindex, mac, v6),
+fn open_claim(cfg: &VipConfig, link: &Link, mac: [u8; 6]) -> io::Result<Claim> {
+    Claim::open(link.index, mac, cfg.ip, cfg.arp_mode)
+}
+
+/// Removes the address from wherever it is (stop's work).
+fn remove_address(ctx: &Ctx, cfg: &VipConfig) -> OcfResult {
+    let Some(Holders { addrs: found, .. }) = holders(cfg)? else {
+        ctx.log.info(format!(
+            "interface '{}' does not exist: {} cannot be on it",
+            cfg.nic.as_deref().unwrap_or(""),
+            cfg.ip
+        ));
+        return Ok(OcfStatus::Success);
+    };
+    for a in &found {
+        let dev = netlink::link_by_index(a.index).ok().flatten().map(|l| l.name).unwrap_or(a.index.to_string());
+        netlink::del_address(a.index, a.ip, a.prefix_len)
+            .map_err(|e| net_error(&format!("cannot remove {}/{} from {dev}", a.ip, a.prefix_len), e))?;
+        ctx.log.info(format!("removed {}/{} from {dev}", a.ip, a.prefix_len));
     }
+    match holders(cfg)? {
+        Some(left) if !left.addrs.is_empty() => {
+            Err(OcfError::generic(format!("{} is still on interface {} after removal", cfg.ip, left.addrs[0].index)))
+        }
+        _ => Ok(OcfStatus::Success),
+    }
+}
+
+/// After a conflict (recorded by an earlier start, standing or stopped), this start probes for
+/// the whole dad_timeout before it adds the address, as every start did before: a failover that
+/// just met another owner is not the clean case, and a start that fails here (1, start-failure-
+/// is-fatal) makes Pacemaker move the address instead of restarting it into the same conflict.
+fn probe_first_after_a_conflict(
+    ctx: &Ctx,
+    cfg: &VipConfig,
+    link: &Link,
+    claim: &Claim,
+    records: &Records,
+) -> OcfResult<()> {
+    let Some(last) = records.last_conflict() else { return Ok(()) };
+    ctx.log.info(format!(
+        "another host (MAC {}) answered for {} at {}: probing for {:?} before adding it",
+        last.mac, cfg.ip, last.at, cfg.dad_timeout
+    ));
+    let until = Instant::now() + ctx.deadline.at_most(cfg.dad_timeout).remaining();
+    let owner = claim::probe_owner(claim, DAD_PROBES, until)
+        .map_err(|e| net_error(&format!("duplicate-address probe for {} on {} failed", cfg.ip, link.name), e))?;
+    let Some(other) = owner else { return Ok(()) };
+    let other = format_mac(&other);
+    let _ = records.record_stopped(&Conflict { mac: other.clone(), nic: link.name.clone(), at: now() });
+    Err(OcfError::generic(format!(
+        "duplicate address: {} is already in use on {} by another host (MAC {other}); not adding it: one virtual IP, one owner",
+        cfg.ip, link.name
+    )))
+}
+
+/// Another host answered for the address after we added it: RFC 5227 §2.4 (a), we give it up
+/// (README: a cluster's takeover must not fight the host that was there first). Under the
+/// records' lock and only while the address is still ours (a stop may have removed it): record
+/// the conflict, remove the address. Returns the error start or the log reports.
+fn withdraw(
+    log: &Logger,
+    cfg: &VipConfig,
+    place: &Placement,
+    records: &Records,
+    other: [u8; 6],
+    t0: Instant,
+) -> Result<OcfError, OcfError> {
+    let link = &place.link;
+    let other = format_mac(&other);
+    let after = t0.elapsed().as_millis();
+    let _lock = records.lock();
+    if !still_ours(link.index, &cfg.ip) {
+        log.info(format!("another host (MAC {other}) answered for {} after it was removed here", cfg.ip));
+        return Ok(OcfError::generic(format!(
+            "{} was removed while another host (MAC {other}) answered for it",
+            cfg.ip
+        )));
+    }
+    let conflict = Conflict { mac: other.clone(), nic: link.name.clone(), at: now() };
+    if let Err(e) = records.record(&conflict) {
+        log.error(format!("cannot record the conflict in {}: {e}", conflict::DIR));
+    }
+    let removed = netlink::del_address(link.index, cfg.ip, place.prefix);
+    let what = format!(
+        "duplicate address: another host (MAC {other}) answered for {} on {} {after} ms after it was added here",
+        cfg.ip, link.name
+    );
+    match removed {
+        Ok(_) => {
+            let msg = format!("{what}; withdrawn: one virtual IP, one owner");
+            log.error(&msg);
+            Ok(OcfError::generic(msg))
+        }
+        Err(e) => {
+            let msg = format!("{what}; withdrawing it failed: {e}");
+            log.error(&msg);
+            Err(OcfError::generic(msg))
+        }
+    }
+}
+
+/// The rest of the plan from a detached process, so start returns now. It logs what it finds
+/// (syslog or the HA log files: its stderr is no longer read).
+fn watch_in_background(
+    ctx: &Ctx,
+    cfg: &VipConfig,
+    place: &Placement,
+    claim: Claim,
+    plan: Plan,
+    t0: Instant,
+) -> OcfResult {
+    let window = plan.window(t0);
+    let job = || {
+        let log = ctx.log.detached();
+        let records = Records::for_address(&cfg.ip);
+        match watch::run(&claim, &plan, || still_ours(place.link.index, &cfg.ip)) {
+            Outcome::Conflict(other) => {
+                let _ = withdraw(&log, cfg, place, &records, other, t0);
+            }
+            Outcome::Failed(e) => log.warn(format!("announcing {} / watching for another owner failed: {e}", cfg.ip)),
+            Outcome::Gone => log.debug(format!("{} was removed: no more announcements", cfg.ip)),
+            Outcome::Done => log.debug(format!("no other owner of {} answered within {window:?}", cfg.ip)),
+        }
+        0
+    };
+    match crate::sys::proc::detach(job) {
+        Ok(pid) => ctx
+            .log
+            .debug(format!("announcing {} and watching for another owner for {window:?} from process {pid}", cfg.ip)),
+        Err(e) => ctx.log.warn(format!(
+            "cannot start the announcer ({e}); sent one announcement only, and no more duplicate probes"
+        )),
+    }
+    Ok(OcfStatus::Success)
 }
 
 /// Whether the address is still on the interface (a later stop ends the announcements).
@@ -444,60 +629,9 @@ fn still_ours(ifindex: u32, ip: &IpAddr) -> bool {
     netlink::find_address(ip).map(|f| f.iter().any(|a| a.index == ifindex)).unwrap_or(false)
 }
 
-/// The first announcement now; the rest in the background or inline, `arp_interval` apart.
-/// Announcements are best effort: the address is up, a failed announcement is a warning.
-fn announce_all(ctx: &Ctx, cfg: &VipConfig, ifindex: u32, mac: [u8; 6]) {
-    if let Err(e) = announce_once(ifindex, mac, cfg.ip, cfg.arp_mode) {
-        ctx.log.warn(format!("cannot announce {}: {e}", cfg.ip));
-        return;
-    }
-    let rest = cfg.arp_count - 1;
-    if rest == 0 {
-        return;
-    }
-    let repeat = |budget: Option<&crate::ocf::Deadline>| {
-        for _ in 0..rest {
-            if budget.is_some_and(|d| d.remaining() < cfg.arp_interval) {
-                break;
-            }
-            std::thread::sleep(cfg.arp_interval);
-            if !still_ours(ifindex, &cfg.ip) || announce_once(ifindex, mac, cfg.ip, cfg.arp_mode).is_err() {
-                break;
-            }
-        }
-    };
-    if cfg.arp_bg {
-        match detach(|| repeat(None)) {
-            Ok(pid) => ctx.log.debug(format!("announcing {} {rest} more times from process {pid}", cfg.ip)),
-            Err(e) => ctx.log.warn(format!("cannot fork the announcer ({e}); sent one announcement only")),
-        }
-    } else {
-        repeat(Some(&ctx.deadline));
-    }
-}
-
-/// Runs `job` in a detached child (own session, stdio on /dev/null) so the agent returns at once
-/// and Pacemaker's kill of the agent's process group on timeout does not reach it. The agent is
-/// single-threaded, so the forked child may allocate and use sockets.
-fn detach(job: impl FnOnce()) -> nix::Result<nix::unistd::Pid> {
-    use nix::unistd::{fork, setsid, ForkResult};
-    // SAFETY: the agent process has a single thread at this point (no locks held by others).
-    match unsafe { fork() }? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => {
-            let _ = setsid();
-            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-                use std::os::fd::AsRawFd;
-                for fd in 0..3 {
-                    // SAFETY: dup2 onto the standard descriptors of this (child) process.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
-            }
-            job();
-            // SAFETY: leave without running the parent's atexit handlers or flushing its buffers.
-            unsafe { libc::_exit(0) }
-        }
-    }
+/// The time as the logs write it.
+fn now() -> String {
+    crate::ocf::log::timestamp()
 }
 
 #[cfg(test)]

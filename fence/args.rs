@@ -165,12 +165,34 @@ fn by_name(name: &str) -> Option<&'static Opt> {
     OPTIONS.iter().find(|o| o.name == name || (!o.long.is_empty() && o.long.replace('-', "_") == name))
 }
 
+/// The name a parameter is stored under (`ipaddr` → `ip`, `login` → `username`, `port` → `plug`),
+/// which is also its current stdin name; None for a name fence_ups does not know.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    by_name(name).map(|o| o.key)
+}
+
+/// Every name fence_ups accepts on stdin (for "did you mean").
+pub fn known_names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().filter(|o| !o.hidden).map(|o| o.name)
+}
+
+/// Parameters Pacemaker handles itself: the fencer never passes them to an agent
+/// (lib/fencing/st_actions.c `append_config_arg`: `pcmk_*`, `provides`, `stonith-timeout`,
+/// `CRM_meta_*`, `crm_feature_set`), so one that reaches fence_ups was meant for Pacemaker and is
+/// not a typo of ours.
+pub fn is_pacemaker_own(name: &str) -> bool {
+    name.starts_with("pcmk_")
+        || name.contains("CRM_meta")
+        || matches!(name, "provides" | "stonith-timeout" | "stonith_timeout" | "crm_feature_set")
+}
+
 /// Parsed parameters, keyed by the canonical names (`plug`, `ip`, `username`, `password`, ...).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Args {
     values: BTreeMap<&'static str, String>,
-    /// Names given that fence_ups does not know (ignored; logged only at debug).
-    pub ignored: Vec<String>,
+    /// Names given that fence_ups does not know and Pacemaker does not own: probably typos
+    /// (validate-all fails on them, other actions warn).
+    pub unknown: Vec<String>,
 }
 
 impl Args {
@@ -215,22 +237,28 @@ pub fn parse_bool(raw: &str) -> Option<&'static str> {
 
 /// Parses `name=value` lines as Pacemaker writes them to stdin: comments and blank lines
 /// skipped, split at the first `=`, surrounding quotes removed, the last duplicate wins,
-/// unknown names ignored.
+/// unknown names collected in `unknown`.
 pub fn parse_stdin(text: &str) -> Result<Args, String> {
-    let mut args = Args::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, value) = match line.split_once('=') {
-            Some((n, v)) => (n.trim(), v.trim()),
+    let pairs = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|line| {
+        match line.split_once('=') {
+            Some((n, v)) => (n.trim(), strip_quotes(v.trim())),
             None => (line, ""),
-        };
-        let value = strip_quotes(value);
+        }
+    });
+    parse_pairs(pairs)
+}
+
+/// Parameters given as (name, value) pairs, named as on stdin (the stack files of
+/// `hastack config` use this too): the last duplicate wins, unknown names are collected in
+/// `unknown`, Pacemaker's own are skipped.
+pub fn parse_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Args, String> {
+    let mut args = Args::default();
+    for (name, value) in pairs {
         match by_name(name) {
             Some(o) => args.store(o, value)?,
-            None => args.ignored.push(name.to_string()),
+            None if is_pacemaker_own(name) => {}
+            None if !args.unknown.iter().any(|u| u == name) => args.unknown.push(name.to_string()),
+            None => {}
         }
     }
     Ok(args)
@@ -259,10 +287,11 @@ pub fn parse_argv(argv: &[String]) -> Result<Args, String> {
                 None => (long, None),
             };
             // The first table entry with this long form is the current (non-deprecated) name.
-            let o = OPTIONS
-                .iter()
-                .find(|o| !o.long.is_empty() && o.long == name && !o.deprecated)
-                .ok_or_else(|| format!("unrecognized option '--{name}'"))?;
+            let o =
+                OPTIONS.iter().find(|o| !o.long.is_empty() && o.long == name && !o.deprecated).ok_or_else(|| {
+                    let longs = OPTIONS.iter().filter(|o| !o.long.is_empty() && !o.deprecated).map(|o| o.long);
+                    format!("unrecognized option '--{name}'{}", crate::suggest::hint(name, longs))
+                })?;
             (o, inline)
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             let c = short.chars().next().unwrap();
@@ -314,7 +343,7 @@ mod tests {
         assert_eq!(a.get("serial_port"), Some("/dev/ttyS1"));
         assert_eq!(a.get("plug"), Some("node2"), "port is stored as plug");
         assert_eq!(a.get("nodename"), Some("node2"));
-        assert_eq!(a.ignored, vec!["foo"]);
+        assert_eq!(a.unknown, vec!["foo"]);
     }
 
     #[test]
@@ -327,7 +356,21 @@ mod tests {
         let b = parse_stdin("ip=::1\nusername=f\npassword=p\nserial-port=/dev/x\n").unwrap();
         assert_eq!(b.get("ip"), Some("::1"));
         assert_eq!(b.get("serial_port"), None, "the long option's own spelling is not a stdin name");
-        assert_eq!(b.ignored, vec!["serial-port"]);
+        assert_eq!(b.unknown, vec!["serial-port"]);
+    }
+
+    #[test]
+    fn pacemaker_own_names_are_not_unknown() {
+        let a = parse_stdin(
+            "nodename=n2\nnodeid=2\nport=n2\npcmk_host_list=n2\nprovides=unfencing\nCRM_meta_timeout=20000\nups_seiral=X\n",
+        )
+        .unwrap();
+        assert_eq!(a.unknown, vec!["ups_seiral"]);
+        assert_eq!(canonical_name("ipaddr"), Some("ip"));
+        assert_eq!(canonical_name("passwd_script"), Some("password_script"));
+        assert_eq!(canonical_name("ups_serial"), Some("ups_serial"));
+        assert_eq!(canonical_name("ups_seiral"), None);
+        assert!(known_names().any(|n| n == "ipaddr") && !known_names().any(|n| n == "nodename"));
     }
 
     #[test]
@@ -358,6 +401,7 @@ mod tests {
     #[test]
     fn argv_errors_name_the_option() {
         assert!(parse_argv(&argv("--bogus=1")).unwrap_err().contains("--bogus"));
+        assert!(parse_argv(&argv("--ups-seiral=X")).unwrap_err().contains("did you mean 'ups-serial'"));
         assert!(parse_argv(&argv("-Q")).unwrap_err().contains("'Q'"));
         assert!(parse_argv(&argv("-o")).unwrap_err().contains("--action"));
         assert!(parse_argv(&argv("off")).unwrap_err().contains("'off'"));

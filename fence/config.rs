@@ -46,11 +46,19 @@ pub fn action(args: &Args) -> Result<String, String> {
     }
 }
 
+/// The longest wait a time parameter may ask for: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
 fn seconds(args: &Args, name: &str) -> Result<Duration, String> {
     let raw = args.get_or_default(name).unwrap_or("0");
-    match raw.parse::<f64>() {
-        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("parameter {name}: '{raw}' is not a number of seconds")),
+    match raw.trim().parse::<f64>() {
+        Ok(s) if s.is_nan() => Err(format!("parameter {name}: '{raw}' is not a number of seconds")),
+        Ok(s) if s < 0.0 => Err(format!("parameter {name}: {raw} is negative")),
+        Ok(s) if s > MAX_SECONDS => {
+            Err(format!("parameter {name}: {raw} seconds is more than the limit of {MAX_SECONDS} (a day)"))
+        }
+        Ok(s) => Ok(Duration::from_secs_f64(s)),
+        Err(_) => Err(format!("parameter {name}: '{raw}' is not a number of seconds")),
     }
 }
 
@@ -100,6 +108,9 @@ pub fn check(args: &Args) -> Result<Config, String> {
             return Err("parameter serial_port belongs to transport apcsmart, but the transport is nut".into());
         }
         let host = args.get("ip").ok_or("parameter ip (ipaddr) is required for transport nut: the address of upsd")?;
+        if host.trim().is_empty() || host.chars().any(char::is_whitespace) {
+            return Err(format!("parameter ip: '{host}' is not an address or host name (it contains white space)"));
+        }
         let ups_name =
             args.get("ups_name").ok_or("parameter ups_name is required for transport nut: the UPS's name in upsd")?;
         if ups_name.chars().any(char::is_whitespace) {
@@ -116,10 +127,15 @@ pub fn check(args: &Args) -> Result<Config, String> {
             (Some(p), None) => Password::Value(p.to_string()),
             (None, Some(s)) => {
                 let argv: Vec<String> = s.split_whitespace().map(String::from).collect();
-                if !argv[0].starts_with('/') {
-                    return Err(format!("parameter password_script: '{}' is not an absolute path", argv[0]));
+                match argv.first() {
+                    None => {
+                        return Err("parameter password_script is blank: give the program (an absolute path) that prints the password".into())
+                    }
+                    Some(program) if !program.starts_with('/') => {
+                        return Err(format!("parameter password_script: '{program}' is not an absolute path"))
+                    }
+                    Some(_) => Password::Script(argv),
                 }
-                Password::Script(argv)
             }
             (None, None) => Password::None,
         };
@@ -161,7 +177,7 @@ pub fn check(args: &Args) -> Result<Config, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::args::parse_stdin;
+    use super::super::args::{parse_argv, parse_stdin};
     use super::*;
 
     fn cfg(s: &str) -> Result<Config, String> {
@@ -201,7 +217,14 @@ mod tests {
     fn numbers_actions_and_secrets() {
         assert!(cfg("serial_port=/dev/x\npower_timeout=abc").unwrap_err().contains("power_timeout"));
         assert!(cfg("serial_port=/dev/x\npower_timeout=1").unwrap_err().contains("too short"));
-        assert!(cfg("serial_port=/dev/x\ndelay=-1").unwrap_err().contains("delay"));
+        assert!(cfg("serial_port=/dev/x\ndelay=-1").unwrap_err().contains("delay: -1 is negative"));
+        let long = cfg("serial_port=/dev/x\npower_timeout=86401").unwrap_err();
+        assert!(long.contains("more than the limit of 86400"), "{long}");
+        assert!(cfg("serial_port=/dev/x\npower_timeout=86400").is_ok());
+        for odd in ["NaN", "inf", "-inf", "1e400", ""] {
+            let e = cfg(&format!("serial_port=/dev/x\ndelay={odd}"));
+            assert!(odd.is_empty() || e.unwrap_err().contains("delay"), "{odd}");
+        }
         assert!(cfg("ip=h\nups_name=u\nipport=70000").unwrap_err().contains("ipport"));
         assert_eq!(cfg("serial_port=/dev/x\naction=bogus").unwrap_err(), "Unrecognised action 'bogus'");
         assert_eq!(cfg("serial_port=/dev/x\naction=meta-data").unwrap().action, "metadata");
@@ -211,6 +234,12 @@ mod tests {
             matches!(c.transport, Transport::Nut { password: Password::Script(ref a), .. } if a == &["/bin/echo", "s3cret"])
         );
         assert!(cfg("ip=h\nups_name=u\nusername=f").unwrap_err().contains("go together"));
+        let blank = check(
+            &parse_argv(&["--ip=h", "--ups-name=u", "-l", "f", "--password-script", " "].map(String::from)).unwrap(),
+        );
+        assert!(blank.unwrap_err().contains("password_script is blank"));
+        let blank = check(&parse_argv(&["--ip", " ", "--ups-name=u"].map(String::from)).unwrap());
+        assert!(blank.unwrap_err().contains("parameter ip"));
         assert!(cfg("ip=h\nups_name=u\nusername=f\npassword=a\npassword_script=/bin/x")
             .unwrap_err()
             .contains("both set"));

@@ -7,9 +7,13 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::ocf::log::{to_pacemaker_syslog, Level};
+
 pub struct FenceLog {
     verbose: bool,
     file: Option<Mutex<File>>,
+    /// In a detached child (stderr is /dev/null): syslog takes what stderr would have.
+    detached: bool,
 }
 
 impl FenceLog {
@@ -24,16 +28,27 @@ impl FenceLog {
             )),
             None => None,
         };
-        Ok(FenceLog { verbose, file })
+        Ok(FenceLog { verbose, file, detached: false })
     }
 
     /// A log for errors before the parameters are known.
     pub fn quiet() -> FenceLog {
-        FenceLog { verbose: false, file: None }
+        FenceLog { verbose: false, file: None, detached: false }
+    }
+
+    /// This log for a detached child (`sys::proc::detach`), called in the child: its warnings,
+    /// errors and `info` lines go to syslog (tagged `fence_ups[child PID]`) and the debug file.
+    pub fn detached(&self) -> FenceLog {
+        let file = self.file.as_ref().and_then(|f| f.lock().ok()?.try_clone().ok()).map(Mutex::new);
+        FenceLog { verbose: self.verbose, file, detached: true }
     }
 
     pub fn debug(&self, msg: impl AsRef<str>) {
         self.write("DEBUG", msg.as_ref(), self.verbose);
+    }
+    /// What a detached child did: like debug, and to syslog when detached.
+    pub fn info(&self, msg: impl AsRef<str>) {
+        self.write("INFO", msg.as_ref(), self.verbose || self.detached);
     }
     pub fn warn(&self, msg: impl AsRef<str>) {
         self.write("WARNING", msg.as_ref(), true);
@@ -44,7 +59,14 @@ impl FenceLog {
 
     fn write(&self, level: &str, msg: &str, to_stderr: bool) {
         let line = format!("{} {level}: {msg}\n", timestamp());
-        if to_stderr {
+        if to_stderr && self.detached {
+            let severity = match level {
+                "ERROR" => Level::Error,
+                "WARNING" => Level::Warn,
+                _ => Level::Info,
+            };
+            to_pacemaker_syslog(severity, &format!("fence_ups[{}]: {level}: {msg}", std::process::id()));
+        } else if to_stderr {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(f) = &self.file {

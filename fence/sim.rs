@@ -1,8 +1,9 @@
 //! A simulated APC Smart UPS on a pseudo-terminal: the tests' and the benchmark's peer for the
 //! apcsmart transport, and a lab tool (`hastack ups-sim`) whose "load off" can run a command
 //! (the cluster tests use it to cut a node). It answers what fence_ups and cluster-glue's
-//! apcsmart plugin send, enforces the double-command timing, records every byte it receives,
-//! and has fault modes for the failures a real line shows.
+//! apcsmart plugin send (also the latter's reset, `@nnn`: NUT's "hard hibernate" as a "new"
+//! model does it, apcsmart(8)), enforces the double-command timing, records every byte it
+//! receives, and has fault modes for the failures a real line shows.
 //!
 //! The slave side is reached through a symlink (`link`) so that tests name a stable path.
 
@@ -97,11 +98,29 @@ pub struct SimState {
     wakeup_delay: usize,
     /// The last value query (`p` or `r`), which `-` cycles.
     last_value_query: Option<u8>,
+    /// The digits of an `@nnn` being received.
+    at_digits: Option<String>,
+    /// An accepted `@nnn`: the load goes off when the grace period (`p`) has passed and comes
+    /// back after the wake-up delay (`r`) plus nnn * 6 minutes.
+    hibernation: Option<Hibernation>,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Hibernation {
+    off_at: Instant,
+    on_at: Instant,
+    asleep: bool,
 }
 
 const SHUTDOWN_DELAYS: &[&str] = &["020", "180", "300", "600"];
+const REG1_WAKES_ITSELF: u8 = 0x80;
+const REG3_ASLEEP_FROM_AT: u8 = 0x08;
 const WAKEUP_DELAYS: &[&str] = &["000", "060", "180", "300"];
 const DOUBLE_MIN: Duration = Duration::from_millis(1500);
+/// How long an `@` hibernation keeps the load off at least. With `r` = 000 and `@000` the
+/// documented wake-up delay is nothing, yet a real unit takes seconds to cycle its output; 2 s
+/// also lets a client that polls register 3 once a second (cluster-glue) see the sleep.
+const MIN_HIBERNATION: Duration = Duration::from_secs(2);
 const DOUBLE_MAX: Duration = Duration::from_secs(15);
 
 pub struct UpsSim {
@@ -133,6 +152,8 @@ impl UpsSim {
             shutdown_delay: 0,
             wakeup_delay: 0,
             last_value_query: None,
+            at_digits: None,
+            hibernation: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
@@ -186,6 +207,10 @@ fn serve(master: OwnedFd, _slave: OwnedFd, config: SimConfig, state: Arc<Mutex<S
     let mut buf = [0u8; 64];
     let mut noise: u32 = 0x9e37_79b9;
     while !stop.load(Ordering::SeqCst) {
+        let went_off = hibernate(&mut state.lock().unwrap(), Instant::now());
+        if went_off && !config.on_load_off.is_empty() {
+            run_hook(&config.on_load_off);
+        }
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(50u16)) {
             Ok(n) if n > 0 => {}
@@ -225,12 +250,57 @@ fn serve(master: OwnedFd, _slave: OwnedFd, config: SimConfig, state: Arc<Mutex<S
     }
 }
 
+/// Moves an `@` hibernation along at `now`; true when the load just went off.
+fn hibernate(s: &mut SimState, now: Instant) -> bool {
+    let Some(mut h) = s.hibernation else { return false };
+    if !h.asleep && now >= h.off_at {
+        h.asleep = true;
+        s.hibernation = Some(h);
+        if s.load_on {
+            s.load_on = false;
+            s.events.push((now, Event::LoadOff));
+            return true;
+        }
+    } else if h.asleep && now >= h.on_at {
+        s.hibernation = None;
+        s.load_on = true;
+        s.events.push((now, Event::LoadOn));
+    }
+    false
+}
+
+/// The next byte of `@nnn`: digits are collected (no reply) until the third, which the UPS
+/// answers `OK`, scheduling the hibernation; anything else ends the command with `NA`.
+fn at_command(s: &mut SimState, b: u8) -> Option<String> {
+    let digits = s.at_digits.as_mut()?;
+    if !b.is_ascii_digit() {
+        s.at_digits = None;
+        return Some("NA".into());
+    }
+    digits.push(b as char);
+    if digits.len() < 3 {
+        return None;
+    }
+    let nnn: u64 = digits.parse().unwrap_or(0);
+    s.at_digits = None;
+    let seconds = |table: &[&str], i: usize| Duration::from_secs(table[i].parse().unwrap_or(0));
+    let now = Instant::now();
+    let off_at = now + seconds(SHUTDOWN_DELAYS, s.shutdown_delay);
+    let wake = (seconds(WAKEUP_DELAYS, s.wakeup_delay) + Duration::from_secs(nnn * 360)).max(MIN_HIBERNATION);
+    s.hibernation = Some(Hibernation { off_at, on_at: off_at + wake, asleep: false });
+    Some("OK".into())
+}
+
 /// The reply to one command byte, updating the state; None for commands without a reply.
 fn answer(s: &mut SimState, b: u8, config: &SimConfig) -> Option<String> {
     let hex = |v: u8| format!("{v:02X}");
+    if s.at_digits.is_some() {
+        return at_command(s, b);
+    }
     if b != b'-' && b != apc::SMART_MODE {
         s.last_value_query = None;
     }
+    let asleep = s.hibernation.is_some_and(|h| h.asleep);
     Some(match b {
         apc::SMART_MODE => "SM".into(),
         apc::SERIAL_NUMBER => config.serial.clone(),
@@ -240,8 +310,15 @@ fn answer(s: &mut SimState, b: u8, config: &SimConfig) -> Option<String> {
         b'c' => "UPS_IDEN".into(),
         b'V' => "GWD".into(),
         apc::STATUS => hex(if s.load_on { apc::STATUS_ONLINE } else { 0x00 }),
-        apc::REGISTER1 => hex(if s.load_on { 0x00 } else { apc::REG1_LOAD_OFF }),
-        b'8' => "00".into(),
+        // Asleep after @: bit 7, "ready to power the load on user command or return of line
+        // power"; off after Z: bit 6, on user command only.
+        apc::REGISTER1 => hex(match (s.load_on, asleep) {
+            (true, _) => 0x00,
+            (false, true) => REG1_WAKES_ITSELF,
+            (false, false) => apc::REG1_LOAD_OFF,
+        }),
+        // Register 3 bit 3: "in sleep mode from @".
+        b'8' => hex(if asleep { REG3_ASLEEP_FROM_AT } else { 0x00 }),
         b'p' => {
             s.last_value_query = Some(b'p');
             SHUTDOWN_DELAYS[s.shutdown_delay].into()
@@ -263,9 +340,19 @@ fn answer(s: &mut SimState, b: u8, config: &SimConfig) -> Option<String> {
             double_command(s, b);
             return None;
         }
-        0x7f => "OK".into(),
-        // S only works on battery; @nnn is not simulated.
+        // DEL aborts a pending @ (one whose grace period is still running).
+        0x7f => {
+            if s.hibernation.is_some_and(|h| !h.asleep) {
+                s.hibernation = None;
+            }
+            "OK".into()
+        }
+        // S (soft hibernate) only works on battery, and the simulated UPS is on line power.
         b'S' => "NA".into(),
+        b'@' => {
+            s.at_digits = Some(String::new());
+            return None;
+        }
         apc::ESC | b'\r' | b'\n' => return None,
         _ => "NA".into(),
     })
@@ -385,4 +472,62 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
     drop(watcher);
     let _ = fs::remove_file(&link);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> SimState {
+        SimState {
+            load_on: true,
+            received: Vec::new(),
+            events: Vec::new(),
+            fault: Fault::None,
+            armed: None,
+            shutdown_delay: 0,
+            wakeup_delay: 0,
+            last_value_query: None,
+            at_digits: None,
+            hibernation: None,
+        }
+    }
+
+    fn feed(s: &mut SimState, bytes: &[u8]) -> Vec<String> {
+        bytes.iter().filter_map(|b| answer(s, *b, &SimConfig::default())).collect()
+    }
+
+    #[test]
+    fn at_hibernates_after_the_grace_period_and_wakes_up() {
+        let mut s = state();
+        assert_eq!(feed(&mut s, b"@00"), Vec::<String>::new(), "no reply before the third digit");
+        assert_eq!(feed(&mut s, b"0"), vec!["OK"]);
+        let h = s.hibernation.unwrap();
+        let grace = h.off_at.saturating_duration_since(Instant::now());
+        assert!(grace > Duration::from_secs(15) && grace <= Duration::from_secs(20), "the grace period p (020 s)");
+        assert_eq!(h.on_at - h.off_at, MIN_HIBERNATION, "r 000 and @000: the shortest sleep");
+        assert_eq!(feed(&mut s, b"Q8"), vec!["08", "00"], "still on line during the grace period");
+        assert!(!hibernate(&mut s, h.off_at - Duration::from_millis(1)));
+        assert!(hibernate(&mut s, h.off_at), "the load goes off");
+        assert_eq!(feed(&mut s, b"Q~8"), vec!["00", "80", "08"], "off, waking by itself, asleep from @");
+        assert!(!hibernate(&mut s, h.on_at));
+        assert!(s.load_on && s.hibernation.is_none());
+        let kinds: Vec<Event> = s.events.iter().map(|(_, e)| e.clone()).collect();
+        assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn]);
+        assert_eq!(feed(&mut s, b"8"), vec!["00"]);
+    }
+
+    #[test]
+    fn at_takes_the_wakeup_delay_and_nnn_and_del_aborts_it() {
+        let mut s = state();
+        s.wakeup_delay = 1; // 060 s
+        feed(&mut s, b"@002");
+        let h = s.hibernation.unwrap();
+        assert_eq!(h.on_at - h.off_at, Duration::from_secs(60 + 2 * 360));
+        assert_eq!(feed(&mut s, &[0x7f]), vec!["OK"]);
+        assert!(s.hibernation.is_none(), "aborted within the grace period");
+        assert_eq!(feed(&mut s, b"@0x"), vec!["NA"], "not a digit");
+        assert!(s.at_digits.is_none() && s.hibernation.is_none());
+        assert_eq!(feed(&mut s, b"Y"), vec!["SM"]);
+    }
 }

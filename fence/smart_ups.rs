@@ -28,6 +28,13 @@ pub struct SmartUps<'a> {
 
 impl<'a> SmartUps<'a> {
     pub fn new(line: SerialLine, log: &'a FenceLog) -> Self {
+        if let Some(why) = &line.without_uucp_lock {
+            log.warn(format!(
+                "no UUCP lock for {}: {why}; the port is held with flock and TIOCEXCL only (programs that honour \
+                 only UUCP lock files, such as minicom, are not kept out)",
+                line.name
+            ));
+        }
         SmartUps { line, splitter: LineSplitter::default(), log, in_smart_mode: false, turning_off: false }
     }
 
@@ -207,5 +214,9 @@ impl Ups for SmartUps<'_> {
 
     fn restore_load(&mut self, deadline: Deadline) -> Result<()> {
         self.double_command(apc::LOAD_ON, "load on (^N ^N)", deadline)
+    }
+
+    fn hand_over(&mut self, pid: i32) -> Result<()> {
+        self.line.hand_over(pid)
     }
 }

@@ -1,5 +1,5 @@
 //! Power operations independent of how the UPS is reached: identity check, off/on with
-//! confirmation polled within the time budget, reboot = off, confirm, on. The transports
+//! confirmation polled within the time budget. The transports
 //! (smart_ups.rs over a serial line, nut.rs over upsd) only send commands and read state.
 
 use std::time::Duration;
@@ -21,6 +21,11 @@ pub trait Ups {
     fn cut_load(&mut self, deadline: Deadline) -> Result<()>;
     /// Sends the load-on command(s); the caller confirms.
     fn restore_load(&mut self, deadline: Deadline) -> Result<()>;
+    /// Hands the connection over to process `pid`, a detached child that inherited it and goes
+    /// on with it after this process exits (the serial port's UUCP lock names the child).
+    fn hand_over(&mut self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How often the state is re-read while waiting for a confirmation.

@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The Pacemaker alert agent's companion commands (the agent itself is /usr/lib/hastack/alert).
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
     /// Run an OCF agent without a link: `hastack ocf vip monitor` (for debugging).
     Ocf {
         /// The agent type, e.g. vip.
@@ -50,6 +55,13 @@ enum Command {
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
+    /// The lab: the whole stack on one machine. (Hidden while it holds only the hidden building
+    /// blocks below; `lab up` and the rest make it visible.)
+    #[command(hide = true)]
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Write the man pages and shell completions (used by packaging).
     #[command(hide = true)]
     Doc {
@@ -79,6 +91,47 @@ enum ConfigCommand {
     },
 }
 
+/// The lab's building blocks (hidden: `lab up` and `lab bench` run them).
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Build the lab's servlet application into DIR/webapp (only if its sources changed).
+    #[command(hide = true)]
+    BuildApp {
+        /// The build directory (kept between builds: the cache).
+        dir: PathBuf,
+    },
+    /// Print (or write) the Tomcat Context file that deploys the application with its data layer.
+    #[command(hide = true)]
+    AppContext(crate::lab::app::ContextArgs),
+    /// Send numbered transactions at a steady rate and log every send and acknowledgement.
+    #[command(hide = true)]
+    Client(crate::lab::client::ClientArgs),
+    /// Compare a client log with the ledger: exit 1 if an acknowledged transaction is missing
+    /// or one is recorded twice, 2 if the check cannot be made.
+    #[command(hide = true)]
+    Verify(crate::lab::ledger::VerifyArgs),
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// Send every spooled report to its console (oldest first); for a timer or after an outage.
+    /// Exit 0 when nothing is left in the spool, 1 when reports still wait.
+    Flush {
+        /// The spool directory (the alert's spool_dir attribute).
+        #[arg(long, default_value = crate::alert::settings::DEFAULT_SPOOL_DIR)]
+        spool_dir: PathBuf,
+        /// Stop sending after this long (e.g. 60s, 500ms).
+        #[arg(long, default_value = "50s", value_parser = parse_duration)]
+        deadline: std::time::Duration,
+    },
+    /// Run the alert agent as Pacemaker would (reads CRM_alert_* from the environment).
+    Run,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::alert::settings::parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 50s"))
+}
+
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -102,6 +155,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }),
         Command::Config { command } => run_config(command),
+        Command::Lab { command } => return run_lab(command),
+        Command::Alert { command: AlertCommand::Flush { spool_dir, deadline } } => {
+            Ok(crate::alert::flush(&spool_dir, deadline))
+        }
+        Command::Alert { command: AlertCommand::Run } => Ok(crate::alert::main()),
         Command::Console { command } => crate::console::run(command),
     };
     result.unwrap_or_else(|e| {
@@ -131,7 +189,11 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
         ConfigCommand::Render { format, output, stack } => {
             let format = config::Format::parse(&format).expect("clap checked the format");
             // Everything is rendered before anything is written: a refused stack writes nothing.
-            let text = config::load(&stack)?.render(format);
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let text = loaded.render(format);
             match output {
                 Some(path) => config::write_atomically(&path, &text)
                     .with_context(|| format!("cannot write {}", path.display()))?,
@@ -140,11 +202,55 @@ fn run_config(command: ConfigCommand) -> Result<i32> {
             Ok(0)
         }
         ConfigCommand::Check { stack } => {
-            let report = config::check::run(&config::load(&stack)?)?;
+            let loaded = config::load(&stack)?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let report = config::check::run(&loaded)?;
             print!("{}", report.text);
             Ok(if report.ok { 0 } else { 1 })
         }
     }
+}
+
+fn run_lab(command: LabCommand) -> i32 {
+    use crate::lab::{app, client, ledger};
+    let result = match command {
+        LabCommand::BuildApp { dir } => app::build(&dir).map(|b| {
+            let how = if b.compiled { "built" } else { "up to date" };
+            println!("{} ({how}, {} ms)", b.webapp.display(), b.millis);
+            0
+        }),
+        LabCommand::AppContext(args) => args.settings().and_then(|s| app::context_xml(&s)).and_then(|xml| {
+            match &args.output {
+                Some(path) => app::write_context(path, &xml)?,
+                None => print!("{xml}"),
+            }
+            Ok(0)
+        }),
+        LabCommand::Client(args) => client::run(args).map(|s| {
+            println!(
+                "started {} acknowledged {} abandoned {} resent {}",
+                s.started, s.acknowledged, s.abandoned, s.resent
+            );
+            0
+        }),
+        LabCommand::Verify(args) => match ledger::verify(&args) {
+            Ok(report) => {
+                print!("{}", report.text());
+                return if report.ok() { 0 } else { ledger::FAILED };
+            }
+            // Could not check at all: not the same as a check that found a loss.
+            Err(e) => {
+                eprintln!("hastack: {e:#}");
+                return 2;
+            }
+        },
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("hastack: {e:#}");
+        1
+    })
 }
 
 /// Creates (or corrects) every applet link under `root`, pointing at `binary`.

@@ -116,8 +116,10 @@ pub fn cli_man_page(cmd: &clap::Command) -> String {
         &mut out,
         "hastack is one binary that is, by the name it is called under, an OCF resource agent for \
          each layer of a clustered middleware stack (links in /usr/lib/ocf/resource.d/hastack/), the \
-         fence agent fence_ups (/usr/sbin/fence_ups), and this command, which does the things around \
-         them.",
+         fence agent fence_ups (/usr/sbin/fence_ups), the Pacemaker alert agent (/usr/lib/hastack/alert: \
+         syslog, a file or mail for the operator, and reports with a crm_mon snapshot for a console, \
+         spooled until the console has them; README.md, section Alert agent), and this command, which \
+         does the things around them.",
     );
     out.push_str(".SH COMMANDS\n");
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
@@ -138,6 +140,9 @@ pub fn cli_man_page(cmd: &clap::Command) -> String {
         }
     }
     out.push_str(".SH FILES\n.TP\n/usr/lib/ocf/resource.d/hastack/\nthe OCF agents (links to /usr/sbin/hastack)\n");
+    out.push_str(".TP\n/usr/lib/hastack/alert\nthe Pacemaker alert agent (a link to /usr/sbin/hastack)\n");
+    out.push_str(".TP\n/var/spool/hastack/alert/\nreports waiting for the console (hacluster:haclient 0750)\n");
+    out.push_str(".TP\n/etc/hastack/console.token\nthe console's bearer token (readable by group haclient)\n");
     let pages: Vec<String> = crate::agents::AGENTS
         .iter()
         .map(|a| format!("\\fB{}\\fR(7)", roff_escape(&agent_page_name(a.spec()))))

@@ -4,13 +4,16 @@
 //! resource agent uses; `sys` and `net` hold the I/O edges (processes, mounts, logging, netlink).
 //! The agents themselves live in the top-level `agents/` folder, the fence agent in `fence/`.
 
+pub mod alert;
 pub mod applets;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod doc;
+pub mod lab;
 pub mod net;
 pub mod ocf;
+pub mod suggest;
 pub mod sys;
 
 #[path = "../agents/mod.rs"]

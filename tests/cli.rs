@@ -28,12 +28,18 @@ fn list_shows_every_applet_with_kind_and_path() {
         match fields[1] {
             "ocf" => assert_eq!(fields[2], format!("/usr/lib/ocf/resource.d/hastack/{}", fields[0])),
             "fence" => assert_eq!(fields[2], format!("/usr/sbin/{}", fields[0])),
+            "alert" => assert_eq!(fields[2], format!("/usr/lib/hastack/{}", fields[0])),
             other => panic!("unknown kind {other}"),
         }
     }
     for agent in ["vip", "filesystem"] {
         assert!(ocf_agents().iter().any(|a| a == agent), "{agent} missing from:\n{}", out.stdout);
     }
+    assert!(
+        out.stdout.lines().any(|l| l.split_whitespace().eq(["alert", "alert", "/usr/lib/hastack/alert"])),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -248,7 +248,8 @@ fn config_n_node_group_fails_over_in_list_order_then_stays_stopped() {
     assert_eq!(sim.nodes_of("billing-db").unwrap(), vec!["beta"], "the other group is untouched");
     // The operator hears about it through the alert agent.
     let cib = loaded.render(Format::Cib);
-    assert!(cib.contains(r#"<alert id="operator" path="/usr/local/lib/hastack/alert-operator">"#), "{cib}");
+    assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert">"#), "{cib}");
+    assert!(cib.contains("<select_resources/>"), "{cib}");
 }
 
 #[test]
@@ -524,4 +525,480 @@ fn config_render_to_stdout_and_file_agree() {
     to_stdout.expect(0);
     assert_eq!(std::fs::read_to_string(&output).unwrap(), to_stdout.stdout);
     assert!(to_stdout.stdout.starts_with("<?xml"));
+}
+
+// ---- What the agents, fence_ups and a failover need (issue 11) -------------------------------
+
+/// The data-directory parameter of each data layer's agent, as README.md documents them.
+const DATA_PARAMS: &[(&str, &str)] =
+    &[("postgresql", "pgdata"), ("mariadb", "datadir"), ("activemq", "data_dir"), ("rabbitmq", "data_dir")];
+
+/// A crmsh script's primitives: id → (agent, params), and its groups' members in order.
+#[allow(clippy::type_complexity)]
+fn crm_objects(script: &str) -> (BTreeMap<String, (String, BTreeMap<String, String>)>, Vec<Vec<String>>) {
+    let joined = script.replace(" \\\n", " ");
+    let mut primitives = BTreeMap::new();
+    let mut groups = Vec::new();
+    for line in joined.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["primitive", id, agent, rest @ ..] => {
+                let params = rest
+                    .iter()
+                    .skip_while(|w| **w != "params")
+                    .skip(1)
+                    .take_while(|w| **w != "op" && **w != "meta")
+                    .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                primitives.insert(id.to_string(), (agent.to_string(), params));
+            }
+            ["group", _, members @ ..] => groups.push(members.iter().map(|m| m.to_string()).collect()),
+            _ => {}
+        }
+    }
+    (primitives, groups)
+}
+
+/// The command README.md shows, run as shown (from the repository root): every data layer of a
+/// group keeps its data directory on the filesystem its group mounts, mounted before it.
+#[test]
+fn config_shipped_examples_keep_every_data_layer_on_the_partition() {
+    for (stack, expected) in [("crm-config/stack.toml", 2), ("crm-config/stack-3node.toml", 1)] {
+        let out = run_with_deadline(
+            Command::new(bin())
+                .args(["config", "render", "--format", "crm", stack])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+            Duration::from_secs(30),
+        );
+        out.expect(0);
+        let (primitives, groups) = crm_objects(&out.stdout);
+        let mut checked = 0;
+        for members in &groups {
+            let mut mounted: Vec<&str> = Vec::new();
+            for id in members {
+                let (agent, params) = &primitives[id];
+                if agent == "ocf:hastack:filesystem" {
+                    mounted.push(&params["directory"]);
+                }
+                let Some((_, param)) = DATA_PARAMS.iter().find(|(a, _)| agent == &format!("ocf:hastack:{a}")) else {
+                    continue;
+                };
+                let dir = params.get(*param).unwrap_or_else(|| panic!("{stack}: {id} sets no {param}: {params:?}"));
+                assert!(
+                    mounted.iter().any(|m| dir.starts_with(&format!("{m}/"))),
+                    "{stack}: {id}'s {param} {dir} is not below a directory its group mounted before it ({mounted:?})"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, expected, "{stack}: data layers checked");
+    }
+}
+
+/// A stack written to a temporary directory, and `hastack config ARGS STACK` run on it.
+struct Written {
+    dir: tempfile::TempDir,
+    stack: PathBuf,
+    text: String,
+}
+
+impl Written {
+    fn new(text: &str) -> Written {
+        let dir = tempfile::Builder::new().prefix("hst-stack").tempdir().unwrap();
+        let stack = dir.path().join("stack.toml");
+        std::fs::write(&stack, text).unwrap();
+        Written { dir, stack, text: text.to_string() }
+    }
+
+    /// One of the shipped stacks with each `(from, to)` replaced (each `from` must occur once).
+    fn example(name: &str, edits: &[(&str, &str)]) -> Written {
+        let mut text = std::fs::read_to_string(example(name)).unwrap();
+        for (from, to) in edits {
+            assert_eq!(text.matches(from).count(), 1, "'{from}' must occur once in {name}");
+            text = text.replace(from, to);
+        }
+        Written::new(&text)
+    }
+
+    fn run(&self, args: &[&str]) -> crate::support::Outcome {
+        run_with_deadline(Command::new(bin()).arg("config").args(args).arg(&self.stack), Duration::from_secs(120))
+    }
+
+    /// The 1-based line of the first occurrence of `needle`.
+    #[track_caller]
+    fn line(&self, needle: &str) -> usize {
+        let at = self.text.find(needle).unwrap_or_else(|| panic!("'{needle}' not in the stack"));
+        self.text[..at].matches('\n').count() + 1
+    }
+
+    /// The message `FILE:LINE: ...` about the line of `needle` holding every word in `words`.
+    #[track_caller]
+    fn assert_message(&self, out: &crate::support::Outcome, needle: &str, words: &[&str]) {
+        let prefix = format!("{}:{}: ", self.stack.display(), self.line(needle));
+        let found = out.stderr.lines().filter(|l| l.contains(&prefix)).any(|l| words.iter().all(|w| l.contains(w)));
+        assert!(found, "no message {prefix}... with {words:?} in:\n{}", out.stderr);
+    }
+}
+
+/// Outside the partition its group mounts, a database starts after a failover from the other
+/// node's local disk: refused, naming the line. A group that mounts nothing warns.
+#[test]
+fn config_refuses_a_data_layer_off_the_partition() {
+    let pg = Written::example(
+        "stack.toml",
+        &[("pgdata = \"/srv/data/postgresql\", config", "pgdata = \"/var/lib/postgresql/15/main\", config")],
+    );
+    let out = pg.run(&["check"]);
+    out.expect(1);
+    pg.assert_message(
+        &out,
+        "pgdata = \"/var/lib/postgresql/15/main\"",
+        &["layer 'db': pgdata /var/lib/postgresql/15/main is outside the partition of group 'data', /srv/data (mounted by layer 'fs')"],
+    );
+
+    // The broker with no data_dir: the default (/var/lib/activemq/data) applies.
+    let amq = Written::example(
+        "stack.toml",
+        &[("  params = { data_dir = \"/srv/data/activemq\" }        # KahaDB store, scheduler, temp storage\n", "")],
+    );
+    let out = amq.run(&["render", "--format", "cib"]);
+    out.expect(1);
+    assert!(out.stdout.is_empty());
+    amq.assert_message(
+        &out,
+        "agent = \"activemq\"",
+        &["data_dir /var/lib/activemq/data (the default) is outside the partition"],
+    );
+
+    // Mounted after the database in its group: the database would start on the bare directory.
+    let late = Written::example(
+        "stack-3node.toml",
+        &[(
+            "datadir = \"/srv/billing/mysql\"",
+            "datadir = \"/srv/late/mysql\" }\n\n  [[group.layer]]\n  id = \"late-fs\"\n  agent = \"filesystem\"\n  params = { device = \"/dev/mapper/late\", directory = \"/srv/late\", fstype = \"xfs\"",
+        )],
+    );
+    let out = late.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    late.assert_message(
+        &out,
+        "datadir = \"/srv/late/mysql\"",
+        &["datadir /srv/late/mysql is on /srv/late which layer 'late-fs' mounts only after it: put 'late-fs' before 'billing-db'"],
+    );
+    let billing_fs =
+        Written::example("stack-3node.toml", &[("datadir = \"/srv/billing/mysql\"", "datadir = \"/srv/other/mysql\"")]);
+    let out = billing_fs.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    billing_fs.assert_message(&out, "datadir = \"/srv/other/mysql\"", &["outside the partition of group 'billing'"]);
+
+    // No filesystem in the group: perhaps storage the cluster does not manage, probably a mistake.
+    let bare = Written::example(
+        "stack-3node.toml",
+        &[(
+            "  [[group.layer]]\n  id = \"billing-fs\"\n  agent = \"filesystem\"\n  params = { device = \"/dev/mapper/billing\", directory = \"/srv/billing\", fstype = \"xfs\" }\n  monitor = { interval = \"20s\", timeout = \"40s\" }\n\n",
+            "",
+        )],
+    );
+    let out = bare.run(&["render", "--format", "crm"]);
+    out.expect(0);
+    bare.assert_message(
+        &out,
+        "datadir = \"/srv/billing/mysql\"",
+        &["warning: layer 'billing-db': datadir /srv/billing/mysql stays on each node's own disk: group 'billing' mounts no filesystem"],
+    );
+}
+/// What the agents and fence_ups refuse, `config check` refuses, every problem of the file in
+/// one run with its line; what crmsh warns about (a timeout below the agent's advice) it warns.
+#[test]
+fn config_check_refuses_what_the_agents_and_fence_ups_refuse() {
+    let stack = Written::new(
+        r#"[cluster]
+name = "bad"
+
+[[node]]
+name = "n1"
+links = ["10.0.0.1", "192.168.1.1"]
+
+[[node]]
+name = "n2"
+links = ["10.0.0.2", "192.168.1.2"]
+
+[[node]]
+name = "n3"
+links = ["10.0.0.3", "192.168.1.3"]
+
+[[fence]]
+id = "fence-n1"
+fences = "n1"
+cable = "n2"
+params = { serial_port = "ttyS0" }
+
+[[fence]]
+id = "fence-n2"
+fences = "n2"
+cable = "n3"
+params = { serial_port = "/dev/ttyS0", ipaddr = "192.0.2.5", ups_name = "ups2" }
+
+[[fence]]
+id = "fence-n3"
+fences = "n3"
+cable = "n1"
+params = { serial_port = "/dev/ttyS1", ups_seiral = "QS0123456789" }
+
+[[group]]
+id = "front"
+
+  [[group.layer]]
+  id = "vip-a"
+  agent = "vip"
+  params = { ip = "999.1.1.1" }
+
+  [[group.layer]]
+  id = "vip-b"
+  agent = "vip"
+  params = { ip = "10.0.0.50", cidr_netmask = 99 }
+  timeouts = { start = "5s" }
+
+  [[group.layer]]
+  id = "web"
+  agent = "nginx"
+  params = { statusurl = "https://127.0.0.1/status" }
+
+[[group]]
+id = "data"
+
+  [[group.layer]]
+  id = "fs-a"
+  agent = "filesystem"
+  params = { device = "/dev/sdb1", directory = "srv/data", fstype = "ext4" }
+
+  [[group.layer]]
+  id = "fs-b"
+  agent = "filesystem"
+  params = { device = "/dev/sdc1", directory = "/srv/more", fstype = "ext44" }
+"#,
+    );
+    for args in [&["check"][..], &["render", "--format", "pcs"]] {
+        let out = stack.run(args);
+        out.expect(1);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        for (needle, words) in [
+            ("serial_port = \"ttyS0\"", &["fence device 'fence-n1'", "parameter serial_port: 'ttyS0' is not an absolute path"][..]),
+            ("ipaddr = \"192.0.2.5\"", &["fence device 'fence-n2'", "both transports", "serial_port", "ip, ups_name"]),
+            ("ups_seiral", &["fence device 'fence-n3'", "unknown parameter 'ups_seiral' (did you mean 'ups_serial'?)"]),
+            ("999.1.1.1", &["layer 'vip-a'", "parameter 'ip' is not an IPv4 or IPv6 address: '999.1.1.1'"]),
+            ("cidr_netmask = 99", &["layer 'vip-b'", "parameter 'cidr_netmask' 99 is not a prefix length"]),
+            ("https://", &["layer 'web'", "parameter 'statusurl'", "https is not supported"]),
+            ("directory = \"srv/data\"", &["layer 'fs-a'", "parameter 'directory' must be an absolute path, got 'srv/data'"]),
+            ("ext44", &["layer 'fs-b'", "parameter 'fstype': 'ext44' is no filesystem type (did you mean 'ext4'?)"]),
+            (
+                "start = \"5s\"",
+                &["warning: layer 'vip-b': specified timeout 5s for start is smaller than the advised 20s (ocf:hastack:vip meta-data)"],
+            ),
+        ] {
+            stack.assert_message(&out, needle, words);
+        }
+    }
+}
+/// A timeout below the agent's advice is allowed with a warning, where crmsh warns too; the
+/// shipped examples (unset timeouts take the agent's advice) give crmsh nothing to warn about.
+#[test]
+fn config_warns_like_crmsh_about_timeouts_below_the_agents_advice() {
+    let short = Written::example(
+        "stack-3node.toml",
+        &[
+            (
+                "monitor = { interval = \"10s\", timeout = \"30s\" }",
+                "monitor = { interval = \"10s\", timeout = \"20s\" }",
+            ),
+            (
+                "monitor = { interval = \"15s\", timeout = \"30s\" }",
+                "monitor = { interval = \"15s\", timeout = \"30s\" }\n  timeouts = { start = \"60s\", stop = \"60s\" }",
+            ),
+        ],
+    );
+    let out = short.run(&["render", "--format", "crm"]);
+    out.expect(0);
+    short.assert_message(
+        &out,
+        "timeout = \"20s\"",
+        &["layer 'orders-app': specified timeout 20s for monitor is smaller than the advised 30s"],
+    );
+    short.assert_message(
+        &out,
+        "start = \"60s\"",
+        &["layer 'billing-db': specified timeout 60s for start is smaller than the advised 120s"],
+    );
+    short.assert_message(&out, "stop = \"60s\"", &["specified timeout 60s for stop is smaller than the advised 120s"]);
+    let shipped = run_with_deadline(
+        Command::new(bin()).args(["config", "render", "--format", "crm"]).arg(example("stack-3node.toml")),
+        Duration::from_secs(30),
+    );
+    assert!(shipped.stderr.is_empty(), "{}", shipped.stderr);
+    assert!(shipped.stdout.contains("primitive billing-db ocf:hastack:mariadb \\\n    params datadir=/srv/billing/mysql \\\n    op start interval=0s timeout=120s"), "{}", shipped.stdout);
+
+    // crmsh reads the installed agents' meta-data and warns about the same operations.
+    if !crate::support::need_root("installing the agents for crmsh")
+        || !need_program("crm", "crmsh")
+        || !need_pacemaker_tools()
+    {
+        return;
+    }
+    crate::conformance::install_system_links();
+    let crm_warnings = |script: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stack.crm");
+        std::fs::write(&file, script).unwrap();
+        let cib = empty_cib(dir.path(), "cib.xml");
+        let mut cmd = Command::new("crm");
+        cmd.args(["-F", "configure", "load", "update"]).arg(&file).env("CIB_file", &cib);
+        let out = run_with_deadline(&mut cmd, Duration::from_secs(120));
+        out.expect(0);
+        out.stderr
+            .lines()
+            .chain(out.stdout.lines())
+            .filter(|l| l.contains("smaller than the advised"))
+            .map(String::from)
+            .collect()
+    };
+    let warned = crm_warnings(&out.stdout);
+    for words in [
+        "orders-app: specified timeout 20s for monitor",
+        "billing-db: specified timeout 60s for start",
+        "billing-db: specified timeout 60s for stop",
+    ] {
+        assert!(warned.iter().any(|w| w.contains(words)), "crmsh does not warn {words:?}: {warned:?}");
+    }
+    assert_eq!(warned.len(), 3, "{warned:?}");
+    for name in ["stack.toml", "stack-3node.toml"] {
+        let loaded = config::load(&example(name)).unwrap();
+        assert_eq!(crm_warnings(&loaded.render(Format::Crm)), Vec::<String>::new(), "{name}");
+    }
+}
+/// A filesystem on a DRBD device must follow the promotion of its DRBD resource.
+#[test]
+fn config_refuses_a_drbd_filesystem_not_tied_to_the_promotion() {
+    let unbound = Written::example("stack.toml", &[("with_promoted = \"drbd-clone\"\n", "")]);
+    for args in [&["check"][..], &["render", "--format", "cib"]] {
+        let out = unbound.run(args);
+        out.expect(1);
+        unbound.assert_message(
+            &out,
+            "device = \"/dev/drbd0\"",
+            &[
+                "layer 'fs': device /dev/drbd0 is a DRBD device, but group 'data' is not tied to its promotion",
+                "set with_promoted = \"drbd-clone\" on the group",
+            ],
+        );
+    }
+    let other = Written::example("stack.toml", &[("device = \"/dev/drbd0\"", "device = \"/dev/drbd/by-res/r1\"")]);
+    let out = other.run(&["render", "--format", "crm"]);
+    out.expect(1);
+    other.assert_message(
+        &out,
+        "by-res/r1",
+        &[
+            "DRBD resource 'r1', but group 'data' follows 'drbd-clone', which does not manage it",
+            "no promotable drbd clone in the stack manages 'r1'",
+        ],
+    );
+    let named = Written::example("stack.toml", &[("device = \"/dev/drbd0\"", "device = \"/dev/drbd/by-res/r0/0\"")]);
+    named.run(&["render", "--format", "crm"]).expect(0);
+}
+/// NUT fence devices as fence_ups takes them (transport inferred from ip, or given), rendered
+/// with the current names, which pcs accepts without a deprecation warning.
+#[test]
+fn config_nut_fence_devices_are_written_as_fence_ups_takes_them() {
+    const SERIAL: &str = "cable = \"node1\"\nparams = { serial_port = \"/dev/ttyS0\" }";
+    for params in [
+        "params = { ip = \"192.0.2.5\", ups_name = \"ups2\" }",
+        "params = { transport = \"nut\", ip = \"192.0.2.5\", ups_name = \"ups2\", username = \"fence\", password_script = \"/usr/local/sbin/nut-password ups2\" }",
+    ] {
+        let stack = Written::example("stack.toml", &[(SERIAL, &format!("cable = \"node1\"\n{params}"))]);
+        let out = stack.run(&["render", "--format", "cib"]);
+        out.expect(0);
+        assert!(out.stdout.contains(r#"name="ip" value="192.0.2.5""#), "{}", out.stdout);
+    }
+    let old = Written::example(
+        "stack.toml",
+        &[(SERIAL, "cable = \"node1\"\nparams = { ipaddr = \"192.0.2.5\", ups_name = \"ups2\", login = \"fence\", passwd = \"s3cret\" }")],
+    );
+    for format in ["cib", "crm", "pcs"] {
+        let out = old.run(&["render", "--format", format]);
+        out.expect(0);
+        for deprecated in ["ipaddr", "login", "passwd"] {
+            assert!(!out.stdout.contains(deprecated), "{format} renders the deprecated {deprecated}:\n{}", out.stdout);
+        }
+        assert!(out.stdout.contains("192.0.2.5") && out.stdout.contains("username") && out.stdout.contains("password"));
+    }
+    if !crate::support::need_root("installing fence_ups for pcs")
+        || !need_program("pcs", "pcs")
+        || !need_pacemaker_tools()
+    {
+        return;
+    }
+    crate::conformance::install_system_links();
+    let pcs = old.run(&["render", "--format", "pcs"]);
+    // The script's preamble and its NUT device: what pcs says about the rendered names.
+    let (preamble, body) = pcs.stdout.split_once("run property").unwrap();
+    let device = body.lines().find(|l| l.starts_with("run stonith create fence-node2 ")).unwrap();
+    let script = old.dir.path().join("nut.pcs");
+    std::fs::write(&script, format!("{preamble}{device}\n")).unwrap();
+    let cib = empty_cib(old.dir.path(), "cib.xml");
+    let out = run_with_deadline(Command::new("sh").arg(&script).arg(&cib), Duration::from_secs(60));
+    out.expect(0);
+    assert!(!out.stderr.contains("deprecated"), "{}", out.stderr);
+    assert!(std::fs::read_to_string(&cib).unwrap().contains(r#"name="ip" value="192.0.2.5""#));
+}
+/// The alert agent the examples name is where the package and `make install` put it, and
+/// `check` says whether it is on this host instead of claiming the operator hears.
+#[test]
+fn config_check_says_whether_the_alert_agent_is_installed_here() {
+    for name in ["stack.cib.xml", "stack-3node.cib.xml"] {
+        let cib = std::fs::read_to_string(example(name)).unwrap();
+        assert!(cib.contains(r#"<alert id="operator" path="/usr/lib/hastack/alert">"#), "{name}");
+    }
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("hst-alert").tempdir().unwrap();
+    let missing = dir.path().join("missing-agent");
+    let plain = dir.path().join("plain-file");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let agent = dir.path().join("alert-agent");
+    std::fs::write(&agent, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The examples name no path: hastack's agent is the default. Another agent is named by path.
+    const SHIPPED: &str = "id = \"operator\"\n";
+    for (path, found) in [(&missing, Err("does not exist")), (&plain, Err("is not executable")), (&agent, Ok(()))] {
+        let path = path.display().to_string();
+        let stack =
+            Written::example("stack-3node.toml", &[(SHIPPED, &format!("id = \"operator\"\npath = \"{path}\"\n"))]);
+        let out = stack.run(&["check"]);
+        out.expect(0);
+        match found {
+            Ok(()) => {
+                assert!(out.stdout.contains(&format!("the operator is alerted through {path}")), "{}", out.stdout);
+                assert!(
+                    out.stdout.contains(&format!("ok: the alert agent {path} is installed here")),
+                    "{}",
+                    out.stdout
+                );
+                assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+            }
+            Err(why) => {
+                assert!(!out.stdout.contains("the operator is alerted through"), "{}", out.stdout);
+                assert!(
+                    out.stdout.contains(&format!("warning: the alert agent {path} {why} on this host")),
+                    "{}",
+                    out.stdout
+                );
+                assert!(
+                    out.stdout.contains("all scenarios behave as the stack promises (3 warnings above)"),
+                    "{}",
+                    out.stdout
+                );
+            }
+        }
+    }
 }

@@ -138,10 +138,74 @@ fn off_status_on_reboot_over_the_simulated_ups() {
     sim.clear_log();
     let reboot = run_stdin(&with("reboot"));
     reboot.expect(0);
+    let answered = Instant::now();
     assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
-    let kinds: Vec<Event> = sim.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn]);
+    assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    // The fencer meanwhile: status waits for the port, which the power-on still holds, and then
+    // sees the load back on.
+    let status = run_stdin(&with("status"));
+    status.expect(0);
+    assert_eq!(status.stdout.trim(), "Status: ON");
+    let events = sim.events();
+    let kinds: Vec<&Event> = events.iter().map(|(_, e)| e).collect();
+    assert_eq!(kinds, vec![&Event::LoadOff, &Event::LoadOn], "{}", sim.transcript());
+    assert!(events[1].0 > answered, "the answer came with the load confirmed off, before it went back on");
     assert_eq!(sim.count(&Event::EepromWrite), 0);
+}
+
+/// A reboot answers once the off is confirmed; a detached process turns the load back on, holding
+/// the port (its UUCP lock names it) until it is done, logs how it went, and lets go.
+#[test]
+fn reboot_answers_at_the_confirmed_off_and_powers_on_afterwards() {
+    if !need_pty_tests() {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    let lock = hastack::fence::serial::lock_file_for(sim.link(), Path::new("/var/lock"));
+    let params = |action: &'static str| {
+        vec![
+            ("action", action),
+            ("serial_port", sim.port()),
+            ("ups_serial", SERIAL),
+            ("power_timeout", "3"),
+            ("debug_file", debug.to_str().unwrap()),
+        ]
+    };
+    let reboot = run_stdin(&params("reboot"));
+    reboot.expect(0);
+    assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+    // The power-on holds the port (its ^N bytes are 1.6 s apart): the lock names a live
+    // fence_ups, not the one that answered (that one has exited).
+    let owner = std::fs::read(&lock).ok().and_then(|c| hastack::fence::serial::parse_lock_pid(&c));
+    let pid = owner.expect("the power-on holds the port's UUCP lock");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&cmdline).contains("fence_ups"), "lock held by {pid}");
+    wait_for("the load to come back on", Duration::from_secs(15), || sim.load_on());
+    wait_for("the power-on to let the port go", Duration::from_secs(15), || !lock.exists());
+    wait_for("the power-on's log line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&debug).unwrap().contains("is back on")
+    });
+    assert_eq!(sim.count(&Event::LoadOff), 1);
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+
+    // The UPS stops answering after the off: the answer is still the confirmed off; the power-on
+    // gives up within power_timeout and says so.
+    sim.clear_log();
+    let sim_ref: &UpsSim = &sim;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("the load to go off", Duration::from_secs(15), || !sim_ref.load_on());
+            sim_ref.set_fault(Fault::Silent);
+        });
+        run_stdin(&params("reboot")).expect(0);
+    });
+    wait_for("the power-on to give up", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    assert!(!sim.load_on());
+    wait_for("the port to be let go", Duration::from_secs(15), || !lock.exists());
 }
 
 #[test]
@@ -320,6 +384,40 @@ fn serial_lock_waits_for_a_live_owner_and_recovers_a_stale_one() {
     assert!(!lock.exists(), "the stale lock was taken over and released");
 }
 
+/// On a fresh /run without /run/lock (containers, the lab's nodes: /var/lock dangles) fence_ups
+/// makes it as Debian does at boot (1777); where no lock directory can be made it warns and holds
+/// the port with flock and TIOCEXCL alone. Both in a mount namespace with a tmpfs on /run.
+#[test]
+fn a_fresh_run_without_run_lock_does_not_stop_fence_ups() {
+    if !need_pty_tests() {
+        return;
+    }
+    if std::fs::read_link("/var/lock").ok().as_deref() != Some(Path::new("/run/lock"))
+        && !skip_or_fail("/var/lock is not Debian's link to /run/lock")
+    {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let script = r#""$0" -o status --serial-port "$1"; rc=$?; stat -c 'run/lock %a %U' /run/lock; exit $rc"#;
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).arg(fence_ups()).arg(sim.port());
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout, "Status: ON\nrun/lock 1777 root\n");
+    assert!(out.stderr.is_empty(), "no warning when the lock directory could be made: {}", out.stderr);
+
+    // A file where /run/lock should be: no UUCP lock, a warning, and the status all the same.
+    let mut cmd = Command::new(fence_ups());
+    cmd.args(["-o", "status", "--serial-port", sim.port()]);
+    in_private_mounts(&mut cmd, vec![MountStep::Tmpfs("/run".into()), MountStep::Touch("/run/lock".into())]);
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(60));
+    out.expect(0);
+    assert_eq!(out.stdout.trim(), "Status: ON");
+    stderr_has(&out, "no UUCP lock for");
+    stderr_has(&out, "flock and TIOCEXCL only");
+}
+
 #[test]
 fn bad_input_exits_1_naming_the_problem_and_validate_all_touches_nothing() {
     if !need_pty_tests() {
@@ -362,17 +460,97 @@ fn bad_input_exits_1_naming_the_problem_and_validate_all_touches_nothing() {
             stderr_has(&out, needle);
         }
     }
-    let ok = run_stdin(&[
-        ("action", "validate-all"),
-        ("serial_port", p),
-        ("hostlist", "node1"),
-        ("plug", "node1"),
-        ("unknown_thing", "x"),
-    ]);
+    let ok = run_stdin(&[("action", "validate-all"), ("serial_port", p), ("hostlist", "node1"), ("plug", "node1")]);
     ok.expect(0);
-    assert!(ok.stderr.is_empty(), "unknown names are ignored without noise: {}", ok.stderr);
+    assert!(ok.stderr.is_empty(), "a good configuration validates without noise: {}", ok.stderr);
     assert_eq!(sim.received().len(), 0, "no command reached the UPS: {}", sim.transcript());
     assert!(sim.load_on());
+}
+
+/// A mistyped name (`ups_seiral`) would silently turn the identity check off: validate-all
+/// (pcs, stonith_admin --validate) refuses it, the other actions warn in fencing.py's words and go
+/// on. What Pacemaker sends on its own never warns.
+#[test]
+fn unknown_options_fail_validate_all_and_warn_on_other_actions() {
+    if !need_pty_tests() {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let p = sim.port();
+    let typo = run_stdin(&[("action", "validate-all"), ("serial_port", p), ("ups_seiral", "QS-SECRET")]);
+    typo.expect(1);
+    stderr_has(&typo, "ERROR: Failed: Parse error: unknown option 'ups_seiral' (did you mean 'ups_serial'?)");
+    let two = run_stdin(&[("action", "validate-all"), ("serial_prot", p), ("ups_seiral", "x")]);
+    two.expect(1);
+    stderr_has(&two, "unknown option 'serial_prot' (did you mean 'serial_port'?), 'ups_seiral'");
+
+    let status = run_stdin(&[("action", "status"), ("serial_port", p), ("ups_seiral", "QS-SECRET")]);
+    status.expect(0);
+    assert_eq!(status.stdout, "Status: ON\n");
+    stderr_has(&status, "WARNING: Parse error: Ignoring unknown option 'ups_seiral' (did you mean 'ups_serial'?)");
+    assert!(!status.stderr.contains("QS-SECRET"), "the value of an unknown name may be a secret: {}", status.stderr);
+
+    // What the fencer adds (FenceAgentAPI, lib/fencing/st_actions.c) is never reported.
+    let pacemaker = run_stdin(&[
+        ("action", "status"),
+        ("serial_port", p),
+        ("nodename", "node2"),
+        ("nodeid", "2"),
+        ("port", "node2"),
+        ("plug", "node2"),
+        ("pcmk_host_list", "node2"),
+    ]);
+    pacemaker.expect(0);
+    assert!(pacemaker.stderr.is_empty(), "{}", pacemaker.stderr);
+
+    // A person typing options gets an error for every action, as fence-agents' getopt gives.
+    for action in ["validate-all", "status"] {
+        let argv = run_argv(&["-o", action, "--serial-port", p, "--ups-seiral=X"]);
+        argv.expect(1);
+        stderr_has(&argv, "unrecognized option '--ups-seiral' (did you mean 'ups-serial'?)");
+    }
+    assert_eq!(sim.count(&Event::LoadOff), 0);
+}
+
+/// Odd values get words that name the problem, never a panic or an errno's name.
+#[test]
+fn odd_values_are_named_clearly() {
+    let out = run_argv(&["-o", "validate-all", "--ip=h", "--ups-name=u", "-l", "f", "--password-script", " "]);
+    out.expect(1);
+    stderr_has(&out, "Failed: parameter password_script is blank");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = run_stdin(&[
+        ("action", "validate-all"),
+        ("ip", "h"),
+        ("ups_name", "u"),
+        ("username", "f"),
+        ("password_script", "\" \""),
+    ]);
+    out.expect(1);
+    stderr_has(&out, "password_script is blank");
+
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("power_timeout", "86401")]);
+    out.expect(1);
+    stderr_has(&out, "parameter power_timeout: 86401 seconds is more than the limit of 86400 (a day)");
+    let out = run_stdin(&[("action", "validate-all"), ("serial_port", "/dev/ttyS0"), ("delay", "-5")]);
+    out.expect(1);
+    stderr_has(&out, "parameter delay: -5 is negative");
+
+    if !need_pty_tests() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ups");
+    std::fs::write(&file, "").unwrap();
+    for (port, words) in [
+        ("/dev/null", "serial port /dev/null is not a serial line (a terminal device"),
+        (file.to_str().unwrap(), "is a regular file, not a serial line"),
+    ] {
+        let out = run_stdin(&[("action", "status"), ("serial_port", port)]);
+        out.expect(1);
+        stderr_has(&out, words);
+        assert!(!out.stderr.contains("typewriter"), "{}", out.stderr);
+    }
 }
 
 #[test]
@@ -435,6 +613,25 @@ fn metadata_is_valid_for_fence_agents_and_pacemaker_and_pcs() {
     );
     assert_ne!(bad.code, 0, "{}", bad.stdout);
     assert!((bad.stdout.clone() + &bad.stderr).contains("both transports"), "{}\n{}", bad.stdout, bad.stderr);
+    let typo = run_with_deadline(
+        Command::new("stonith_admin").args([
+            "--validate",
+            "-a",
+            "fence_ups",
+            "-o",
+            "serial_port=/dev/ttyS0",
+            "-o",
+            "ups_seiral=QS1",
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_ne!(typo.code, 0, "stonith_admin --validate accepted a mistyped parameter: {}", typo.stdout);
+    assert!(
+        (typo.stdout.clone() + &typo.stderr).contains("unknown option 'ups_seiral'"),
+        "{}\n{}",
+        typo.stdout,
+        typo.stderr
+    );
 
     // pcs creates the device offline in a CIB file, checking parameters against the metadata.
     let cib = dir.path().join("cib.xml");
@@ -464,6 +661,28 @@ fn metadata_is_valid_for_fence_agents_and_pacemaker_and_pcs() {
     );
     assert_ne!(typo.code, 0, "pcs rejects a parameter the metadata lacks");
     assert!(typo.stderr.contains("serial_prot"), "{}", typo.stderr);
+    // Forced past its metadata check, pcs asked for the agent's validation shows its verdict.
+    let forced = run_with_deadline(
+        Command::new("pcs").args([
+            "-f",
+            c,
+            "stonith",
+            "create",
+            "ups-y",
+            "fence_ups",
+            "serial_port=/dev/ttyS0",
+            "ups_seiral=QS1",
+            "--force",
+            "--agent-validation",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        forced.stderr.contains("Validation result from agent")
+            && forced.stderr.contains("unknown option 'ups_seiral' (did you mean 'ups_serial'?)"),
+        "{}",
+        forced.stderr
+    );
 }
 
 #[test]
@@ -497,6 +716,33 @@ fn cluster_glue_apcsmart_plugin_drives_the_simulator() {
 
     sim.set_fault(Fault::Silent);
     assert_ne!(stonith(&["-S"]).code, 0, "a silent UPS fails the reference too");
+}
+
+/// cluster-glue's reset (what Pacemaker's `reboot` runs through fence_legacy) is `S` and, on line
+/// power, `@000`: the simulator hibernates as NUT documents a "new" model doing it, after the
+/// grace period it takes from `p` (020 s, the smallest, which the plugin selects), and wakes up by
+/// itself. bench/fence.sh measures this reset against fence_ups's reboot.
+#[test]
+fn cluster_glue_apcsmart_reset_hibernates_the_simulated_ups() {
+    if !need_pty_tests() || !need_program("stonith", "cluster-glue") {
+        return;
+    }
+    let sim = Sim::new(SERIAL, Fault::None);
+    let tty = format!("ttydev={}", sim.port());
+    let out = run_with_deadline(
+        Command::new("stonith").args(["-t", "apcsmart", tty.as_str(), "hostlist=node2", "-T", "reset", "node2"]),
+        Duration::from_secs(90),
+    );
+    out.expect(0);
+    let at = sim.times_of(b'@');
+    assert_eq!(at.len(), 1, "S refused on line power, then @000: {}", sim.transcript());
+    assert!(sim.transcript().contains("S @ 0 0 0"), "{}", sim.transcript());
+    let off = sim.events().into_iter().find(|(_, e)| *e == Event::LoadOff).expect("the load went off").0;
+    assert!(off - at[0] >= Duration::from_secs(20), "after the 20 s grace period: {:?}", off - at[0]);
+    wait_for("the UPS to wake up by itself", Duration::from_secs(10), || sim.load_on());
+    assert_eq!(sim.count(&Event::LoadOn), 1);
+    // What the plugin reads while it waits: register 3's sleep bit (8).
+    assert!(sim.transcript().contains('8'), "{}", sim.transcript());
 }
 
 // ---- NUT -----------------------------------------------------------------------------------
@@ -667,6 +913,39 @@ fn nut_load_off_is_confirmed_by_ups_status() {
     let on = run_stdin(&upsd.params(&port, "on"));
     on.expect(1);
     stderr_has(&on, "CMD-NOT-SUPPORTED");
+}
+
+/// Through NUT a reboot also answers at the confirmed off; the detached power-on goes on with the
+/// same upsd session and logs what upsd said (dummy-ups has no load.on).
+#[test]
+fn nut_reboot_answers_at_the_off_and_the_power_on_reports_in_the_debug_file() {
+    if !need_nut() {
+        return;
+    }
+    let upsd = Upsd::start("fake", "dummy-ups", "fake.dev", Some(DUMMY_DEV));
+    let port = upsd.port.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let debug = dir.path().join("debug.log");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("upsd to pass load.off on", Duration::from_secs(20), || {
+                upsd.log().contains("did load.off on fake")
+            });
+            upsd.set_status("OFF");
+        });
+        let mut params = upsd.params(&port, "reboot");
+        params.push(("debug_file", debug.to_str().unwrap()));
+        let reboot = run_stdin(&params);
+        reboot.expect(0);
+        assert_eq!(reboot.stdout.trim(), "Success: Rebooted");
+        assert!(reboot.stderr.is_empty(), "{}", reboot.stderr);
+    });
+    wait_for("the power-on's outcome in the debug file", Duration::from_secs(30), || {
+        std::fs::read_to_string(&debug).unwrap().contains("could not be turned back on")
+    });
+    let text = std::fs::read_to_string(&debug).unwrap();
+    assert!(text.contains("CMD-NOT-SUPPORTED"), "{text}");
+    assert!(!text.contains(NUT_PASSWORD));
 }
 
 #[test]
@@ -862,9 +1141,14 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
     assert!(good.load_on());
     good.clear_log();
+    // (That fence_ups answers before the load goes back on is asserted without the fencer, whose
+    // own latency on a loaded machine can exceed the 1.6 s the power-on takes.)
     fencer.admin(&["-B", "node2", "-t", "40"]).expect(0);
+    wait_for("the load back on after the reboot", Duration::from_secs(15), || good.load_on());
     let kinds: Vec<Event> = good.events().into_iter().map(|(_, e)| e).collect();
-    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, on");
+    assert_eq!(kinds, vec![Event::LoadOff, Event::LoadOn], "reboot = off, confirm, answer, on");
+    // The fencer's next operation waits for the port while the power-on may still hold it.
+    fencer.admin(&["-U", "node2", "-t", "40"]).expect(0);
 
     // Wrong identity: refused, and the UPS's load untouched.
     let started = Instant::now();
@@ -882,4 +1166,29 @@ fn pacemaker_fencer_runs_fence_ups_off_and_on() {
     let log = std::fs::read_to_string(&fencer.log).unwrap();
     assert!(log.contains("refusing to act on another UPS"), "the fencer's log shows why:\n{log}");
     assert!(log.contains("no answer from the UPS"), "{log}");
+    assert!(!log.contains("Parse error"), "what the fencer passes on its own is no unknown option:\n{log}");
+
+    // A mistyped parameter on a registered device: the fence goes on, the fencer logs why not
+    // everything the administrator asked for is checked.
+    good.clear_log();
+    fencer
+        .admin(&[
+            "-R",
+            "ups-typo",
+            "-a",
+            "fence_ups",
+            "-o",
+            &format!("serial_port={}", good.port()),
+            "-o",
+            &format!("ups_seiral={SERIAL}"),
+            "-o",
+            "pcmk_host_list=node6",
+        ])
+        .expect(0);
+    fencer.admin(&["-F", "node6", "-t", "40"]).expect(0);
+    assert!(!good.load_on());
+    // The fencer writes the agent's stderr to its log after it has answered stonith_admin.
+    wait_for("the fencer to log fence_ups's warning", Duration::from_secs(10), || {
+        std::fs::read_to_string(&fencer.log).unwrap().contains("Parse error: Ignoring unknown option 'ups_seiral'")
+    });
 }

@@ -134,8 +134,25 @@ pub fn port_taken(run: &AgentRun, port: u16) {
     run.clone().timeout_ms(20000).run("stop").expect(0);
 }
 
-/// Start fails fast with the software's own message when the configuration is broken.
-pub fn config_error(run: &AgentRun, message: &str) {
+/// Start fails fast with 2 (banned on this node: the peer, with its own copy, takes over; not
+/// 6, which would stop the service on every node) and the software's own message when the
+/// node-local configuration `file` is broken. The front layer keeps nothing on the replicated
+/// partition: every file it reads is node-local.
+pub fn config_rejected(run: &AgentRun, server: &str, file: &Path, message: &str) {
+    let start = run.clone().timeout_ms(60000).run("start");
+    start.expect(2);
+    start.reason_contains(&format!(
+        "node-local configuration file {} rejected by {server}: banned on this node: ",
+        file.display()
+    ));
+    start.reason_contains(message);
+    assert!(start.elapsed < Duration::from_secs(30), "start took {:?}", start.elapsed);
+    run.clone().timeout_ms(20000).run("stop").expect(0);
+    run.clone().timeout_ms(10000).run("monitor").expect(7);
+}
+
+/// Start fails fast (1) with the software's own message when its start command fails.
+pub fn start_fails_fast(run: &AgentRun, message: &str) {
     let start = run.clone().timeout_ms(60000).run("start");
     start.expect(1);
     start.reason_contains(message);

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alert;
 mod cli;
 mod config;
 mod conformance;
@@ -13,6 +14,8 @@ mod drbd;
 mod fence;
 mod filesystem;
 mod front;
+mod lab_app;
+mod logging;
 mod packaging;
 mod vip;
 mod vm;

@@ -84,6 +84,36 @@ impl Lan {
     fn port_down(&self, n: usize) {
         self.bridge.exec("ip", &["link", "set", &format!("p{n}"), "down"]);
     }
+    /// The processes living in host `n`'s network namespace (the agent's detached watcher).
+    fn processes(&self, n: usize) -> Vec<i32> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = std::fs::metadata(format!("/run/netns/{}", self.ns(n))).unwrap().ino();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns))
+            .collect()
+    }
+}
+
+/// The agent's conflict records live in /run/hastack/vip, keyed by address and namespace: the
+/// test's go with its namespaces.
+impl Drop for Lan {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let inodes: Vec<String> = self
+            .hosts
+            .iter()
+            .filter_map(|h| std::fs::metadata(format!("/run/netns/{}", h.name)).ok())
+            .map(|m| format!("@net{}.", m.ino()))
+            .collect();
+        for entry in std::fs::read_dir("/run/hastack/vip").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if inodes.iter().any(|i| name.contains(i.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 fn vip(lan: &Lan, host: usize, ip: &str) -> AgentRun {
@@ -228,11 +258,28 @@ fn vip_gratuitous_arp_and_na_update_the_neighbours() {
     }
 }
 
-/// Captures, from inside namespace `ns`, the ARP packets on eth0 whose sender address is `ip`,
-/// for `window`; returns once the capture socket is open. The join handle yields arrival times.
-fn capture_arp(ns: &str, ip: &str, window: Duration) -> std::thread::JoinHandle<Vec<Instant>> {
-    use hastack::net::{arp::ArpPacket, netlink, packet};
-    let (ns, ip): (String, std::net::Ipv4Addr) = (ns.to_string(), ip.parse().unwrap());
+/// A claim frame for one address seen on a host's eth0.
+#[derive(Clone, Debug)]
+struct Seen {
+    at: Instant,
+    kind: Kind,
+    /// The sending MAC.
+    from: String,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Who has the address? (ARP from 0.0.0.0; a neighbour solicitation from ::)
+    Probe,
+    /// The address is here. (ARP whose sender is the address; a neighbour advertisement)
+    Announcement,
+}
+
+/// Captures, from inside namespace `ns`, the probes and announcements for `ip` arriving on its
+/// eth0, for `window`; returns once the capture socket is open.
+fn capture_claims(ns: &str, ip: &str, window: Duration) -> std::thread::JoinHandle<Vec<Seen>> {
+    use hastack::net::{arp::ArpPacket, ndisc, netlink, packet};
+    let (ns, ip): (String, std::net::IpAddr) = (ns.to_string(), ip.parse().unwrap());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         // A network namespace is per thread: only this capture thread enters it.
@@ -240,22 +287,46 @@ fn capture_arp(ns: &str, ip: &str, window: Duration) -> std::thread::JoinHandle<
         // SAFETY: setns on this thread with a valid namespace fd.
         assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) }, 0);
         let link = netlink::link_by_name("eth0").unwrap().unwrap();
-        let socket = packet::PacketSocket::open(link.index, packet::ETH_P_ARP).unwrap();
+        let ethertype = if ip.is_ipv4() { packet::ETH_P_ARP } else { packet::ETH_P_IPV6 };
+        let socket = packet::PacketSocket::open(link.index, ethertype).unwrap();
         ready_tx.send(()).unwrap();
         let until = Instant::now() + window;
         let mut seen = Vec::new();
-        let mut buf = [0u8; 1500];
+        let mut buf = [0u8; 2048];
         while let Some((n, origin)) = socket.recv_until(&mut buf, until).unwrap() {
-            if let Some(p) = ArpPacket::decode(&buf[..n]) {
-                if !origin.outgoing && p.sender_ip == ip {
-                    seen.push(Instant::now());
+            if origin.outgoing {
+                continue;
+            }
+            let frame = &buf[..n];
+            let kind = match ip {
+                std::net::IpAddr::V4(v4) => match ArpPacket::decode(frame) {
+                    Some(p) if p.sender_ip == v4 => Some(Kind::Announcement),
+                    Some(p) if p.sender_ip.is_unspecified() && p.target_ip == v4 => Some(Kind::Probe),
+                    _ => None,
+                },
+                std::net::IpAddr::V6(v6) => {
+                    let solicitation = n >= 64 && frame[6] == 58 && frame[40] == 135;
+                    if ndisc::parse_advertisement(frame).is_some_and(|na| na.target == v6) {
+                        Some(Kind::Announcement)
+                    } else if solicitation && frame[8..24] == [0; 16] && frame[48..64] == v6.octets() {
+                        Some(Kind::Probe)
+                    } else {
+                        None
+                    }
                 }
+            };
+            if let Some(kind) = kind {
+                seen.push(Seen { at: Instant::now(), kind, from: packet::format_mac(&origin.src_mac) });
             }
         }
         seen
     });
     ready_rx.recv_timeout(Duration::from_secs(5)).expect("capture did not start");
     handle
+}
+
+fn of_kind(seen: &[Seen], kind: Kind) -> Vec<Seen> {
+    seen.iter().filter(|s| s.kind == kind).cloned().collect()
 }
 
 #[test]
@@ -266,7 +337,7 @@ fn vip_announcements_arrive_counted_and_spaced() {
     let lan = Lan::new(2);
     // Inline: all of arp_count before start returns, arp_interval apart.
     let ip = lan.v4(72);
-    let capture = capture_arp(lan.ns(2), &ip, Duration::from_secs(2));
+    let capture = capture_claims(lan.ns(2), &ip, Duration::from_secs(2));
     let run = vip(&lan, 1, &ip)
         .param("nic", "eth0")
         .param("arp_bg", "false")
@@ -275,20 +346,20 @@ fn vip_announcements_arrive_counted_and_spaced() {
     let out = run.run("start");
     out.expect(0);
     assert!(out.elapsed >= Duration::from_millis(300), "start returned after {:?}", out.elapsed);
-    let seen = capture.join().unwrap();
+    let seen = of_kind(&capture.join().unwrap(), Kind::Announcement);
     assert_eq!(seen.len(), 3, "announcements seen by host 2");
     for pair in seen.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(100), "announcements {:?} apart", pair[1] - pair[0]);
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(100), "{:?} apart", pair[1].at - pair[0].at);
     }
     run.run("stop").expect(0);
 
     // Background (the default): start returns after the first one, the rest still arrive.
     let ip = lan.v4(73);
-    let capture = capture_arp(lan.ns(2), &ip, Duration::from_secs(2));
+    let capture = capture_claims(lan.ns(2), &ip, Duration::from_secs(2));
     let out = vip(&lan, 1, &ip).param("nic", "eth0").run("start");
     out.expect(0);
     assert!(out.elapsed < Duration::from_millis(700), "start waited for the announcements: {:?}", out.elapsed);
-    assert_eq!(capture.join().unwrap().len(), 5, "default arp_count");
+    assert_eq!(of_kind(&capture.join().unwrap(), Kind::Announcement).len(), 5, "default arp_count");
 }
 
 #[test]
@@ -298,44 +369,180 @@ fn vip_stop_ends_background_announcements() {
     }
     let lan = Lan::new(2);
     let ip = lan.v4(74);
-    let capture = capture_arp(lan.ns(2), &ip, Duration::from_secs(3));
+    let capture = capture_claims(lan.ns(2), &ip, Duration::from_secs(3));
     let run = vip(&lan, 1, &ip).param("nic", "eth0").param("arp_count", "10");
     run.run("start").expect(0);
     run.run("stop").expect(0);
     let stopped = Instant::now();
     let seen = capture.join().unwrap();
-    assert!(!seen.is_empty() && seen.len() < 10, "{} announcements", seen.len());
-    // Another node may own the address now: nothing of ours may follow the stop.
-    assert!(seen.iter().all(|t| *t <= stopped + Duration::from_millis(20)), "an announcement came after stop");
+    let announced = of_kind(&seen, Kind::Announcement).len();
+    assert!(announced > 0 && announced < 10, "{announced} announcements");
+    // Another node may own the address now: nothing of ours may follow the stop, no probe either.
+    assert!(seen.iter().all(|s| s.at <= stopped + Duration::from_millis(20)), "a frame came after stop: {seen:?}");
 }
 
+/// A stop ends the detached watcher too: it neither probes nor listens afterwards, so an owner
+/// that appears after the stop is nobody's conflict here (monitor says 7, not 1).
 #[test]
-fn vip_refuses_an_address_another_host_owns() {
+fn vip_stop_ends_the_background_watch() {
+    if !ready("vip watch after stop") {
+        return;
+    }
+    let lan = Lan::new(2);
+    let ip = lan.v4(75);
+    // A window of 30 s: announcements and probes every second.
+    let run = vip(&lan, 1, &ip).param("nic", "eth0").param("arp_count", "31").param("arp_interval", "1000");
+    run.run("start").expect(0);
+    assert!(!lan.processes(1).is_empty(), "the watcher runs in host 1's namespace");
+    run.run("stop").expect(0);
+    wait_for("the watcher to end after stop", Duration::from_secs(10), || lan.processes(1).is_empty());
+    lan.host(2).exec("ip", &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    run.clone().recurring().run("monitor").expect(7);
+    run.run("monitor").expect(7);
+}
+
+/// A free address: start adds it without waiting for the probe window; the probes and the
+/// announcements go out, the later ones from the detached watcher after start has returned.
+#[test]
+fn vip_start_adds_a_free_address_at_once_and_claims_it_in_the_background() {
+    if !ready("vip start without waiting for the probes") {
+        return;
+    }
+    let lan = Lan::new(2);
+    let host1 = lan.mac(1);
+    for (ip, prefix) in [(lan.v4(82), 24), (lan.v6(82), 64)] {
+        // Probes 225 ms apart up to 900 ms; announcements and probes at 0, 1 s and 2 s.
+        let capture = capture_claims(lan.ns(2), &ip, Duration::from_secs(4));
+        let run = vip(&lan, 1, &ip)
+            .param("nic", "eth0")
+            .param("dad_timeout", "900")
+            .param("arp_count", "3")
+            .param("arp_interval", "1000");
+        run.run("start").expect(0);
+        let returned = Instant::now();
+        assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/{prefix}")), "{}", lan.addrs(1, "eth0"));
+        run.clone().recurring().run("monitor").expect(0);
+        let seen = capture.join().unwrap();
+        assert!(seen.iter().all(|s| s.from == host1), "only host 1 claims {ip}: {seen:?}");
+        let (probes, announcements) = (of_kind(&seen, Kind::Probe), of_kind(&seen, Kind::Announcement));
+        assert_eq!(probes.len(), 3 + 2, "3 probes within dad_timeout, one with each later announcement: {seen:?}");
+        assert_eq!(announcements.len(), 3, "{seen:?}");
+        assert!(
+            announcements.iter().filter(|s| s.at > returned).count() >= 2,
+            "the later announcements come after start returned: {seen:?}"
+        );
+        assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/")), "nobody answered: the address stays");
+        run.clone().recurring().run("monitor").expect(0);
+        run.run("stop").expect(0);
+    }
+}
+
+/// The exit reason, or the log, of a conflict names the other MAC.
+#[track_caller]
+fn names_the_conflict(text: &str, other_mac: &str) {
+    assert!(text.contains("duplicate address") && text.contains(other_mac), "no conflict with {other_mac} in:\n{text}");
+}
+
+/// Another host owns the address before start: start adds it and the conflict is found within
+/// the window (before start returns: start fails; after: the watcher); either way the address is
+/// withdrawn, the reason logged, monitor fails with 1 naming the other MAC until stop, and the
+/// next start probes before adding and refuses.
+#[test]
+fn vip_another_owner_from_the_start_is_withdrawn_and_fails_the_monitor() {
     if !ready("vip duplicate owner") {
         return;
     }
     let lan = Lan::new(2);
     let other_mac = lan.mac(2);
+    let dir = tempfile::tempdir().unwrap();
     for (ip, prefix) in [(lan.v4(80), 24), (lan.v6(80), 64)] {
         lan.host(2).exec("ip", &["addr", "add", &format!("{ip}/{prefix}"), "dev", "eth0", "nodad"]);
-        let run = vip(&lan, 1, &ip).param("nic", "eth0");
+        let log = dir.path().join(format!("ha-{}.log", prefix));
+        let run = vip(&lan, 1, &ip).param("nic", "eth0").env("HA_LOGFILE", log.display());
         let out = run.run("start");
-        out.expect(1).reason_contains("duplicate address").reason_contains(&other_mac);
-        assert!(out.elapsed < Duration::from_secs(1), "the probe took {:?}", out.elapsed);
+        match out.code {
+            0 => {}
+            1 => names_the_conflict(out.exit_reason().unwrap_or(""), &other_mac),
+            code => panic!("start answered {code}: {out:?}"),
+        }
+        wait_for("the address to be withdrawn", Duration::from_secs(10), || {
+            !lan.addrs(1, "eth0").contains(&format!("{ip}/"))
+        });
+        wait_for("the conflict in the log", Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&other_mac))
+        });
+        names_the_conflict(&std::fs::read_to_string(&log).unwrap(), &other_mac);
+        // Not 7 (safely stopped): Pacemaker must stop it here, and it will.
+        let monitor = run.clone().recurring().run("monitor");
+        monitor.expect(1);
+        names_the_conflict(monitor.exit_reason().unwrap(), &other_mac);
+        run.run("monitor").expect(1);
+        run.run("stop").expect(0);
+        run.clone().recurring().run("monitor").expect(7);
+        run.run("monitor").expect(7);
+
+        // The next start probes first (the old behaviour) and refuses without adding it.
+        let capture = capture_claims(lan.ns(2), &ip, Duration::from_secs(2));
+        let out = run.run("start");
+        out.expect(1);
+        names_the_conflict(out.exit_reason().unwrap(), &other_mac);
+        let seen = capture.join().unwrap();
+        let ours: Vec<&Seen> = seen.iter().filter(|s| s.from == lan.mac(1)).collect();
+        assert!(ours.iter().all(|s| s.kind == Kind::Probe), "probes only, no announcement: {seen:?}");
+        assert!(!ours.is_empty());
         assert!(!lan.addrs(1, "eth0").contains(&format!("{ip}/")), "the address was added anyway");
         run.clone().recurring().run("monitor").expect(7);
-        // The probe is what refused it: with dad_check off the address is added.
+        run.run("stop").expect(0);
+
+        // dad_check off: the address is added, nothing is withdrawn.
         let unchecked = run.clone().param("dad_check", "false");
         unchecked.run("start").expect(0);
         assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+        unchecked.clone().recurring().run("monitor").expect(0);
         unchecked.run("stop").expect(0);
+
+        // The other owner gone: a start probes, finds the address free and forgets the conflict.
+        lan.host(2).exec("ip", &["addr", "del", &format!("{ip}/{prefix}"), "dev", "eth0"]);
+        run.run("start").expect(0);
+        assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+        run.clone().recurring().run("monitor").expect(0);
+        run.run("stop").expect(0);
     }
-    // A free address passes the probe.
-    vip(&lan, 1, &lan.v4(81)).param("nic", "eth0").run("start").expect(0);
 }
 
+/// An owner that appears while start's window is still open (here: right after start returned)
+/// answers one of the later probes: the watcher withdraws the address and the next monitor fails.
 #[test]
-fn vip_monitor_sees_the_link_go_down() {
+fn vip_an_owner_that_appears_within_the_window_is_caught() {
+    if !ready("vip late duplicate owner") {
+        return;
+    }
+    let lan = Lan::new(2);
+    let other_mac = lan.mac(2);
+    for (ip, prefix) in [(lan.v4(83), 24), (lan.v6(83), 64)] {
+        // A window of 30 s, a probe every second.
+        let run = vip(&lan, 1, &ip).param("nic", "eth0").param("arp_count", "31").param("arp_interval", "1000");
+        run.run("start").expect(0);
+        assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+        lan.host(2).exec("ip", &["addr", "add", &format!("{ip}/{prefix}"), "dev", "eth0", "nodad"]);
+        wait_for("the address to be withdrawn", Duration::from_secs(10), || {
+            !lan.addrs(1, "eth0").contains(&format!("{ip}/"))
+        });
+        let monitor = run.clone().recurring().run("monitor");
+        monitor.expect(1);
+        names_the_conflict(monitor.exit_reason().unwrap(), &other_mac);
+        run.run("stop").expect(0);
+        run.clone().recurring().run("monitor").expect(7);
+        lan.host(2).exec("ip", &["addr", "del", &format!("{ip}/{prefix}"), "dev", "eth0"]);
+    }
+}
+
+/// A downed link with the address still on it is a failure (1), never "safely stopped" (7):
+/// after a 7 Pacemaker never calls stop here, starts the address on the peer, and when the link
+/// comes back two nodes hold it. Stop removes the address from the downed link; only then is
+/// monitor's answer 7.
+#[test]
+fn vip_monitor_on_a_downed_link_fails_until_stop_removes_the_address() {
     if !ready("vip link down") {
         return;
     }
@@ -346,17 +553,23 @@ fn vip_monitor_sees_the_link_go_down() {
     run.clone().recurring().run("monitor").expect(0);
     lan.port_down(1);
     wait_for("eth0 to lose its carrier", Duration::from_secs(5), || {
-        lan.addrs(1, "eth0").is_empty() || {
-            lan.host(1).exec("ip", &["-o", "link", "show", "eth0"]).contains("NO-CARRIER")
-        }
+        lan.host(1).exec("ip", &["-o", "link", "show", "eth0"]).contains("NO-CARRIER")
     });
-    run.clone().recurring().run("monitor").expect(7).reason_contains("down");
     // The address is still there: only the link is down.
     assert!(lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+    run.clone().recurring().run("monitor").expect(1).reason_contains("down");
+    // A probe (interval 0) sees the same: the address is here, so Pacemaker must stop it here.
+    run.run("monitor").expect(1).reason_contains("down");
+    // Without nic the address is found on whichever interface holds it.
+    vip(&lan, 1, &ip).recurring().run("monitor").expect(1).reason_contains("down");
     // A down link refuses a start elsewhere on it, and stop still removes the address.
     vip(&lan, 1, &lan.v6(91)).param("nic", "eth0").run("start").expect(1).reason_contains("down");
     run.run("stop").expect(0);
     assert!(!lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+    // Now the address is gone: safely stopped, even though the link is still down.
+    run.clone().recurring().run("monitor").expect(7);
+    run.run("monitor").expect(7);
+    run.run("stop").expect(0);
 }
 
 #[test]
@@ -471,7 +684,7 @@ fn vip_through_crm_resource() {
     if !ready("vip crm_resource") || !need_program("crm_resource", "pacemaker-cli-utils") {
         return;
     }
-    let lan = Lan::new(1);
+    let lan = Lan::new(2);
     let ip = lan.v4(31);
     crate::conformance::install_system_links();
     let crm = |args: &[&str], ip: &str| {
@@ -491,6 +704,25 @@ fn vip_through_crm_resource() {
     crm(&["--force-stop"], &ip).expect(0);
     crm(&["--force-check"], &ip).expect(7);
     assert!(!lan.addrs(1, "eth0").contains(&format!("{ip}/")));
+    // Another owner (host 2): start fails (soft), the failure stands until stop, the next start
+    // refuses before adding anything.
+    let taken = lan.v4(32);
+    lan.host(2).exec("ip", &["addr", "add", &format!("{taken}/24"), "dev", "eth0"]);
+    let failed = crm(&["--force-start"], &taken);
+    let reasons = format!("{}{}", failed.stdout, failed.stderr);
+    match failed.code {
+        1 => assert!(reasons.contains("duplicate address"), "{reasons}"),
+        code => assert_eq!(code, 0, "{reasons}"),
+    }
+    wait_for("the address to be withdrawn", Duration::from_secs(10), || {
+        !lan.addrs(1, "eth0").contains(&format!("{taken}/"))
+    });
+    crm(&["--force-check"], &taken).expect(1);
+    crm(&["--force-stop"], &taken).expect(0);
+    crm(&["--force-check"], &taken).expect(7);
+    crm(&["--force-start"], &taken).expect(1);
+    assert!(!lan.addrs(1, "eth0").contains(&format!("{taken}/")));
+    crm(&["--force-stop"], &taken).expect(0);
     // Pacemaker's own mapping of the agent's 6 (OCF_ERR_CONFIGURED).
     let bad = crm(&["--validate"], "not-an-address");
     bad.expect(6);

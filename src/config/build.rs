@@ -53,7 +53,11 @@ pub fn build(stack: &Stack) -> Cluster {
         let f = fence.get_ref();
         let id = f.id.get_ref().clone();
         let target = f.fences.get_ref().clone();
-        let mut params = params_of(&f.params);
+        // The current names (`ip`, not the deprecated `ipaddr`): pcs warns about the old ones.
+        let mut params: Vec<Nv> = params_of(&f.params)
+            .into_iter()
+            .map(|(k, v)| (super::fence_check::rendered_name(&k).to_string(), v))
+            .collect();
         params.push(nv("pcmk_host_list", &target));
         if let (Some(delay), true) = (&c.fence_delay, nodes.len() == 2 && nodes.first() == Some(&target)) {
             params.push(nv("pcmk_delay_base", delay.get_ref()));
@@ -137,16 +141,7 @@ pub fn build(stack: &Stack) -> Cluster {
     for clone in &stack.clones {
         let c = clone.get_ref();
         let id = c.id.get_ref().clone();
-        let mut meta = vec![nv("interleave", "true")];
-        if c.promotable {
-            meta.extend([
-                nv("promotable", "true"),
-                nv("promoted-max", "1"),
-                nv("promoted-node-max", "1"),
-                nv("clone-node-max", "1"),
-                nv("notify", "true"),
-            ]);
-        }
+        let meta = clone_meta(c.promotable);
         let child = primitive(c.layer.get_ref(), c.promotable);
         cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
         for after in &c.after {
@@ -165,10 +160,42 @@ pub fn build(stack: &Stack) -> Cluster {
     if let Some(alert) = &stack.alert {
         let a = alert.get_ref();
         let id = a.id.get_ref().clone();
-        let recipients = a.recipient.iter().map(|r| nv(&format!("{id}-recipient"), r.get_ref())).collect();
-        cluster.alerts.push(Alert { id, path: a.path.get_ref().clone(), recipients });
+        let values: Vec<&String> =
+            a.recipient.iter().chain(a.recipients.iter().flatten()).map(|r| r.get_ref()).collect();
+        let recipients = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let rid = if i == 0 { format!("{id}-recipient") } else { format!("{id}-recipient-{}", i + 1) };
+                nv(&rid, v.as_str())
+            })
+            .collect();
+        let path = a.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| super::model::HASTACK_ALERT.into());
+        cluster.alerts.push(Alert {
+            id,
+            path,
+            params: a.options.as_ref().map(params_of).unwrap_or_default(),
+            meta: vec![("timeout".into(), super::model::ALERT_TIMEOUT.into())],
+            select: vec!["nodes", "fencing", "resources"],
+            recipients,
+        });
     }
     cluster
+}
+
+/// A clone's meta attributes.
+pub fn clone_meta(promotable: bool) -> Vec<Nv> {
+    let mut meta = vec![nv("interleave", "true")];
+    if promotable {
+        meta.extend([
+            nv("promotable", "true"),
+            nv("promoted-max", "1"),
+            nv("promoted-node-max", "1"),
+            nv("clone-node-max", "1"),
+            nv("notify", "true"),
+        ]);
+    }
+    meta
 }
 
 fn params_of(params: &super::stack::Params) -> Vec<Nv> {
@@ -183,8 +210,19 @@ fn monitor_op(m: &Monitor, role: Option<&str>) -> Op {
     op("monitor", m.interval.get_ref(), m.timeout.get_ref(), role)
 }
 
+/// The timeout of an operation a layer does not set: what its agent advises (as pcs takes it),
+/// else the format's default.
+fn advised(layer: &Layer, op: &str, role: Option<&str>, fallback: &str) -> String {
+    super::layer_check::agent(layer.agent.get_ref())
+        .and_then(|a| a.spec().advised_timeout(op, role))
+        .unwrap_or(fallback)
+        .to_string()
+}
+
 fn primitive(layer: &Layer, promotable: bool) -> Primitive {
-    let timeout = |name: &str| layer.timeouts.get(name).map_or(DEFAULT_OP_TIMEOUT.to_string(), |t| t.get_ref().clone());
+    let timeout = |name: &str| {
+        layer.timeouts.get(name).map_or_else(|| advised(layer, name, None, DEFAULT_OP_TIMEOUT), |t| t.get_ref().clone())
+    };
     let mut ops = Vec::new();
     let mut lifecycle = vec!["start", "stop"];
     if promotable {
@@ -198,12 +236,17 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
     }
     ops.push(match &layer.monitor {
         Some(m) => monitor_op(m.get_ref(), None),
-        None => op("monitor", DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, None),
+        None => {
+            op("monitor", DEFAULT_MONITOR_INTERVAL, &advised(layer, "monitor", None, DEFAULT_MONITOR_TIMEOUT), None)
+        }
     });
     if promotable {
         ops.push(match &layer.promoted_monitor {
             Some(m) => monitor_op(m.get_ref(), Some("Promoted")),
-            None => op("monitor", DEFAULT_PROMOTED_MONITOR_INTERVAL, DEFAULT_MONITOR_TIMEOUT, Some("Promoted")),
+            None => {
+                let timeout = advised(layer, "monitor", Some("Promoted"), DEFAULT_MONITOR_TIMEOUT);
+                op("monitor", DEFAULT_PROMOTED_MONITOR_INTERVAL, &timeout, Some("Promoted"))
+            }
         });
     }
     let meta = layer.migration_threshold.iter().map(|t| nv("migration-threshold", t.get_ref().to_string())).collect();

@@ -98,12 +98,13 @@ impl Facts {
     }
 }
 
-/// One scenario's account: what happened and which promises were broken.
+/// One scenario's account: what happened, which promises were broken, what looks wrong.
 #[derive(Default)]
 pub struct Section {
     pub title: String,
     pub lines: Vec<String>,
     pub violations: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl Section {
@@ -147,21 +148,55 @@ pub fn run(loaded: &Loaded) -> Result<Report> {
     for group in &facts.groups {
         sections.push(monitor_failures(loaded, &facts, group)?);
     }
+    if let Some(path) = &facts.alert {
+        let mut s = Section::new("this host".into());
+        match alert_agent_here(path) {
+            Ok(()) => s.lines.push(format!("ok: the alert agent {path} is installed here")),
+            Err(why) => s.warnings.push(format!(
+                "the alert agent {path} {why} on this host: Pacemaker runs it on every node, so install hastack there \
+(package or `make install`) or correct [alert] path (no concern if this host is no cluster node)"
+            )),
+        }
+        sections.push(s);
+    }
 
     let mut text = String::new();
     let mut ok = true;
+    let mut warnings = 0;
     for s in &sections {
         let _ = writeln!(text, "== {}", s.title);
         for line in &s.lines {
             let _ = writeln!(text, "   {line}");
+        }
+        for w in &s.warnings {
+            warnings += 1;
+            let _ = writeln!(text, "   warning: {w}");
         }
         for v in &s.violations {
             ok = false;
             let _ = writeln!(text, "   FAILED: {v}");
         }
     }
-    let _ = writeln!(text, "{}", if ok { "all scenarios behave as the stack promises" } else { "FAILED" });
+    let verdict = match (ok, warnings) {
+        (false, _) => "FAILED".to_string(),
+        (true, 0) => "all scenarios behave as the stack promises".to_string(),
+        (true, n) => {
+            format!("all scenarios behave as the stack promises ({n} warning{} above)", if n > 1 { "s" } else { "" })
+        }
+    };
+    let _ = writeln!(text, "{verdict}");
     Ok(Report { ok, text })
+}
+
+/// Whether the alert agent is an executable file here; Err says what it is instead.
+pub fn alert_agent_here(path: &str) -> Result<(), &'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(_) => Err("does not exist"),
+        Ok(m) if !m.is_file() => Err("is not a file"),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err("is not executable"),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Clone instances (HTTP/app servers) started or stopped on any of `nodes`.
@@ -256,7 +291,12 @@ fn monitor_failures(loaded: &Loaded, facts: &Facts, g: &GroupFacts) -> Result<Se
     if let Some(ordered) = &g.ordered {
         s.expect(&visited == ordered, format!("group {} went through {ordered:?} in order (went: {visited:?})", g.id));
         match &facts.alert {
-            Some(path) => s.lines.push(format!("the operator is alerted through {path}")),
+            Some(path) => match alert_agent_here(path) {
+                Ok(()) => s.lines.push(format!("the operator is alerted through {path}")),
+                Err(why) => s.warnings.push(format!(
+                    "the operator is to be alerted through {path}, but it {why} on this host (see below)"
+                )),
+            },
             None => s.expect(false, "an alert tells the operator the group is stopped"),
         }
     }

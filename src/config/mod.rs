@@ -1,14 +1,17 @@
 //! `hastack config`: a whole stack's cluster configuration from one TOML file (crm-config/README.md),
 //! rendered as a CIB, a pcs script or a crmsh script, and proven with Pacemaker's own scheduler.
 //!
-//! stack (the TOML model) → validate (every problem with its line) → build (Pacemaker objects,
-//! `model`) → render_cib / render_pcs / render_crm; `simulate` runs crm_verify and crm_simulate,
-//! `graph` reads the transitions they produce.
+//! stack (the TOML model) → validate (every problem with its line: the layers through their
+//! agents' own checks, `layer_check`; fence devices through fence_ups's, `fence_check`; where
+//! the data lives, `storage`) → build (Pacemaker objects, `model`) → render_cib / render_pcs /
+//! render_crm; `simulate` runs crm_verify and crm_simulate, `graph` reads the transitions they
+//! produce.
 
-pub mod agent_params;
 pub mod build;
 pub mod check;
+pub mod fence_check;
 pub mod graph;
+pub mod layer_check;
 pub mod model;
 pub mod render_cib;
 pub mod render_corosync;
@@ -16,6 +19,7 @@ pub mod render_crm;
 pub mod render_pcs;
 pub mod simulate;
 pub mod stack;
+pub mod storage;
 pub mod validate;
 
 use std::fmt;
@@ -56,10 +60,12 @@ impl fmt::Display for StackError {
 
 impl std::error::Error for StackError {}
 
-/// A stack read and validated; `stack` keeps the parsed file, `cluster` what it becomes.
+/// A stack read and validated; `stack` keeps the parsed file, `cluster` what it becomes,
+/// `warnings` what is allowed but probably not meant (`FILE:LINE: warning: message`).
 pub struct Loaded {
     pub stack: Stack,
     pub cluster: Cluster,
+    pub warnings: Vec<String>,
 }
 
 impl Loaded {
@@ -84,15 +90,18 @@ pub fn parse(name: &str, src: &str) -> Result<Loaded, StackError> {
         StackError { lines: vec![format!("{name}:{line}: {}", e.message())] }
     })?;
     let problems = validate::check(&stack, src);
-    if !problems.is_empty() {
-        let lines = problems
-            .iter()
-            .map(|p| format!("{name}:{}: {}", validate::line_of(src, p.span.start), p.message))
-            .collect();
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let kind = if p.warning { "warning: " } else { "" };
+            format!("{name}:{}: {kind}{}", validate::line_of(src, p.span.start), p.message)
+        })
+        .collect();
+    if problems.iter().any(|p| !p.warning) {
         return Err(StackError { lines });
     }
     let cluster = build::build(&stack);
-    Ok(Loaded { stack, cluster })
+    Ok(Loaded { stack, cluster, warnings: lines })
 }
 
 /// Reads and validates a stack file.

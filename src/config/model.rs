@@ -83,9 +83,20 @@ pub enum Constraint {
 pub struct Alert {
     pub id: String,
     pub path: String,
+    /// Instance attributes (the agent's environment).
+    pub params: Vec<Nv>,
+    /// Meta attributes (timeout).
+    pub meta: Vec<Nv>,
+    /// The kinds selected: `nodes`, `fencing`, `resources` (CIB `select_<kind>`).
+    pub select: Vec<&'static str>,
     /// (recipient id, value)
     pub recipients: Vec<Nv>,
 }
+
+/// hastack's alert agent (`hastack install` links it there).
+pub const HASTACK_ALERT: &str = "/usr/lib/hastack/alert";
+/// Pacemaker's default alert timeout, written out: the agent's 15 s deadline is half of it.
+pub const ALERT_TIMEOUT: &str = "30s";
 
 impl Resource {
     pub fn id(&self) -> &str {

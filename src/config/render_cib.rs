@@ -58,6 +58,19 @@ fn write(w: &mut W, c: &Cluster) -> Res {
                             w.create_element("alert")
                                 .with_attributes([("id", a.id.as_str()), ("path", a.path.as_str())])
                                 .write_inner_content(|w| {
+                                    nvset(w, "meta_attributes", &format!("{}-meta_attributes", a.id), &a.meta)?;
+                                    nvset(
+                                        w,
+                                        "instance_attributes",
+                                        &format!("{}-instance_attributes", a.id),
+                                        &a.params,
+                                    )?;
+                                    w.create_element("select").write_inner_content(|w| {
+                                        for kind in &a.select {
+                                            w.create_element(format!("select_{kind}").as_str()).write_empty()?;
+                                        }
+                                        Ok(())
+                                    })?;
                                     for (id, value) in &a.recipients {
                                         w.create_element("recipient")
                                             .with_attributes([("id", id.as_str()), ("value", value.as_str())])

@@ -45,6 +45,15 @@ pub fn render(cluster: &Cluster) -> String {
     }
     for a in &cluster.alerts {
         out.push_str(&format!("alert {} {}", a.id, quote(&a.path)));
+        if !a.params.is_empty() {
+            let attrs: Vec<String> = a.params.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+            out.push_str(&format!(" \\\n    attributes {}", attrs.join(" ")));
+        }
+        if !a.meta.is_empty() {
+            let meta: Vec<String> = a.meta.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+            out.push_str(&format!(" \\\n    meta {}", meta.join(" ")));
+        }
+        out.push_str(&format!(" \\\n    select {}", a.select.join(" ")));
         // crmsh names recipients itself; ids are not part of what the cluster does.
         for (_, value) in &a.recipients {
             out.push_str(&format!(" \\\n    to {}", quote(value)));

@@ -88,7 +88,16 @@ pub fn render(cluster: &Cluster) -> String {
     }
 
     for a in &cluster.alerts {
-        cmd(vec![w("alert"), w("create"), format!("id={}", a.id), format!("path={}", a.path)]);
+        let mut create = vec![w("alert"), w("create"), format!("id={}", a.id), format!("path={}", a.path)];
+        if !a.params.is_empty() {
+            create.push(w("options"));
+            create.extend(a.params.iter().map(pair));
+        }
+        if !a.meta.is_empty() {
+            create.push(w("meta"));
+            create.extend(a.meta.iter().map(pair));
+        }
+        cmd(create);
         for (id, value) in &a.recipients {
             cmd(vec![w("alert"), w("recipient"), w("add"), a.id.clone(), format!("value={value}"), format!("id={id}")]);
         }
@@ -103,7 +112,27 @@ pub fn render(cluster: &Cluster) -> String {
         }
         out.push('\n');
     }
+    for a in &cluster.alerts {
+        out.push_str(&select_filters(a));
+    }
     out
+}
+
+/// pcs cannot set an alert's select filters (ClusterLabs/pcs #198): cibadmin adds them to the
+/// alert pcs created, on the same CIB (file or cluster).
+fn select_filters(a: &super::model::Alert) -> String {
+    let kinds: String = a.select.iter().map(|k| format!("<select_{k}/>")).collect();
+    let xml = format!("<alert id=\"{}\"><select>{kinds}</select></alert>", xml_escape(&a.id));
+    let q = sh_quote(&xml);
+    format!(
+        "# pcs cannot set alert select filters (ClusterLabs/pcs #198): cibadmin adds them.\n\
+         if [ -n \"$cib\" ]; then CIB_file=\"$cib\" cibadmin --modify --scope alerts --xml-text {q}; \
+         else cibadmin --modify --scope alerts --xml-text {q}; fi\n"
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn pair((k, v): &Nv) -> String {

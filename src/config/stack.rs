@@ -130,15 +130,20 @@ pub struct Monitor {
     pub timeout: Spanned<String>,
 }
 
-/// A Pacemaker alert: the operator hears about resource failures and fencing.
+/// A Pacemaker alert: the operator hears about resource failures and fencing, the console gets
+/// reports (README.md "Alert agent").
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alert {
     pub id: Spanned<String>,
-    /// The alert agent (an executable on every node).
-    pub path: Spanned<String>,
-    /// Where the agent delivers (a file, an address; passed as CRM_alert_recipient).
+    /// The alert agent (an executable on every node); default hastack's, /usr/lib/hastack/alert.
+    pub path: Option<Spanned<String>>,
+    /// Where the agent delivers (a file, mail addresses, a console URL; CRM_alert_recipient).
     pub recipient: Option<Spanned<String>>,
+    /// More recipients (Pacemaker runs the agent once per recipient).
+    pub recipients: Option<Vec<Spanned<String>>>,
+    /// The agent's instance attributes (hastack's: cluster_id, token_file, ...).
+    pub options: Option<Params>,
 }
 
 /// Agent parameters: strings, integers or booleans, kept as text for Pacemaker.

@@ -1,4 +1,5 @@
 //! Checks a parsed stack before anything is rendered; every problem names the line it is on.
+//! Errors refuse the stack; warnings are printed and the stack is rendered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -6,14 +7,25 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::agent_params::{self, Rules, FENCE_TYPES, OCF_TYPES};
+use super::layer_check::{self, ParamProblem};
 use super::stack::{param_text, Layer, Monitor, Params, Stack};
+use super::{fence_check, storage};
 
-/// One problem: where (a byte range of the source) and what.
+/// One problem: where (a byte range of the source), what, and whether it only warns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub span: Range<usize>,
     pub message: String,
+    pub warning: bool,
+}
+
+impl Problem {
+    pub fn error(span: Range<usize>, message: impl Into<String>) -> Problem {
+        Problem { span, message: message.into(), warning: false }
+    }
+    pub fn warning(span: Range<usize>, message: impl Into<String>) -> Problem {
+        Problem { span, message: message.into(), warning: true }
+    }
 }
 
 /// Operations whose timeout a layer may set in `timeouts`.
@@ -41,6 +53,7 @@ pub fn check(stack: &Stack, src: &str) -> Vec<Problem> {
     c.clones();
     c.fences();
     c.alert();
+    c.problems.extend(storage::check(stack));
     c.problems.sort_by_key(|p| p.span.start);
     c.problems
 }
@@ -48,6 +61,11 @@ pub fn check(stack: &Stack, src: &str) -> Vec<Problem> {
 /// The 1-based line of a byte offset.
 pub fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()[..offset.min(src.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// A parameter table as Pacemaker gets it: name → text (None for a value with no text).
+fn scalar_params(params: &Params) -> Vec<(&str, Option<String>)> {
+    params.get_ref().iter().map(|(k, v)| (k.as_str(), param_text(v.get_ref()))).collect()
 }
 
 /// A field's span, or its parent's when the field took a default (empty span).
@@ -93,7 +111,11 @@ pub fn duration_ms(d: &str) -> Option<u64> {
 
 impl<'a> Checker<'a> {
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.problems.push(Problem { span, message: message.into() });
+        self.problems.push(Problem::error(span, message));
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(Problem::warning(span, message));
     }
 
     fn duration(&mut self, what: &str, d: &Spanned<String>, parent: Range<usize>) {
@@ -211,29 +233,83 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn all_layers(&self) -> Vec<(&'a Spanned<Layer>, bool)> {
+    /// Every layer, with whether it is cloned and if so whether promotable.
+    fn all_layers(&self) -> Vec<(&'a Spanned<Layer>, Option<bool>)> {
         let s = self.stack;
-        let grouped = s.groups.iter().flat_map(|g| g.get_ref().layers.iter().map(|l| (l, false)));
-        let cloned = s.clones.iter().map(|c| (&c.get_ref().layer, c.get_ref().promotable));
+        let grouped = s.groups.iter().flat_map(|g| g.get_ref().layers.iter().map(|l| (l, None)));
+        let cloned = s.clones.iter().map(|c| (&c.get_ref().layer, Some(c.get_ref().promotable)));
         grouped.chain(cloned).collect()
+    }
+
+    /// The meta attributes Pacemaker gives a layer's agent: a clone's (as rendered), with
+    /// clone-max, which Pacemaker sets to the number of nodes.
+    fn meta_of(&self, clone: Option<bool>) -> BTreeMap<String, String> {
+        let Some(promotable) = clone else { return BTreeMap::new() };
+        let mut meta: BTreeMap<String, String> = super::build::clone_meta(promotable).into_iter().collect();
+        meta.insert("clone-max".into(), self.stack.nodes.len().to_string());
+        meta
+    }
+
+    /// Reports an agent's problems with a parameter set at the parameter each one names.
+    fn place(&mut self, owner: &str, found: Vec<ParamProblem>, params: &Params, parent: Range<usize>) {
+        for (param, message) in found {
+            let span = match param.as_deref().and_then(|p| params.get_ref().get(p)) {
+                Some(v) => v.span(),
+                None => at(params, parent.clone()),
+            };
+            self.problem(span, format!("{owner}: {message}"));
+        }
+    }
+
+    /// Explicit timeouts below the agent's advice (crmsh warns alike: "start 60s is smaller than
+    /// the advised 120s"). Unset ones take the advised value (build.rs).
+    fn advised_timeouts(&mut self, id: &str, agent: &dyn crate::ocf::Agent, l: &Layer) {
+        let mut timed: Vec<(&str, Option<&str>, &Spanned<String>)> =
+            l.timeouts.iter().map(|(op, d)| (op.as_str(), None, d)).collect();
+        timed.extend(l.monitor.iter().map(|m| ("monitor", None, &m.get_ref().timeout)));
+        timed.extend(l.promoted_monitor.iter().map(|m| ("monitor", Some("Promoted"), &m.get_ref().timeout)));
+        for (op, role, d) in timed {
+            let Some(ms) = duration_ms(d.get_ref()) else { continue };
+            if let Some(advised) = layer_check::short_timeout(agent, op, role, ms) {
+                let what = if role.is_some() { "promoted_monitor" } else { op };
+                self.warn(
+                    d.span(),
+                    format!(
+                        "layer '{id}': specified timeout {} for {what} is smaller than the advised {advised} (ocf:hastack:{} meta-data)",
+                        d.get_ref(),
+                        agent.spec().name
+                    ),
+                );
+            }
+        }
     }
 
     fn layers(&mut self) {
         // Parameter values that must be unique per agent: (agent, param) -> value -> first layer.
         let mut unique_seen: BTreeMap<(String, String), FirstUses> = BTreeMap::new();
-        for (layer, promotable) in self.all_layers() {
+        for (layer, clone) in self.all_layers() {
+            let promotable = clone == Some(true);
             let span = layer.span();
             let l = layer.get_ref();
             let id = l.id.get_ref().clone();
             let agent = l.agent.get_ref().as_str();
-            match agent_params::rules(agent).filter(|_| OCF_TYPES.contains(&agent)) {
-                None => self.problem(
-                    l.agent.span(),
-                    format!("layer '{id}': unknown agent '{agent}' (known: {})", OCF_TYPES.join(", ")),
-                ),
-                Some(rules) => {
-                    self.params(&format!("layer '{id}'"), &rules, &l.params, span.clone());
-                    for name in rules.unique() {
+            match layer_check::agent(agent) {
+                None => {
+                    let known = layer_check::agent_names();
+                    let hint = crate::suggest::hint(agent, known.iter().copied());
+                    self.problem(
+                        l.agent.span(),
+                        format!("layer '{id}': unknown agent '{agent}'{hint} (known: {})", known.join(", ")),
+                    )
+                }
+                Some(ocf) => {
+                    let meta = self.meta_of(clone);
+                    let given = scalar_params(&l.params).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                    let found = layer_check::check_params(ocf, &given, &meta);
+                    self.place(&format!("layer '{id}'"), found, &l.params, span.clone());
+                    self.advised_timeouts(&id, ocf, l);
+                    let unique = ocf.spec().params.iter().filter(|p| p.unique).map(|p| p.name);
+                    for name in unique {
                         let Some(value) = l.params.get_ref().get(name) else { continue };
                         let Some(text) = param_text(value.get_ref()) else { continue };
                         let firsts = unique_seen.entry((agent.to_string(), name.to_string())).or_default();
@@ -297,18 +373,6 @@ impl<'a> Checker<'a> {
         self.duration(&format!("layer '{id}': monitor timeout"), &m.get_ref().timeout, span);
         if duration_ms(m.get_ref().interval.get_ref()) == Some(0) {
             self.problem(m.get_ref().interval.span(), format!("layer '{id}': a monitor interval must not be 0"));
-        }
-    }
-
-    fn params(&mut self, owner: &str, rules: &Rules, params: &Params, parent: Range<usize>) {
-        let given: Vec<(&str, Option<String>)> =
-            params.get_ref().iter().map(|(k, v)| (k.as_str(), param_text(v.get_ref()))).collect();
-        for (param, message) in rules.check(&given) {
-            let span = match param.as_deref().and_then(|p| params.get_ref().get(p)) {
-                Some(v) => v.span(),
-                None => at(params, parent.clone()),
-            };
-            self.problem(span, format!("{owner}: {message}"));
         }
     }
 
@@ -399,15 +463,15 @@ impl<'a> Checker<'a> {
             let f = fence.get_ref();
             let id = f.id.get_ref();
             let agent = f.agent.get_ref().as_str();
-            match agent_params::rules(agent).filter(|_| FENCE_TYPES.contains(&agent)) {
-                None => self.problem(
+            let known = fence_check::agent_names();
+            if known.contains(&agent) {
+                let found = fence_check::check_params(&scalar_params(&f.params));
+                self.place(&format!("fence device '{id}'"), found, &f.params, fence.span());
+            } else {
+                self.problem(
                     at(&f.agent, fence.span()),
-                    format!("fence device '{id}': unknown fence agent '{agent}' (known: {})", FENCE_TYPES.join(", ")),
-                ),
-                Some(rules) => {
-                    self.params(&format!("fence device '{id}'"), &rules, &f.params, fence.span());
-                    self.fence_transport(id, &f.params, fence.span());
-                }
+                    format!("fence device '{id}': unknown fence agent '{agent}' (known: {})", known.join(", ")),
+                );
             }
             if self.node_ref(&format!("fence device '{id}': fences"), &f.fences) {
                 fenced.push(f.fences.get_ref());
@@ -449,35 +513,52 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// fence_ups needs the address of its UPS: a serial port (APC Smart) or a NUT server.
-    fn fence_transport(&mut self, id: &str, params: &Params, parent: Range<usize>) {
-        let p = params.get_ref();
-        let text = |name: &str| p.get(name).and_then(|v| param_text(v.get_ref()));
-        let transport = text("transport").unwrap_or_else(|| "apcsmart".into());
-        let needed: &[&str] = match transport.as_str() {
-            "apcsmart" => &["serial_port"],
-            "nut" => &["ipaddr", "ups_name"],
-            other => {
-                let span = p.get("transport").map(|v| v.span()).unwrap_or(parent);
-                self.problem(span, format!("fence device '{id}': transport '{other}' is not apcsmart or nut"));
-                return;
+    fn alert(&mut self) {
+        use crate::alert::settings::{Channel, Settings, ATTRIBUTES};
+        let Some(alert) = &self.stack.alert else { return };
+        let a = alert.get_ref();
+        if let Some(path) = &a.path {
+            if !path.get_ref().starts_with('/') {
+                self.problem(path.span(), format!("alert path '{}' must be absolute", path.get_ref()));
             }
-        };
-        for name in needed {
-            if text(name).is_none() {
+        }
+        let options = a.options.as_ref().map(|o| o.get_ref());
+        // No secret in the CIB, whatever the agent: the CIB is readable cluster-wide and in reports.
+        for (name, value) in options.into_iter().flatten() {
+            let lower = name.to_ascii_lowercase();
+            if ["password", "passwd", "secret"].iter().any(|s| lower.contains(s))
+                || (lower.contains("token") && lower != "token_file")
+            {
                 self.problem(
-                    at(params, parent.clone()),
-                    format!("fence device '{id}': missing required parameter '{name}' (transport {transport})"),
+                    value.span(),
+                    format!("alert option '{name}' looks like a secret: keep secrets out of the CIB (hastack's agent reads its token from token_file)"),
                 );
             }
         }
-    }
-
-    fn alert(&mut self) {
-        if let Some(alert) = &self.stack.alert {
-            let path = &alert.get_ref().path;
-            if !path.get_ref().starts_with('/') {
-                self.problem(path.span(), format!("alert path '{}' must be absolute", path.get_ref()));
+        if a.path.as_ref().is_some_and(|p| p.get_ref() != super::model::HASTACK_ALERT) {
+            return; // another agent: its recipients and options are its own business
+        }
+        for r in a.recipient.iter().chain(a.recipients.iter().flatten()) {
+            if let Err(why) = Channel::from_recipient(r.get_ref()) {
+                self.problem(r.span(), why);
+            }
+        }
+        if let (Some(opts), Some(spanned)) = (options, a.options.as_ref()) {
+            for (name, value) in opts {
+                if !ATTRIBUTES.contains(&name.as_str()) {
+                    self.problem(
+                        value.span(),
+                        format!(
+                            "unknown alert option '{name}' (hastack's alert agent reads: {})",
+                            ATTRIBUTES.join(", ")
+                        ),
+                    );
+                }
+            }
+            let (_, bad) = Settings::read(|n| opts.get(n).and_then(|v| param_text(v.get_ref())));
+            for message in bad {
+                let message = message.split("; using").next().unwrap_or(&message).to_string();
+                self.problem(spanned.span(), format!("alert option {message}"));
             }
         }
     }
@@ -512,5 +593,29 @@ mod tests {
         assert!(has(6, "needs exactly two links"), "{problems:?}");
         assert!(has(9, "duplicate node 'n1'"), "{problems:?}");
         assert!(has(10, "'nonsense' is not an IP address"), "{problems:?}");
+    }
+
+    #[test]
+    fn alert_recipients_and_options_are_checked() {
+        let base = "[cluster]\nname = \"c\"\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\", \"10.1.0.1\"]\n\n[[node]]\nname = \"n2\"\nlinks = [\"10.0.0.2\", \"10.1.0.2\"]\n\n";
+        let problems = |alert: &str| -> Vec<(usize, String)> {
+            let src = format!("{base}{alert}");
+            let stack: Stack = toml::from_str(&src).unwrap();
+            check(&stack, &src).into_iter().map(|p| (line_of(&src, p.span.start), p.message)).collect()
+        };
+        let ok = "[alert]\nid = \"a\"\nrecipients = [\"/var/log/x\", \"ops@example.com\", \"https://c.example/r\"]\noptions = { cluster_id = \"s1\", send_timeout = \"2s\" }\n";
+        assert_eq!(problems(ok), vec![]);
+        let bad = "[alert]\nid = \"a\"\nrecipient = \"ops\"\noptions = { cluster_id = \"s1\", token = \"x\", deadline = \"forever\" }\n";
+        let found = problems(bad);
+        let has = |line: usize, words: &str| found.iter().any(|(l, m)| *l == line && m.contains(words));
+        assert!(has(14, "recipient 'ops' is neither"), "{found:?}");
+        assert!(has(15, "'token' looks like a secret"), "{found:?}");
+        assert!(has(15, "unknown alert option 'token'"), "{found:?}");
+        assert!(has(15, "alert option deadline='forever' must be a duration"), "{found:?}");
+        // Another agent's recipients and options are its own; secrets are refused for all.
+        let other = "[alert]\nid = \"a\"\npath = \"/usr/local/bin/notify\"\nrecipient = \"anything\"\noptions = { level = \"x\", api_password = \"y\" }\n";
+        let found = problems(other);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("'api_password' looks like a secret"), "{found:?}");
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const SCHEMA: &str = "hastack.alert-report";
 /// The schema versions this console reads.
@@ -275,12 +274,12 @@ impl Report {
             opt(&a.interval),
             opt(&a.rc),
         ];
-        let mut hasher = Sha256::new();
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         for f in &fields {
             hasher.update(f.as_bytes());
             hasher.update(b"\n");
         }
-        hex(&hasher.finalize())
+        hex(hasher.finish().as_ref())
     }
 
     /// The event's time in microseconds since 1970, saturating (a wild epoch stays comparable).

@@ -5,7 +5,6 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::report::hex;
 
@@ -19,7 +18,7 @@ pub fn generate() -> Result<String> {
 }
 
 pub fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.trim().as_bytes()))
+    hex(ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes()).as_ref())
 }
 
 #[cfg(test)]

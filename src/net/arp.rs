@@ -1,12 +1,9 @@
 //! IPv4 neighbour traffic of a virtual IP, sent from the binary itself (no external arping):
-//! gratuitous ARP announcements (request or reply form, as resource-agents' send_arp) and the
-//! RFC 5227 ARP probe that finds another owner of the address before we take it.
+//! gratuitous ARP announcements (request or reply form, as resource-agents' send_arp), the
+//! RFC 5227 ARP probe that asks whether another host owns the address, and the test of a packet
+//! for another owner. `net::claim` sends and watches them.
 
-use std::io;
 use std::net::Ipv4Addr;
-use std::time::Instant;
-
-use crate::net::packet::{PacketSocket, BROADCAST_MAC, ETH_P_ARP};
 
 const OP_REQUEST: u16 = 1;
 const OP_REPLY: u16 = 2;
@@ -84,50 +81,6 @@ impl ArpPacket {
 /// address is `ip` (their reply to our probe, or their own announcement), as RFC 5227 §2.1.1.
 pub fn shows_other_owner(packet: &ArpPacket, ip: Ipv4Addr, our_mac: [u8; 6]) -> bool {
     packet.sender_ip == ip && packet.sender_mac != our_mac
-}
-
-/// Sends one gratuitous ARP for `ip` from `mac` out of interface `ifindex`.
-pub fn announce(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, mode: ArpMode) -> io::Result<()> {
-    let socket = PacketSocket::open(ifindex, ETH_P_ARP)?;
-    socket.send(&ArpPacket::announcement(mode, mac, ip).encode(), BROADCAST_MAC)
-}
-
-/// Asks the link whether anyone holds `ip`, sending `probes` ARP probes spread over the time up
-/// to `until` and listening until then. Returns the other owner's MAC, or None if nobody answered.
-pub fn probe_owner(
-    ifindex: u32,
-    mac: [u8; 6],
-    ip: Ipv4Addr,
-    probes: u32,
-    until: Instant,
-) -> io::Result<Option<[u8; 6]>> {
-    let socket = PacketSocket::open(ifindex, ETH_P_ARP)?;
-    let probe = ArpPacket::probe(mac, ip).encode();
-    let start = Instant::now();
-    let probes = probes.max(1);
-    // Probes at 0, 1/n, 2/n... of the window, so the last one still leaves time for an answer.
-    let step = until.saturating_duration_since(start) / (probes + 1);
-    let mut sent = 0;
-    let mut buf = [0u8; 1500];
-    loop {
-        if sent < probes && Instant::now() >= start + step * sent {
-            socket.send(&probe, BROADCAST_MAC)?;
-            sent += 1;
-        }
-        let wait_until = if sent < probes { (start + step * sent).min(until) } else { until };
-        match socket.recv_until(&mut buf, wait_until)? {
-            Some((n, origin)) if !origin.outgoing => {
-                if let Some(p) = ArpPacket::decode(&buf[..n]) {
-                    if shows_other_owner(&p, ip, mac) {
-                        return Ok(Some(p.sender_mac));
-                    }
-                }
-            }
-            Some(_) => {}
-            None if sent >= probes || Instant::now() >= until => return Ok(None),
-            None => {}
-        }
-    }
 }
 
 #[cfg(test)]

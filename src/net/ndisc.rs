@@ -1,17 +1,14 @@
 //! IPv6 neighbour discovery of a virtual IP, sent from the binary itself: unsolicited neighbour
 //! advertisements (RFC 4861 §7.2.6: to ff02::1, hop limit 255, Override flag, target link-layer
-//! address option) and a duplicate-address probe (RFC 4862 §5.4: a neighbour solicitation from
-//! the unspecified address to the solicited-node group).
+//! address option), a duplicate-address probe (RFC 4862 §5.4: a neighbour solicitation from
+//! the unspecified address to the solicited-node group), and the test of an advertisement for
+//! another owner. `net::claim` sends and watches them.
 //!
 //! The IPv6 header is built here and sent on a link-layer socket, so both work whether or not the
 //! address is configured yet, and a probe really comes from `::` (a raw ICMPv6 socket would pick a
 //! source address of its own).
 
-use std::io;
 use std::net::Ipv6Addr;
-use std::time::Instant;
-
-use crate::net::packet::{PacketSocket, ETH_P_IPV6};
 
 const ICMPV6: u8 = 58;
 const NEIGHBOUR_SOLICITATION: u8 = 135;
@@ -88,12 +85,15 @@ pub fn checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A neighbour advertisement seen on the wire: its target and the advertiser's link-layer address
-/// (the target link-layer option when present).
+/// A neighbour advertisement seen on the wire: its target, the advertiser's link-layer address
+/// (the target link-layer option when present) and its Override flag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advertisement {
     pub target: Ipv6Addr,
     pub mac: Option<[u8; 6]>,
+    /// Set by the address's owner; clear in a proxy's (or an anycast) advertisement (RFC 4861
+    /// §7.2.4, §7.2.8), which does not claim the address.
+    pub override_flag: bool,
 }
 
 /// Parses an IPv6 packet that is a neighbour advertisement; None for anything else.
@@ -103,6 +103,7 @@ pub fn parse_advertisement(p: &[u8]) -> Option<Advertisement> {
     }
     let icmp_len = u16::from_be_bytes([p[4], p[5]]) as usize;
     let icmp = p.get(40..40 + icmp_len)?;
+    let flags = u32::from_be_bytes(icmp.get(4..8)?.try_into().ok()?);
     let target = Ipv6Addr::from(<[u8; 16]>::try_from(icmp.get(8..24)?).ok()?);
     let mut mac = None;
     let mut opts = &icmp[24..];
@@ -116,52 +117,16 @@ pub fn parse_advertisement(p: &[u8]) -> Option<Advertisement> {
         }
         opts = &opts[len..];
     }
-    Some(Advertisement { target, mac })
+    Some(Advertisement { target, mac, override_flag: flags & FLAG_OVERRIDE != 0 })
 }
 
-/// Sends one unsolicited neighbour advertisement for `ip` from `mac` out of interface `ifindex`.
-pub fn announce(ifindex: u32, mac: [u8; 6], ip: Ipv6Addr) -> io::Result<()> {
-    let socket = PacketSocket::open(ifindex, ETH_P_IPV6)?;
-    socket.send(&advertisement(ip, mac), multicast_mac(ALL_NODES))
-}
-
-/// Asks the link whether anyone holds `ip` (duplicate address detection), sending `probes`
-/// solicitations spread over the time up to `until` and listening until then. Returns the other
-/// owner's MAC, or None if nobody answered.
-pub fn probe_owner(
-    ifindex: u32,
-    our_mac: [u8; 6],
-    ip: Ipv6Addr,
-    probes: u32,
-    until: Instant,
-) -> io::Result<Option<[u8; 6]>> {
-    let socket = PacketSocket::open(ifindex, ETH_P_IPV6)?;
-    let probe = dad_solicitation(ip);
-    let dest = multicast_mac(solicited_node(ip));
-    let start = Instant::now();
-    let probes = probes.max(1);
-    let step = until.saturating_duration_since(start) / (probes + 1);
-    let mut sent = 0;
-    let mut buf = [0u8; 2048];
-    loop {
-        if sent < probes && Instant::now() >= start + step * sent {
-            socket.send(&probe, dest)?;
-            sent += 1;
-        }
-        let wait_until = if sent < probes { (start + step * sent).min(until) } else { until };
-        match socket.recv_until(&mut buf, wait_until)? {
-            Some((n, origin)) if !origin.outgoing && origin.src_mac != our_mac => {
-                if let Some(na) = parse_advertisement(&buf[..n]) {
-                    if na.target == ip {
-                        return Ok(Some(na.mac.unwrap_or(origin.src_mac)));
-                    }
-                }
-            }
-            Some(_) => {}
-            None if sent >= probes || Instant::now() >= until => return Ok(None),
-            None => {}
-        }
-    }
+/// The MAC of another owner of `ip` that an IPv6 frame from `src_mac` shows, if it does: a
+/// neighbour advertisement for `ip` with the Override flag (what an owner sends, also in answer to
+/// a duplicate-address probe) from a link-layer address that is not ours.
+pub fn other_owner(frame: &[u8], src_mac: [u8; 6], ip: Ipv6Addr, our_mac: [u8; 6]) -> Option<[u8; 6]> {
+    let na = parse_advertisement(frame)?;
+    let owner = na.mac.unwrap_or(src_mac);
+    (na.target == ip && na.override_flag && owner != our_mac && src_mac != our_mac).then_some(owner)
 }
 
 #[cfg(test)]
@@ -188,7 +153,7 @@ mod tests {
         assert_eq!(p[40], 136);
         assert_eq!(p[44] & 0x20, 0x20, "override flag");
         assert_eq!(p[44] & 0xc0, 0, "neither router nor solicited");
-        assert_eq!(parse_advertisement(&p), Some(Advertisement { target: ip, mac: Some(MAC) }));
+        assert_eq!(parse_advertisement(&p), Some(Advertisement { target: ip, mac: Some(MAC), override_flag: true }));
     }
 
     #[test]
@@ -210,5 +175,22 @@ mod tests {
         assert_eq!(p[40], 135);
         assert_eq!(&p[48..64], &ip.octets());
         assert!(parse_advertisement(&p).is_none());
+    }
+
+    #[test]
+    fn only_an_overriding_advertisement_from_another_mac_is_an_owner() {
+        let ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let other = [2, 0, 0, 0, 0, 9];
+        let theirs = advertisement(ip, other);
+        assert_eq!(other_owner(&theirs, other, ip, MAC), Some(other));
+        // Ours, seen on the wire; one for another address; a solicitation.
+        assert_eq!(other_owner(&advertisement(ip, MAC), MAC, ip, MAC), None);
+        assert_eq!(other_owner(&theirs, other, "2001:db8::2".parse().unwrap(), MAC), None);
+        assert_eq!(other_owner(&dad_solicitation(ip), other, ip, MAC), None);
+        // A proxy's advertisement (no Override flag) claims nothing.
+        let mut proxy = theirs.clone();
+        proxy[44] &= !0x20;
+        assert!(!parse_advertisement(&proxy).unwrap().override_flag);
+        assert_eq!(other_owner(&proxy, other, ip, MAC), None);
     }
 }

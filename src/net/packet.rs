@@ -42,12 +42,13 @@ impl PacketSocket {
         Ok(())
     }
 
-    /// Receives one frame, waiting until `until` at the latest; None when the time is up.
+    /// Receives one frame, waiting until `until` at the latest; None when the time is up. A
+    /// frame already queued is returned even when `until` has passed.
     pub fn recv_until(&self, buf: &mut [u8], until: Instant) -> io::Result<Option<(usize, Origin)>> {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(None);
+                return self.recv_queued(buf);
             }
             self.socket.set_read_timeout(Some(left))?;
             // SAFETY: u8 and MaybeUninit<u8> have the same layout; recv_from only writes.
@@ -55,6 +56,20 @@ impl PacketSocket {
             match self.socket.recv_from(uninit) {
                 Ok((n, addr)) => return Ok(Some((n, origin(addr)))),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One frame that has already arrived, without waiting; None if there is none.
+    fn recv_queued(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Origin)>> {
+        // SAFETY: u8 and MaybeUninit<u8> have the same layout; recv_from only writes.
+        let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        loop {
+            match self.socket.recv_from_with_flags(uninit, libc::MSG_DONTWAIT) {
+                Ok((n, addr)) => return Ok(Some((n, origin(addr)))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }

@@ -1,5 +1,7 @@
 //! A minimal PostgreSQL client (frontend/backend protocol 3.0) for the agent's probes: startup
 //! over the Unix socket with `peer` or `trust` authentication, simple queries, text results.
+//! Over TCP (the lab's ledger check, through the data-layer address) it also answers `password`
+//! and `scram-sha-256` authentication (`net::scram`); `md5` is refused with a clear message.
 //!
 //! Why not `psql`: on Debian `psql` is a Perl wrapper (pg_wrapper) that costs tens of
 //! milliseconds of CPU before it even connects; a monitor every few seconds should not. Why not
@@ -7,14 +9,17 @@
 //! connects as the database owner's OS user through the socket, as the ClusterLabs agent's
 //! `psql` run as `pgdba` does.
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 use nix::unistd::Uid;
 
+use crate::net::scram::Scram;
 use crate::net::unix::connect_as;
-use crate::net::wire::{read_exact, write_all};
+use crate::net::wire::{connect_tcp, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 /// What went wrong, in a form the agent can map to an OCF code.
@@ -59,8 +64,44 @@ fn io_err(e: io::Error) -> PgError {
 /// Rows of text values (None = NULL).
 pub type Rows = Vec<Vec<Option<String>>>;
 
+/// The connection: the server's Unix socket, or TCP.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TimedStream for Stream {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_timeouts(t),
+            Stream::Tcp(s) => s.set_timeouts(t),
+        }
+    }
+}
+
 pub struct PgConn {
-    stream: UnixStream,
+    stream: Stream,
 }
 
 /// Where a server with socket directory `dir` and `port` listens: `DIR/.s.PGSQL.PORT`.
@@ -69,8 +110,8 @@ pub fn socket_path(dir: &Path, port: u16) -> std::path::PathBuf {
 }
 
 impl PgConn {
-    /// Connects and authenticates. `params` are startup parameters beyond user and database
-    /// (e.g. `statement_timeout`, `application_name`).
+    /// Connects through the Unix socket and authenticates (`peer` or `trust`). `params` are
+    /// startup parameters beyond user and database (e.g. `statement_timeout`, `application_name`).
     pub fn connect(
         socket: &Path,
         os_user: Option<Uid>,
@@ -83,7 +124,34 @@ impl PgConn {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => PgError::NoServer(e),
             _ => io_err(e),
         })?;
-        let mut conn = PgConn { stream };
+        PgConn { stream: Stream::Unix(stream) }.startup(user, None, database, params, deadline)
+    }
+
+    /// Connects over TCP to `addr` (`host:port`) and authenticates with `password` if the server
+    /// asks for one (`password` or `scram-sha-256` in pg_hba.conf), or none (`trust`).
+    pub fn connect_tcp(
+        addr: &str,
+        user: &str,
+        password: Option<&str>,
+        database: &str,
+        params: &[(&str, &str)],
+        deadline: Deadline,
+    ) -> Result<PgConn, PgError> {
+        let stream = connect_tcp(addr, deadline).map_err(|e| match e.kind() {
+            io::ErrorKind::ConnectionRefused => PgError::NoServer(e),
+            _ => io_err(e),
+        })?;
+        PgConn { stream: Stream::Tcp(stream) }.startup(user, password, database, params, deadline)
+    }
+
+    fn startup(
+        mut self,
+        user: &str,
+        password: Option<&str>,
+        database: &str,
+        params: &[(&str, &str)],
+        deadline: Deadline,
+    ) -> Result<PgConn, PgError> {
         let mut body = Vec::new();
         body.extend_from_slice(&196608i32.to_be_bytes()); // protocol 3.0
         for (k, v) in [("user", user), ("database", database)].iter().chain(params.iter()) {
@@ -95,34 +163,76 @@ impl PgConn {
         body.push(0);
         let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         msg.extend_from_slice(&body);
-        write_all(&mut conn.stream, &msg, deadline).map_err(io_err)?;
+        write_all(&mut self.stream, &msg, deadline).map_err(io_err)?;
+        let mut scram: Option<Scram> = None;
         loop {
-            let (kind, body) = conn.read_message(deadline)?;
+            let (kind, body) = self.read_message(deadline)?;
             match kind {
-                b'R' => {
-                    let code = be_i32(&body, 0)?;
-                    if code != 0 {
-                        return Err(PgError::Io(format!(
-                            "the server asks for a password (authentication method {code}) for user '{user}': \
-                             the monitor connects through the Unix socket and needs `peer` or `trust` there"
-                        )));
+                b'R' => match be_i32(&body, 0)? {
+                    0 => {} // AuthenticationOk
+                    3 => {
+                        let pw = need_password(password, user, "password")?;
+                        let mut reply = pw.as_bytes().to_vec();
+                        reply.push(0);
+                        self.send(b'p', &reply, deadline)?;
                     }
-                }
+                    10 => {
+                        let pw = need_password(password, user, "scram-sha-256")?;
+                        let mechanisms = String::from_utf8_lossy(&body[4..]);
+                        if !mechanisms.split('\0').any(|m| m == "SCRAM-SHA-256") {
+                            return Err(PgError::Io(format!("the server offers only SASL {mechanisms:?}")));
+                        }
+                        let nonce = Scram::random_nonce().map_err(|e| PgError::Io(format!("no random nonce: {e}")))?;
+                        let s = Scram::new("", pw, &nonce);
+                        let first = s.client_first();
+                        let mut reply = b"SCRAM-SHA-256\0".to_vec();
+                        reply.extend_from_slice(&(first.len() as i32).to_be_bytes());
+                        reply.extend_from_slice(first.as_bytes());
+                        self.send(b'p', &reply, deadline)?;
+                        scram = Some(s);
+                    }
+                    11 => {
+                        let s = scram.as_mut().ok_or_else(|| PgError::Io("SASL continue without a start".into()))?;
+                        let fin = s.client_final(&String::from_utf8_lossy(&body[4..])).map_err(PgError::Io)?;
+                        self.send(b'p', fin.as_bytes(), deadline)?;
+                    }
+                    12 => {
+                        let s = scram.as_ref().ok_or_else(|| PgError::Io("SASL final without a start".into()))?;
+                        s.verify_server(&String::from_utf8_lossy(&body[4..])).map_err(PgError::Io)?;
+                    }
+                    5 => {
+                        return Err(PgError::Io(format!(
+                            "the server asks for md5 authentication for user '{user}', which this client does not \
+                             speak: use scram-sha-256 (PostgreSQL's default since 14) in pg_hba.conf"
+                        )))
+                    }
+                    code => {
+                        return Err(PgError::Io(format!(
+                            "the server asks for authentication method {code} for user '{user}', which this client \
+                             does not speak: use peer or trust (Unix socket), scram-sha-256 or password (TCP)"
+                        )))
+                    }
+                },
                 b'E' => return Err(parse_error(&body)),
-                b'Z' => return Ok(conn),
+                b'Z' => return Ok(self),
                 _ => {} // ParameterStatus, BackendKeyData, NoticeResponse
             }
         }
     }
 
+    fn send(&mut self, kind: u8, body: &[u8], deadline: Deadline) -> Result<(), PgError> {
+        let mut msg = vec![kind];
+        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        msg.extend_from_slice(body);
+        write_all(&mut self.stream, &msg, deadline).map_err(io_err)
+    }
+
     /// Runs one simple query (several statements separated by `;` run as one transaction) and
     /// returns the rows of the last result set.
     pub fn query(&mut self, sql: &str, deadline: Deadline) -> Result<Rows, PgError> {
-        let mut msg = vec![b'Q'];
-        msg.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-        msg.extend_from_slice(sql.as_bytes());
-        msg.push(0);
-        write_all(&mut self.stream, &msg, deadline).map_err(io_err)?;
+        let mut text = sql.as_bytes().to_vec();
+        text.push(0);
+        self.send(b'Q', &text, deadline)?;
         let mut rows = Vec::new();
         let mut error = None;
         loop {
@@ -153,9 +263,17 @@ impl PgConn {
 impl Drop for PgConn {
     fn drop(&mut self) {
         // Terminate, so the server logs no "unexpected EOF"; best effort.
-        use std::io::Write;
         let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]);
     }
+}
+
+fn need_password<'a>(password: Option<&'a str>, user: &str, method: &str) -> Result<&'a str, PgError> {
+    password.ok_or_else(|| {
+        PgError::Io(format!(
+            "the server asks for a password ({method}) for user '{user}': the monitor connects through the Unix \
+             socket and needs `peer` or `trust` there; over TCP give a password"
+        ))
+    })
 }
 
 fn be_i32(b: &[u8], at: usize) -> Result<i32, PgError> {

@@ -4,9 +4,11 @@
 //! table), meta-data, parameter syntax, the time budget, the exit reason and the final log line.
 //! An agent only says what start, stop and monitor mean for its service.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::ocf::log::Level;
 pub use crate::ocf::metadata::{ActionSpec, AgentSpec};
 use crate::ocf::{Deadline, Logger, OcfEnv, OcfError, OcfResult, OcfStatus, Params};
 
@@ -176,6 +178,29 @@ fn dispatch(agent: &dyn Agent, action: Action, action_name: &str, env: &OcfEnv, 
     }
 }
 
+/// Level-0 validation of one parameter set, as every action of the agent begins: the table's
+/// types and required values, then the agent's own syntax checks. Nothing on this host is looked
+/// at. `meta` holds meta attributes as Pacemaker would pass them (`clone-max`, `promotable`...).
+/// `hastack config` runs each layer of a stack through this, so it refuses what the agent would.
+pub fn validate_syntax(
+    agent: &dyn Agent,
+    params: &BTreeMap<String, String>,
+    meta: &BTreeMap<String, String>,
+) -> Result<(), OcfError> {
+    let env = OcfEnv {
+        params: params.clone(),
+        meta: meta.iter().map(|(k, v)| (k.replace('-', "_"), v.clone())).collect(),
+        ..OcfEnv::default()
+    };
+    let log = Logger::new(agent.spec().name, &env, "validate-all");
+    let params = Params::from_env(agent.spec().params, &env.params)?;
+    let deadline = Deadline::from_timeout(crate::ocf::deadline::DEFAULT_TIMEOUT);
+    let ctx = Ctx { action: "validate-all", env: &env, params, deadline, log: &log };
+    catch_unwind(AssertUnwindSafe(|| agent.validate(&ctx, VALIDATE_SYNTAX))).unwrap_or_else(|_| {
+        Err(OcfError::generic(format!("internal error in {}'s parameter checks", agent.spec().name)))
+    })
+}
+
 /// Parameters that fail the syntax check. Stop succeeds: with these parameters start always
 /// refused, so nothing of ours can be running (Pacemaker stops with the parameters of the last
 /// start), and a failed stop would get the node fenced.
@@ -197,11 +222,9 @@ fn finish(log: &Logger, result: OcfResult) -> i32 {
         }
         Err(e) => {
             // A probe that finds nothing is routine, not an error worth an ERROR line.
-            if e.status == OcfStatus::NotRunning {
-                log.info(format!("{} in {ms} ms: {}", e.status, e.reason));
-            } else {
-                log.error(format!("{} in {ms} ms: {}", e.status, e.reason));
-            }
+            let level = if e.status == OcfStatus::NotRunning { Level::Info } else { Level::Error };
+            // The reason goes to stderr as the exit reason; this line to the other sinks only.
+            log.log_beside_exit_reason(level, &format!("{} in {ms} ms: {}", e.status, e.reason));
             let reason = e.reason.replace('\n', " | ");
             let _ = writeln!(std::io::stderr(), "ocf-exit-reason:{reason}");
             e.status.code()
@@ -296,6 +319,22 @@ mod tests {
         assert_eq!(run(Some("validate-all"), &[("OCF_RESKEY_name", "x"), ("OCF_RESKEY_n", "0")]).0, 6);
         assert_eq!(run(Some("stop"), &[]).0, 0);
         assert_eq!(run(Some("stop"), &[("OCF_RESKEY_name", "bad")]).0, 0);
+    }
+
+    #[test]
+    fn syntax_validation_alone_runs_the_table_and_the_agent_level_0() {
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let none = BTreeMap::new();
+        let demo = Demo { stops: AtomicU32::new(0) };
+        assert!(validate_syntax(&demo, &pairs(&[("name", "x")]), &none).is_ok());
+        assert!(validate_syntax(&demo, &pairs(&[("name", "absent")]), &none).is_ok(), "level 10 is not run");
+        let e = validate_syntax(&demo, &pairs(&[("name", "bad")]), &none).unwrap_err();
+        assert_eq!((e.status, e.reason.as_str()), (OcfStatus::ErrConfigured, "parameter 'name' is bad"));
+        assert!(validate_syntax(&demo, &pairs(&[("name", "x"), ("n", "0")]), &none)
+            .unwrap_err()
+            .reason
+            .contains("'n'"));
+        assert!(validate_syntax(&demo, &pairs(&[]), &none).unwrap_err().reason.contains("'name'"));
     }
 
     #[test]

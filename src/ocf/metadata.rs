@@ -2,14 +2,26 @@
 //!
 //! The XML must satisfy three readers at once: ocf-tester (`xmllint --valid` against
 //! resource-agents' ra-api-1.dtd, which needs the DOCTYPE, fixes the element order and allows only
-//! string/integer/boolean/time content and a fixed list of action names), pcs (its OCF 1.1 RelaxNG)
-//! and crm_resource. So: DOCTYPE, `<version>1.1</version>`, `select` parameters rendered as
-//! strings, no `reload-agent`.
+//! string/integer/boolean/time content, a fixed list of action names and, on a parameter, only
+//! `name`, `required` and `unique`), pcs (its OCF RelaxNG) and crm_resource. So: DOCTYPE,
+//! `select` parameters rendered as strings, no `reload-agent`, and `<version>1.0</version>`:
+//! pcs (0.11) enforces `unique="1"` only for agents claiming OCF 1.0 (for 1.1 it reads only
+//! `unique-group`, which the DTD rejects). Claiming 1.0 changes nothing else in Pacemaker but
+//! reloads: an agent with a `reload` action (haproxy) is reloaded, not restarted, when a
+//! parameter that is not unique changes (see `OCF_VERSION`).
 
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::ocf::params::{ParamSpec, ParamType};
+
+/// The OCF version the meta-data claims. 1.0, not 1.1, for pcs's sake: pcs refuses a second
+/// resource with the value of a `unique="1"` parameter (two virtual IPs with the same address)
+/// only for OCF 1.0 agents, and the only 1.1 form it reads (`unique-group`) is invalid for
+/// ra-api-1.dtd. Exit codes, roles and everything else stay as OCF 1.1 defines them; Pacemaker
+/// reads the version for reloads only (`reload` instead of `reload-agent`, and a parameter is
+/// reloadable unless unique).
+pub const OCF_VERSION: &str = "1.0";
 
 /// Everything Pacemaker, pcs and the man page learn about an agent.
 #[derive(Debug)]
@@ -57,6 +69,22 @@ impl AgentSpec {
         self.params.iter().find(|p| p.name == name)
     }
 
+    /// The timeout the meta-data advises for an operation (what pcs takes as its default and
+    /// crmsh warns below). A monitor's is that of the depth-0 monitor of its role; a monitor
+    /// without a role on a promotable agent runs on the unpromoted instances.
+    pub fn advised_timeout(&self, action: &str, role: Option<&str>) -> Option<&'static str> {
+        let of_role = |r: Option<&str>| {
+            self.actions
+                .iter()
+                .find(|a| a.name == action && a.role == r && a.depth.unwrap_or(0) == 0)
+                .map(|a| a.timeout)
+        };
+        match (action, role) {
+            ("monitor", None) => of_role(None).or_else(|| of_role(Some("Unpromoted"))),
+            _ => of_role(role),
+        }
+    }
+
     /// The meta-data document, as `meta-data` prints it.
     pub fn metadata_xml(&self) -> String {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
@@ -72,7 +100,7 @@ impl AgentSpec {
         w.create_element("resource-agent")
             .with_attributes([("name", self.name), ("version", env!("CARGO_PKG_VERSION"))])
             .write_inner_content(|w| {
-                w.create_element("version").write_text_content(BytesText::new("1.1"))?;
+                w.create_element("version").write_text_content(BytesText::new(OCF_VERSION))?;
                 desc(w, "longdesc", self.longdesc)?;
                 desc(w, "shortdesc", self.shortdesc)?;
                 w.create_element("parameters").write_inner_content(|w| {
@@ -166,10 +194,30 @@ mod tests {
         assert!(xml.starts_with("<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n"));
         assert!(xml.contains("A demo &amp; test"));
         assert!(xml.contains("Long &lt;text&gt;"));
-        assert!(xml.contains("<version>1.1</version>"));
+        assert!(xml.contains("<version>1.0</version>"));
         assert!(xml.contains("Allowed values: a, b."));
         assert!(xml.contains(r#"<content type="string" default="a"/>"#));
         assert!(xml.contains(r#"<action name="monitor" timeout="20s" interval="10s" depth="0"/>"#));
         assert!(xml.contains(r#"<parameter name="ip" unique="1" required="1">"#));
+    }
+
+    #[test]
+    fn advised_timeouts_by_action_and_role() {
+        assert_eq!(SPEC.advised_timeout("start", None), Some("20s"));
+        assert_eq!(SPEC.advised_timeout("monitor", None), Some("20s"));
+        assert_eq!(SPEC.advised_timeout("promote", None), None);
+        static PROMOTABLE: AgentSpec = AgentSpec {
+            name: "p",
+            shortdesc: "",
+            longdesc: "",
+            params: &[],
+            actions: &[
+                ActionSpec::monitor("15s", "25s").role("Promoted"),
+                ActionSpec::monitor("29s", "35s").role("Unpromoted"),
+                ActionSpec::monitor("30s", "90s").role("Unpromoted").depth(10),
+            ],
+        };
+        assert_eq!(PROMOTABLE.advised_timeout("monitor", Some("Promoted")), Some("25s"));
+        assert_eq!(PROMOTABLE.advised_timeout("monitor", None), Some("35s"));
     }
 }

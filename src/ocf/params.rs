@@ -30,6 +30,9 @@ pub struct ParamSpec {
     /// A secret: never logged. (ra-api-1.dtd has no `private` attribute; Pacemaker treats
     /// parameters named `password`/`passwd` as private when none is marked.)
     pub private: bool,
+    /// The directory the service keeps its data in: it belongs on the replicated partition
+    /// (`hastack config` refuses a stack whose group mounts the partition elsewhere).
+    pub data: bool,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
 }
@@ -43,6 +46,7 @@ impl ParamSpec {
             required: false,
             unique: false,
             private: false,
+            data: false,
             shortdesc: "",
             longdesc: "",
         }
@@ -73,6 +77,10 @@ impl ParamSpec {
     }
     pub const fn private(mut self) -> Self {
         self.private = true;
+        self
+    }
+    pub const fn data(mut self) -> Self {
+        self.data = true;
         self
     }
     pub const fn short(mut self, text: &'static str) -> Self {

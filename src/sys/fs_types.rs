@@ -5,6 +5,35 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+/// Filesystem type names Linux knows: the kernel's own (the names its filesystems register,
+/// as /proc/filesystems lists them) and the common out-of-tree ones. Which of them a node can
+/// mount is a fact of that node (`lookup`); this list only tells a typo from a name.
+#[rustfmt::skip]
+pub const KNOWN: &[&str] = &[
+    "9p", "adfs", "affs", "afs", "anon_inodefs", "autofs", "bcachefs", "bdev", "befs", "bfs", "binder",
+    "binfmt_misc", "bpf", "btrfs", "ceph", "cgroup", "cgroup2", "cifs", "coda", "configfs", "cpuset",
+    "cramfs", "dax", "debugfs", "devpts", "devtmpfs", "ecryptfs", "efivarfs", "efs", "erofs", "exfat",
+    "ext2", "ext3", "ext4", "f2fs", "fuse", "fuseblk", "fusectl", "gfs2", "gfs2meta", "hfs", "hfsplus",
+    "hostfs", "hpfs", "hugetlbfs", "iso9660", "jffs2", "jfs", "minix", "mqueue", "msdos", "nfs", "nfs4",
+    "nfsd", "nilfs2", "nsfs", "ntfs", "ntfs3", "ocfs2", "ocfs2_dlmfs", "omfs", "openpromfs", "orangefs",
+    "overlay", "pipefs", "proc", "pstore", "qnx4", "qnx6", "ramfs", "reiserfs", "resctrl", "romfs", "rootfs",
+    "rpc_pipefs", "secretmem", "securityfs", "selinuxfs", "smackfs", "smb3", "sockfs", "squashfs", "sysfs",
+    "sysv", "tmpfs", "tracefs", "ubifs", "udf", "ufs", "v7", "vboxsf", "vfat", "virtiofs", "vxfs", "xenfs",
+    "xfs", "zonefs",
+    // Out of tree.
+    "zfs", "lustre", "gpfs", "beegfs", "aufs", "vmhgfs",
+];
+
+/// The known name `fstype` is one typing slip away from (`ext44` → `ext4`, `xsf` → `xfs`), if
+/// it is not itself known: such a name is a typo on every node, whatever their kernels have.
+/// Names further from every known one (an exotic module, a FUSE subtype) are left to the node.
+pub fn typo_of(fstype: &str) -> Option<&'static str> {
+    if KNOWN.contains(&fstype) || fstype.starts_with("fuse.") {
+        return None;
+    }
+    KNOWN.iter().copied().find(|k| crate::suggest::distance(fstype, k) == 1)
+}
+
 /// One line of /proc/filesystems: `nodev\ttmpfs` or `\text4`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsType {
@@ -80,6 +109,22 @@ pub fn ext_state(device: &Path) -> Option<ExtState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typos_of_known_types() {
+        assert_eq!(typo_of("ext44"), Some("ext4"));
+        assert_eq!(typo_of("xsf"), Some("xfs"));
+        assert_eq!(typo_of("btfrs"), Some("btrfs"));
+        assert_eq!(typo_of("ext4"), None);
+        assert_eq!(typo_of("ntfs-3g"), None, "two edits from ntfs3: a name of its own");
+        assert_eq!(typo_of("fuse.sshfs"), None);
+        assert_eq!(typo_of("myclusterfs"), None, "unknown, but no typo of a known name");
+        // The running kernel's own types are all known or far from every known one.
+        let here = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+        for t in parse_proc_filesystems(&here) {
+            assert_eq!(typo_of(&t.name), None, "{} is registered here", t.name);
+        }
+    }
 
     #[test]
     fn parses_proc_filesystems() {

@@ -237,6 +237,41 @@ pub fn spawn_daemon(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// Runs `job` in a detached child process and returns its PID at once: the child has a session
+/// of its own (Pacemaker's kill of the caller's process group on a timeout does not reach it)
+/// and its standard streams on /dev/null (nobody waits for it on a pipe it inherited, and it
+/// writes nothing there). It ends with `job`'s exit code, without running the caller's exit
+/// handlers. Used for work that must outlive an action without delaying its answer (a VIP's
+/// announcements and conflict watch, fence_ups's power-on after a reboot's confirmed off).
+///
+/// The child runs Rust code after fork(), which is sound only when the caller has one thread (no
+/// lock can be held by a thread that does not exist in the child): a caller with more is refused.
+pub fn detach(job: impl FnOnce() -> i32) -> std::io::Result<Pid> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    let threads = fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1);
+    if threads > 1 {
+        return Err(std::io::Error::other(format!("cannot fork a detached job from a process with {threads} threads")));
+    }
+    // SAFETY: the caller is single-threaded (checked above), so the child inherits no lock held
+    // by another thread and may allocate and run ordinary code.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let _ = setsid();
+            if let Ok(null) = fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                for fd in 0..3 {
+                    // SAFETY: dup2 onto this (child) process's standard descriptors.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
+            let code = job();
+            // SAFETY: leave without the parent's atexit handlers or flushing its stdio buffers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
 /// A system account a daemon runs as: uid, primary gid and supplementary groups, read from the
 /// user database before the fork (the child may only make async-signal-safe calls).
 #[derive(Clone, Debug)]
@@ -298,6 +333,17 @@ mod tests {
         assert!(is_alive(me));
         assert!(is_same_process(me, s.starttime));
         assert!(!is_same_process(me, s.starttime + 1));
+    }
+
+    #[test]
+    fn detach_refuses_a_threaded_caller() {
+        // The test harness may run this on a thread of its own; one more makes it at least two.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || stopped.recv());
+        let err = detach(|| 0).unwrap_err();
+        assert!(err.to_string().contains("threads"), "{err}");
+        stop.send(()).unwrap();
+        let _ = other.join();
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::process::Command;
 
 use hastack::config::graph::{ActionKind, Transition};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::support::*;
 
@@ -346,12 +345,12 @@ pub fn key_of(r: &Value) -> String {
         text(&a["interval"]),
         text(&a["rc"]),
     ];
-    let mut h = Sha256::new();
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     for f in fields {
         h.update(f.as_bytes());
         h.update(b"\n");
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Microseconds since 1970 now (the console's clock).

@@ -12,18 +12,20 @@ use hastack::ocf::Deadline;
 
 const JAR: &str = "/usr/share/activemq/bin/activemq.jar";
 
-fn available() -> bool {
+pub fn available() -> bool {
     need_root("activemq tests")
         && (Path::new(JAR).exists() || !skip_or_fail("ActiveMQ (package activemq) is not installed"))
 }
 
-struct Broker {
+/// One test broker (the lab application's tests run it too).
+pub struct Broker {
     _dir: Option<tempfile::TempDir>,
     conf: PathBuf,
     data: PathBuf,
     run: PathBuf,
-    stomp_port: u16,
-    name: String,
+    pub openwire_port: u16,
+    pub stomp_port: u16,
+    pub name: String,
 }
 
 fn broker_xml(openwire: u16, stomp: u16) -> String {
@@ -54,7 +56,7 @@ log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
 ";
 
 impl Broker {
-    fn new() -> Broker {
+    pub fn new() -> Broker {
         let dir = service_tempdir("activemq");
         let root = dir.path().to_path_buf();
         let mut b = Self::with_data(&root.join("data"), &root);
@@ -66,8 +68,8 @@ impl Broker {
         let conf = run.join("conf");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(data).unwrap();
-        let stomp_port = free_port();
-        std::fs::write(conf.join("activemq.xml"), broker_xml(free_port(), stomp_port)).unwrap();
+        let (openwire_port, stomp_port) = (free_port(), free_port());
+        std::fs::write(conf.join("activemq.xml"), broker_xml(openwire_port, stomp_port)).unwrap();
         std::fs::write(conf.join("log4j.properties"), LOG4J).unwrap();
         sh("chown", &["-R", "activemq:", data.to_str().unwrap()]);
         Broker {
@@ -75,12 +77,13 @@ impl Broker {
             conf,
             data: data.to_path_buf(),
             run: run.to_path_buf(),
+            openwire_port,
             stomp_port,
             name: unique_name("amq"),
         }
     }
 
-    fn agent(&self) -> AgentRun {
+    pub fn agent(&self) -> AgentRun {
         AgentRun::new("activemq")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
             .param("config", self.conf.join("activemq.xml").display())
@@ -97,7 +100,7 @@ impl Broker {
             .unwrap()
     }
 
-    fn pid(&self) -> i32 {
+    pub fn pid(&self) -> i32 {
         std::fs::read_to_string(hastack::sys::daemon::state_file("activemq", &self.name))
             .unwrap()
             .split_whitespace()
@@ -153,13 +156,28 @@ fn activemq_faults_are_reported_and_recovered() {
     let squatter = TcpListener::bind(("127.0.0.1", b.stomp_port)).unwrap();
     a.run("start").expect(1).reason_contains("already in use");
     drop(squatter);
+    // A broken node-local configuration: banned on this node (2), the peer has its own.
     let xml = b.conf.join("activemq.xml");
     let good = std::fs::read_to_string(&xml).unwrap();
-    std::fs::write(&xml, good.replace("</broker>", "<noSuchElement/></broker>")).unwrap();
+    let bad = good.replace("</broker>", "<noSuchElement/></broker>");
+    std::fs::write(&xml, &bad).unwrap();
     let broken = a.run("start");
-    broken.expect(6).reason_contains("Exception");
+    broken
+        .expect(2)
+        .reason_contains(&format!("node-local configuration file {} rejected by the broker: banned", xml.display()))
+        .reason_contains("Exception");
     assert!(broken.elapsed < Duration::from_secs(60), "{:?}", broken.elapsed);
     std::fs::write(&xml, &good).unwrap();
+    // The same configuration kept in the data directory, on the replicated partition: wrong on
+    // every node (6).
+    let shared = b.data.join("conf");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("activemq.xml"), &bad).unwrap();
+    a.clone().param("config", shared.join("activemq.xml").display()).run("start").expect(6).reason_contains(&format!(
+        "configuration file {} on the replicated partition rejected by the broker: fatal everywhere: ",
+        shared.join("activemq.xml").display()
+    ));
+    a.run("monitor").expect(7);
 
     a.run("start").expect(0);
     let pid = b.pid();

@@ -165,6 +165,45 @@ fn mariadb_kill9_and_sigstop_are_reported_and_recovered() {
     a.run("monitor").expect(7);
 }
 
+/// mariadbd names the option it rejects, not the file: the agent finds the file that sets it
+/// (through `!include`s). In the data directory (on the replicated partition) it is fatal
+/// everywhere (6), as is an option the `options` parameter passes; node-local, banned here (2).
+#[test]
+fn mariadb_rejected_configuration_is_banned_here_or_fatal_by_where_it_lives() {
+    if !available() {
+        return;
+    }
+    let s = Server::new();
+    let node_cnf = s.run.join("my.cnf");
+    let good = std::fs::read_to_string(&node_cnf).unwrap();
+    // The option file kept with the data.
+    let data_cnf = s.datadir.join("hst-my.cnf");
+    std::fs::write(&data_cnf, format!("{good}no_such_option_at_all=1\n")).unwrap();
+    let in_data = s.agent().param("config", data_cnf.display());
+    in_data.run("start").expect(6).reason_contains(&format!(
+        "configuration file {} on the replicated partition rejected by mariadbd: fatal everywhere: ",
+        data_cnf.display()
+    ));
+    in_data.run("monitor").expect(7);
+    // A node-local option file including one in the data directory, which sets a bad value.
+    let included = s.datadir.join("hst-tuning.cnf");
+    std::fs::write(&included, "[mariadbd]\nmax_connections = abc\n").unwrap();
+    std::fs::write(&node_cnf, format!("{good}!include {}\n", included.display())).unwrap();
+    s.agent().run("start").expect(6).reason_contains(&format!(
+        "configuration file {} on the replicated partition rejected by mariadbd",
+        included.display()
+    ));
+    std::fs::write(&node_cnf, &good).unwrap();
+    // The agent's parameters.
+    s.agent()
+        .param("options", "--no-such-option-either=1")
+        .run("start")
+        .expect(6)
+        .reason_contains("parameter 'options' rejected by mariadbd: fatal everywhere: ");
+    s.agent().run("start").expect(0);
+    s.agent().run("stop").expect(0);
+}
+
 #[test]
 fn mariadb_refuses_broken_config_taken_port_missing_data_and_foreign_server() {
     if !available() {
@@ -182,11 +221,15 @@ fn mariadb_refuses_broken_config_taken_port_missing_data_and_foreign_server() {
     a.run("start").expect(1).reason_contains("already in use");
     drop(squatter);
 
+    // A broken node-local option file: banned here (2), the peer has its own.
     let cnf = s.run.join("my.cnf");
     let good = std::fs::read_to_string(&cnf).unwrap();
     std::fs::write(&cnf, format!("{good}no_such_option_at_all=1\n")).unwrap();
     let broken = a.run("start");
-    broken.expect(6).reason_contains("unknown variable");
+    broken
+        .expect(2)
+        .reason_contains(&format!("node-local configuration file {} rejected by mariadbd: banned", cnf.display()))
+        .reason_contains("unknown variable");
     assert!(broken.elapsed < Duration::from_secs(60), "{:?}", broken.elapsed);
     std::fs::write(&cnf, good).unwrap();
 

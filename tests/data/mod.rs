@@ -2,9 +2,9 @@
 //! Debian, each test with its own instance on its own loopback ports (19000-19999) and its data in
 //! a temporary directory, or on a loop-device ext4 for the failover-shaped no-loss tests.
 
-mod activemq;
+pub mod activemq;
 mod mariadb;
-mod postgresql;
+pub mod postgresql;
 mod rabbitmq;
 
 use std::net::TcpListener;

@@ -12,24 +12,25 @@ use hastack::ocf::Deadline;
 
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
-fn available() -> bool {
+pub fn available() -> bool {
     need_root("postgresql tests")
         && (Path::new(BINDIR).join("postgres").exists()
             || !skip_or_fail("PostgreSQL 15 (package postgresql) is not installed"))
 }
 
 /// One test cluster: data directory made by initdb, its own port, socket directory and log.
-struct Cluster {
+/// (The lab application's tests run it too.)
+pub struct Cluster {
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    pgdata: PathBuf,
-    port: u16,
+    pub root: PathBuf,
+    pub pgdata: PathBuf,
+    pub port: u16,
     /// The resource name: each test its own, as the agent keys its state file by it.
-    name: String,
+    pub name: String,
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    pub fn new() -> Cluster {
         let dir = service_tempdir("postgres");
         let root = dir.path().to_path_buf();
         Self::init(dir, root)
@@ -53,7 +54,7 @@ impl Cluster {
         Cluster { _dir: dir, root, pgdata, port: free_port(), name: unique_name("pg") }
     }
 
-    fn agent(&self) -> AgentRun {
+    pub fn agent(&self) -> AgentRun {
         AgentRun::new("postgresql")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
             .param("bindir", BINDIR)
@@ -67,7 +68,7 @@ impl Cluster {
             .timeout_ms(60000)
     }
 
-    fn conn(&self) -> PgConn {
+    pub fn conn(&self) -> PgConn {
         let uid = nix::unistd::User::from_name("postgres").unwrap().unwrap().uid;
         PgConn::connect(
             &self.root.join("sock").join(format!(".s.PGSQL.{}", self.port)),
@@ -80,11 +81,11 @@ impl Cluster {
         .unwrap()
     }
 
-    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         self.conn().query(sql, Deadline::after(Duration::from_secs(30))).unwrap()
     }
 
-    fn postmaster(&self) -> i32 {
+    pub fn postmaster(&self) -> i32 {
         std::fs::read_to_string(self.pgdata.join("postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap()
     }
 }
@@ -185,12 +186,13 @@ fn postgresql_refuses_broken_config_taken_port_missing_data_and_foreign_server()
     a.run("start").expect(1).reason_contains("already in use");
     drop(squatter);
 
-    // A broken configuration: postgres exits, start fails fast with its log lines, code 6.
+    // A broken configuration in the data directory: postgres exits, start fails fast with its
+    // log lines, code 6 (the file moves with the partition: it is wrong on every node).
     let conf = c.pgdata.join("postgresql.conf");
     let good = std::fs::read_to_string(&conf).unwrap();
     std::fs::write(&conf, format!("{good}\nthis is = not valid = at all\n")).unwrap();
     let broken = a.run("start");
-    broken.expect(6).reason_contains("configuration file");
+    broken.expect(6).reason_contains("on the replicated partition rejected by postgres");
     assert!(broken.elapsed < Duration::from_secs(30), "{:?}", broken.elapsed);
     std::fs::write(&conf, good).unwrap();
 
@@ -222,6 +224,77 @@ fn postgresql_refuses_broken_config_taken_port_missing_data_and_foreign_server()
     let _ = other.0.wait();
     a.run("start").expect(0);
     a.clone().depth(20).run("monitor").expect(0);
+}
+
+/// A configuration postgres rejects: 2 (banned on this node, the peer takes over) when the file
+/// at fault is node-local, 6 (fatal everywhere) when it is in the data directory, which is on the
+/// replicated partition, or when the agent's parameters are at fault. The file is the one
+/// postgres names, not the `config` parameter: an included file, or postgresql.auto.conf.
+#[test]
+fn postgresql_rejected_configuration_is_banned_here_or_fatal_by_where_it_lives() {
+    if !available() {
+        return;
+    }
+    let c = Cluster::new();
+    let etc = c.root.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let node_conf = etc.join("postgresql.conf");
+    let data_conf = c.pgdata.join("postgresql.conf");
+    let good = std::fs::read_to_string(&data_conf).unwrap();
+    std::fs::write(&node_conf, &good).unwrap();
+    // As Debian keeps it: the configuration under /etc, the data on the partition.
+    let local = c.agent().param("config", node_conf.display());
+    let banned = |a: &AgentRun, file: &Path| {
+        let out = a.run("start");
+        out.expect(2).reason_contains(&format!(
+            "node-local configuration file {} rejected by postgres: banned on this node: ",
+            file.display()
+        ));
+        assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
+        a.run("monitor").expect(7);
+    };
+    let fatal = |a: &AgentRun, file: &Path| {
+        a.run("start").expect(6).reason_contains(&format!(
+            "configuration file {} on the replicated partition rejected by postgres: fatal everywhere: ",
+            file.display()
+        ));
+        a.run("monitor").expect(7);
+    };
+
+    // The node-local postgresql.conf has a typo.
+    std::fs::write(&node_conf, format!("{good}\nthis is = not valid = at all\n")).unwrap();
+    banned(&local, &node_conf);
+    // It includes a file in the data directory, and that one is wrong.
+    let included = c.pgdata.join("hst-included.conf");
+    std::fs::write(&included, "work_mem = zzz\n").unwrap();
+    std::fs::write(&node_conf, format!("{good}\ninclude '{}'\n", included.display())).unwrap();
+    fatal(&local, &included);
+    std::fs::write(&node_conf, &good).unwrap();
+    // ALTER SYSTEM's file, always in the data directory.
+    let auto = c.pgdata.join("postgresql.auto.conf");
+    let auto_good = std::fs::read_to_string(&auto).unwrap();
+    std::fs::write(&auto, format!("{auto_good}max_connections = notanumber\n")).unwrap();
+    fatal(&local, &auto);
+    std::fs::write(&auto, &auto_good).unwrap();
+    // `config` in the data directory, including a node-local file that is wrong: that file.
+    let node_extra = etc.join("local.conf");
+    std::fs::write(&node_extra, "shared_buffers = abc\n").unwrap();
+    std::fs::write(&data_conf, format!("{good}\ninclude '{}'\n", node_extra.display())).unwrap();
+    banned(&c.agent(), &node_extra);
+    // ...and wrong itself.
+    std::fs::write(&data_conf, format!("{good}\nno_such_setting = 1\n")).unwrap();
+    fatal(&c.agent(), &data_conf);
+    std::fs::write(&data_conf, &good).unwrap();
+    // The agent's own parameters.
+    local
+        .clone()
+        .param("options", "-c shared_buffers=abc")
+        .run("start")
+        .expect(6)
+        .reason_contains("parameter 'options' rejected by postgres: fatal everywhere: ");
+    // All repaired: it starts.
+    local.run("start").expect(0);
+    local.run("stop").expect(0);
 }
 
 /// Writes `n` rows, each in its own acknowledged transaction.

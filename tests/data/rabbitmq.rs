@@ -138,12 +138,25 @@ fn rabbitmq_faults_are_reported_and_recovered() {
     let squatter = TcpListener::bind(("127.0.0.1", n.port)).unwrap();
     a.run("start").expect(1).reason_contains("already in use");
     drop(squatter);
+    // A broken node-local rabbitmq.conf: banned on this node (2), the peer has its own.
     let conf = n.run.join("rabbitmq.conf");
     std::fs::write(&conf, "this is not = a valid setting\n").unwrap();
     let broken = a.run("start");
-    broken.expect(6).reason_contains("configuration");
+    broken.expect(2).reason_contains(&format!(
+        "node-local configuration file {} rejected by the node: banned on this node: ",
+        conf.display()
+    ));
     assert!(broken.elapsed < Duration::from_secs(90), "{:?}", broken.elapsed);
     std::fs::write(&conf, "log.console = true\n").unwrap();
+    // A rabbitmq.conf in the data directory (on the replicated partition) with a setting
+    // RabbitMQ does not know: wrong on every node (6).
+    let shared = n.data.join("rabbitmq.conf");
+    std::fs::write(&shared, "log.console = true\nno_such.setting = 1\n").unwrap();
+    a.clone().param("config", shared.display()).run("start").expect(6).reason_contains(&format!(
+        "configuration file {} on the replicated partition rejected by the node: fatal everywhere: ",
+        shared.display()
+    ));
+    std::fs::remove_file(&shared).unwrap();
 
     a.run("start").expect(0);
     let vm = n.vm();

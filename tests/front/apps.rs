@@ -106,7 +106,8 @@ fn app_sigstop_is_an_error_before_the_monitor_timeout() {
 fn app_failing_start_command_fails_fast_with_its_message() {
     let Some(a) = app(18410) else { return };
     let run = a.run.clone().param("start_command", "sh -c 'echo \"app: bad setting on line 3\" >&2; exit 2'");
-    config_error(&run, "bad setting on line 3");
+    // The app agent has no configuration file of its own: a failing command is a failure (1).
+    start_fails_fast(&run, "bad setting on line 3");
     // A command that exits 0 without a pidfile or process match cannot be followed.
     let run = a.run.clone().param("start_command", "true");
     run.run("start").expect(1).reason_contains("set pidfile or process_match");

@@ -127,13 +127,44 @@ fn haproxy_reload_keeps_established_connections() {
     drop((conn, reader, fresh, fresh_reader));
     h.run.clone().recurring().depth(10).run("monitor").expect(0);
     // A broken configuration is refused before the master is touched.
-    haproxy_conf(h.dir.path(), h.port, false, "    no_such_keyword 1\n");
+    let conf = haproxy_conf(h.dir.path(), h.port, false, "    no_such_keyword 1\n");
     let bad = h.run.clone().run("reload");
-    bad.expect(1).reason_contains("no_such_keyword");
+    bad.expect(2)
+        .reason_contains(&format!("node-local configuration file {} rejected by haproxy", conf.display()))
+        .reason_contains("no_such_keyword");
     assert_eq!(main_pid("haproxy", &h.instance), master);
     h.run.clone().recurring().run("monitor").expect(0);
     h.run.clone().run("stop").expect(0);
     assert_port_free(h.port);
+}
+
+/// With OCF 1.0 meta-data Pacemaker reloads, not restarts, when `binary` changes (it is not
+/// unique): reload then restarts the master on the new binary; a reload with the same binary
+/// keeps the master.
+#[test]
+fn haproxy_reload_with_a_new_binary_restarts_the_master() {
+    // Two consecutive free ports: the frontend and the echo backend.
+    let port = loop {
+        let p = crate::data::free_port();
+        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let Some(h) = haproxy(port, false) else { return };
+    h.run.clone().run("start").expect(0);
+    let master = main_pid("haproxy", &h.instance);
+    let copy = h.dir.path().join("haproxy-new");
+    std::fs::copy("/usr/sbin/haproxy", &copy).unwrap();
+    let run = h.run.clone().param("binary", copy.display());
+    run.clone().run("reload").expect(0);
+    let new_master = main_pid("haproxy", &h.instance);
+    assert_ne!(new_master, master, "a new binary needs a new master");
+    assert_eq!(std::fs::read_link(format!("/proc/{new_master}/exe")).unwrap(), copy);
+    run.clone().recurring().depth(10).run("monitor").expect(0);
+    run.clone().run("reload").expect(0);
+    assert_eq!(main_pid("haproxy", &h.instance), new_master, "same binary: the master stays");
+    run.clone().run("stop").expect(0);
+    assert_port_free(port);
 }
 
 #[test]
@@ -149,10 +180,10 @@ fn haproxy_sigstop_is_an_error_before_the_monitor_timeout() {
 }
 
 #[test]
-fn haproxy_config_error_fails_start_with_haproxy_message() {
+fn haproxy_config_error_bans_this_node_with_haproxy_message() {
     let Some(h) = haproxy(18120, false) else { return };
-    haproxy_conf(h.dir.path(), h.port, false, "    no_such_keyword 1\n");
-    config_error(&h.run, "unknown keyword 'no_such_keyword'");
+    let conf = haproxy_conf(h.dir.path(), h.port, false, "    no_such_keyword 1\n");
+    config_rejected(&h.run, "haproxy", &conf, "unknown keyword 'no_such_keyword'");
 }
 
 #[test]
@@ -169,10 +200,17 @@ fn haproxy_missing_software_and_bad_parameters() {
         &[("binary", "/nonexistent/haproxy"), ("configfile", "/nonexistent/haproxy.cfg")],
         &[("configfile", "haproxy.cfg", "absolute"), ("stats_socket", "relative.sock", "host:port")],
     );
-    // A configuration without a stats socket cannot be monitored: inherently wrong.
+    // A node-local configuration without a stats socket cannot be monitored: banned on this
+    // node (2), not fatal everywhere (the peer's copy may have one).
     let conf = h.dir.path().join("nostats.cfg");
     write(&conf, "defaults\n    mode tcp\n");
-    h.run.clone().param("configfile", conf.display()).run("start").expect(6).reason_contains("stats_socket");
+    h.run
+        .clone()
+        .param("configfile", conf.display())
+        .run("start")
+        .expect(2)
+        .reason_contains(&format!("node-local configuration file {} has no 'stats socket'", conf.display()))
+        .reason_contains("stats_socket");
 }
 
 #[test]

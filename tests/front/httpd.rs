@@ -95,10 +95,16 @@ fn nginx_hung_workers_give_an_error_at_depth_10_within_the_request_timeout() {
 }
 
 #[test]
-fn nginx_config_error_fails_start_with_nginx_message() {
+fn nginx_config_error_bans_this_node_with_nginx_message() {
     let Some(n) = nginx(18006) else { return };
+    let conf = nginx_conf(n.dir.path(), n.port, "");
+    // The file nginx names is the one at fault: here a file the configuration includes.
+    let included = n.dir.path().join("extra.conf");
+    write(&included, "this_is_not_a_directive on;\n");
+    nginx_conf(n.dir.path(), n.port, &format!("include {};", included.display()));
+    config_rejected(&n.run, "nginx", &included, "unknown directive \"this_is_not_a_directive\"");
     nginx_conf(n.dir.path(), n.port, "this_is_not_a_directive on;");
-    config_error(&n.run, "unknown directive \"this_is_not_a_directive\"");
+    config_rejected(&n.run, "nginx", &conf, "unknown directive \"this_is_not_a_directive\"");
 }
 
 #[test]
@@ -217,10 +223,10 @@ fn apache_sigstop_is_an_error_before_the_monitor_timeout() {
 }
 
 #[test]
-fn apache_config_error_fails_start_with_httpd_message() {
+fn apache_config_error_bans_this_node_with_httpd_message() {
     let Some(a) = apache(18206) else { return };
-    apache_conf(a.dir.path(), a.port, "NoSuchDirective on");
-    config_error(&a.run, "Invalid command 'NoSuchDirective'");
+    let conf = apache_conf(a.dir.path(), a.port, "NoSuchDirective on");
+    config_rejected(&a.run, "httpd", &conf, "Invalid command 'NoSuchDirective'");
 }
 
 #[test]

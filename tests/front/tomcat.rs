@@ -86,10 +86,11 @@ fn tomcat_sigstop_is_an_error_before_the_monitor_timeout() {
 }
 
 #[test]
-fn tomcat_config_error_fails_start_with_tomcat_message() {
+fn tomcat_config_error_bans_this_node_with_tomcat_message() {
     let Some(t) = tomcat(18306) else { return };
-    write(&t.dir.path().join("conf/server.xml"), &server_xml(t.port, true));
-    config_error(&t.run, "must be terminated by the matching end-tag");
+    let conf = t.dir.path().join("conf/server.xml");
+    write(&conf, &server_xml(t.port, true));
+    config_rejected(&t.run, "tomcat", &conf, "must be terminated by the matching end-tag");
 }
 
 #[test]

@@ -22,6 +22,9 @@ packages=(
   strace
   # packages: build (dpkg-deb, dpkg-shlibdeps, rpmbuild, strip), check (lintian), install test (debootstrap)
   dpkg-dev rpm binutils lintian debootstrap
+  # make install: man finds the installed pages (minimal images may lack man-db), bash-completion's
+  # loader finds the completion
+  man-db bash-completion
   # front layer (haproxy, apache, nginx, tomcat agents)
   haproxy apache2 nginx tomcat10 default-jre-headless curl wget
   # test helpers and bench/filesystem.sh (summarises hyperfine's JSON)
@@ -30,6 +33,13 @@ packages=(
   postgresql mariadb-server mariadb-client activemq rabbitmq-server
   # benchmarks
   hyperfine
+  # lab: the servlet application is compiled with javac (lab/app); its JDBC driver comes from Debian
+  # (its JMS client jars come with activemq above)
+  default-jdk-headless libpostgresql-jdbc-java
+  # alert agent: validate its reports against docs/report-schema.json (Debian's validator, not
+  # ours); msmtp-mta is the real sendmail the mail test delivers through to an SMTP receiver in
+  # the test (a relay-only MTA configured per user: no system mail configuration is touched)
+  python3-jsonschema msmtp-mta
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
   # initramfs made of this machine's busybox, drbd-utils and the hastack binary
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio

@@ -275,3 +275,62 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// One change to the file tree a command sees, made in its private mount namespace.
+pub enum MountStep {
+    /// A fresh tmpfs on a directory.
+    Tmpfs(PathBuf),
+    /// Creates an empty file (a bind target).
+    Touch(PathBuf),
+    /// Bind-mounts `.0` (a file, socket or directory) on `.1`.
+    Bind(PathBuf, PathBuf),
+}
+
+/// Runs `cmd` in a mount namespace of its own (mounts private, so nothing leaks out) after
+/// `steps`: what the command sees changes, the machine and every other process do not, and
+/// the namespace ends with the command. Needs root.
+pub fn in_private_mounts(cmd: &mut Command, steps: Vec<MountStep>) {
+    use std::ffi::CString;
+    use std::os::unix::process::CommandExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    enum Prepared {
+        Tmpfs(CString),
+        Touch(CString),
+        Bind(CString, CString),
+    }
+    let prepared: Vec<Prepared> = steps
+        .iter()
+        .map(|s| match s {
+            MountStep::Tmpfs(t) => Prepared::Tmpfs(c(t)),
+            MountStep::Touch(t) => Prepared::Touch(c(t)),
+            MountStep::Bind(s, t) => Prepared::Bind(c(s), c(t)),
+        })
+        .collect();
+    let root = CString::new("/").unwrap();
+    let tmpfs = CString::new("tmpfs").unwrap();
+    // SAFETY: between fork and exec only async-signal-safe calls, on strings made before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+            let null = std::ptr::null();
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(null, root.as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+            for step in &prepared {
+                match step {
+                    Prepared::Tmpfs(t) => {
+                        check(libc::mount(tmpfs.as_ptr(), t.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()))?
+                    }
+                    Prepared::Touch(t) => {
+                        let fd = libc::open(t.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
+                        check(fd)?;
+                        libc::close(fd);
+                    }
+                    Prepared::Bind(s, t) => {
+                        check(libc::mount(s.as_ptr(), t.as_ptr(), null, libc::MS_BIND, std::ptr::null()))?
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+}
