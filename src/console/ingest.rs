@@ -50,16 +50,27 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Each writer connects in its own thread: the PostgreSQL client blocks on a runtime of its
+    /// own, which cannot start on one of the server's async workers.
     pub fn start(store: Arc<Store>, writers: usize, live: Live) -> Result<Ingest> {
         let mut senders = Vec::new();
         for i in 0..writers.max(1) {
-            let db = store.connect()?;
             let (tx, rx) = sync_channel(QUEUE);
+            let (connected_tx, connected) = std::sync::mpsc::channel();
             let (store, live) = (store.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("console-writer-{i}"))
-                .spawn(move || write_loop(db, rx, &store, &live))
+                .spawn(move || match store.connect() {
+                    Ok(db) => {
+                        let _ = connected_tx.send(Ok(()));
+                        write_loop(db, rx, &store, &live)
+                    }
+                    Err(e) => {
+                        let _ = connected_tx.send(Err(e));
+                    }
+                })
                 .context("cannot start a writer thread")?;
+            connected.recv().context("a writer thread ended before connecting")??;
             senders.push(tx);
         }
         Ok(Ingest { writers: senders })

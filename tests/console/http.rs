@@ -390,3 +390,122 @@ fn a_report_without_a_snapshot_keeps_the_last_known_state() {
     let page = client::get(&console.addr, "/clusters/store-nosnap").text();
     assert!(page.contains("The latest report has no snapshot"), "{page}");
 }
+
+/// The line of README.md's console block that starts with `command` (its comment included, as a
+/// shell reads it).
+fn readme_line(command: &str) -> String {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let line = readme.lines().map(str::trim).find(|l| l.split(" #").next().unwrap().trim_end() == command);
+    line.unwrap_or_else(|| panic!("README.md no longer shows {command:?}")).to_string()
+}
+
+/// README.md's console lines that name fixed places (port 7480, the default database under
+/// /var/lib/hastack/console, a PostgreSQL server on db.example) and `cluster rotate`, run exactly
+/// as shown: inside a network namespace of the test's, each in a private mount namespace where
+/// /var/lib and /etc/hosts are the test's (db.example is the namespace's loopback, where a
+/// PostgreSQL server of the test's listens on 5432).
+#[test]
+fn the_readme_serve_and_rotate_lines_run_as_shown_in_a_namespace() {
+    if !need_root("network and mount namespaces") || !pg::available() || !need_program("curl", "curl") {
+        return;
+    }
+    let add = readme_line("hastack console cluster add store-042");
+    let serve = readme_line("hastack console serve");
+    let serve_pg =
+        readme_line("hastack console serve --listen 0.0.0.0:7480 --db postgres://console@db.example/console");
+    let rotate = readme_line("hastack console cluster rotate store-042");
+
+    let ns = Netns::new("con");
+    let dir = tempfile::Builder::new().prefix("hst-console-ns").tempdir().unwrap();
+    let varlib = dir.path().join("varlib");
+    std::fs::create_dir(&varlib).unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.1 db.example\n").unwrap();
+    let path = format!("{}:{}", bin().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let wrapped = |line: &str| {
+        let script = format!(
+            "mount --bind {} /var/lib && mount --bind {} /etc/hosts && exec {line}",
+            varlib.display(),
+            hosts.display()
+        );
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, "unshare", "--mount", "--propagation", "private", "sh", "-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env_remove("HASTACK_CONSOLE_DB");
+        cmd
+    };
+    let report_file = dir.path().join("report.json");
+    let post = |token: &str, seq: i64| {
+        let body = simple_report("store-042", fixtures::now_us() - 10_000_000 + seq, seq);
+        std::fs::write(&report_file, serde_json::to_vec(&body).unwrap()).unwrap();
+        let auth = format!("Authorization: Bearer {}", token.trim());
+        let (_, code) = ns.try_exec(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &format!("@{}", report_file.display()),
+                "http://127.0.0.1:7480/api/v1/reports",
+            ],
+        );
+        code
+    };
+    let fleet = || {
+        let (ok, body) = ns.try_exec("curl", &["-s", "--max-time", "20", "http://127.0.0.1:7480/api/v1/fleet"]);
+        assert!(ok, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+
+    // The default database: /var/lib/hastack/console/console.db, its directory made 0750.
+    let out = run_with_deadline(&mut wrapped(&add), Duration::from_secs(30));
+    out.expect(0);
+    let first = out.stdout.trim().to_string();
+    let home = varlib.join("hastack/console");
+    assert!(home.join("console.db").exists(), "no database under /var/lib/hastack/console");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&home).unwrap().permissions().mode() & 0o777, 0o750);
+    {
+        let console = Console::spawn(&mut wrapped(&serve), tempfile::tempdir().unwrap(), String::new());
+        assert_eq!(console.addr, "127.0.0.1:7480", "the default address");
+        assert_eq!(post(&first, 1), "201");
+        // rotate: a new token; the old one stops working at once.
+        let out = run_with_deadline(&mut wrapped(&rotate), Duration::from_secs(30));
+        out.expect(0);
+        let second = out.stdout.trim().to_string();
+        assert_ne!(second, first);
+        assert_eq!(post(&first, 2), "401", "the old token after rotate");
+        assert_eq!(post(&second, 3), "201", "the new token");
+        let clusters = fleet()["clusters"].clone();
+        assert_eq!(clusters[0]["name"], "store-042");
+        assert_eq!(clusters[0]["reports"], 2);
+    }
+
+    // PostgreSQL at db.example, as the console's user (the cluster registered the same way).
+    let server = pg::Postgres::start_in(false, Some(&ns.name));
+    server.admin_sql("CREATE ROLE console LOGIN");
+    server.admin_sql("CREATE DATABASE console OWNER console");
+    let mut add_pg = wrapped(&add);
+    add_pg.env("HASTACK_CONSOLE_DB", "postgres://console@db.example/console");
+    let out = run_with_deadline(&mut add_pg, Duration::from_secs(30));
+    out.expect(0);
+    let token = out.stdout.trim().to_string();
+    let console = Console::spawn(&mut wrapped(&serve_pg), tempfile::tempdir().unwrap(), String::new());
+    assert_eq!(console.addr, "0.0.0.0:7480");
+    assert_eq!(post(&token, 4), "201");
+    let clusters = fleet()["clusters"].clone();
+    assert_eq!(clusters.as_array().unwrap().len(), 1);
+    assert_eq!(clusters[0]["reports"], 1);
+    drop(console);
+    drop(server);
+}

@@ -39,14 +39,16 @@ impl Console {
     }
 
     pub fn start_with(dir: tempfile::TempDir, db: String) -> Console {
+        let mut serve = Command::new(bin());
+        serve.args(["console", "serve", "--listen", "127.0.0.1:0"]).env("HASTACK_CONSOLE_DB", &db);
+        Self::spawn(&mut serve, dir, db)
+    }
+
+    /// Starts `serve` (a `hastack console serve`, however wrapped: it must exec the console, whose
+    /// PID it keeps), its log in `dir`; waits for the line that says where it listens.
+    pub fn spawn(serve: &mut Command, dir: tempfile::TempDir, db: String) -> Console {
         let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let mut child = Command::new(bin())
-            .args(["console", "serve", "--listen", "127.0.0.1:0"])
-            .env("HASTACK_CONSOLE_DB", &db)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut child = serve.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -61,6 +63,10 @@ impl Console {
         console.addr =
             addr.unwrap_or_else(|| panic!("the console did not say where it listens: {line:?}\n{}", console.log()));
         console
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
