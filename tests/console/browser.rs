@@ -3,6 +3,7 @@
 //! red without a reload; the recovery turns it back. Screenshots of the fleet, cluster, incident
 //! and snapshot pages go to target/console-screenshots/.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,9 +15,12 @@ use super::*;
 
 const HOUR_US: i64 = 3_600_000_000;
 
+/// chromedriver in a process group of its own, with the Chromium it starts; both killed on drop
+/// (also when the test fails), with Chromium's profile in a temporary directory.
 struct ChromeDriver {
     child: Child,
     port: u16,
+    profile: tempfile::TempDir,
 }
 
 impl ChromeDriver {
@@ -26,9 +30,11 @@ impl ChromeDriver {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver");
-        let driver = ChromeDriver { child, port };
+        let profile = tempfile::Builder::new().prefix("hst-chromium").tempdir().unwrap();
+        let driver = ChromeDriver { child, port, profile };
         wait_for("chromedriver to answer", Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                 && client::get(&format!("127.0.0.1:{port}"), "/status").text().contains("\"ready\":true")
@@ -39,12 +45,25 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let pid = self.child.id() as i32;
+        // Chromium's processes may leave the group (its zygote): take them by parentage too.
+        let descendants = hastack::sys::proc::descendants(pid);
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        for p in &descendants {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
         let _ = self.child.wait();
+        let left = hastack::sys::proc::wait_gone(&descendants, hastack::ocf::Deadline::after(Duration::from_secs(10)));
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("Chromium processes {left:?} survived SIGKILL");
+        }
     }
 }
 
 async fn browser(driver: &ChromeDriver) -> Client {
+    let profile = format!("--user-data-dir={}", driver.profile.path().display());
     let mut caps = serde_json::Map::new();
     // console-notes §3.3: without the networking flags Chromium stalls on this closed network.
     caps.insert(
@@ -53,7 +72,7 @@ async fn browser(driver: &ChromeDriver) -> Client {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                     "--hide-scrollbars", "--force-device-scale-factor=1"],
+                     "--hide-scrollbars", "--force-device-scale-factor=1", profile],
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -167,7 +186,9 @@ fn a_failure_turns_its_tile_red_live_and_the_recovery_turns_it_back() {
     let id = format!("cluster-{}", console.cluster("store-042")["id"]);
     let driver = ChromeDriver::start();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
+    // One deadline over the whole browser session: a hung WebDriver call fails the test (and the
+    // drop guards still run) instead of waiting for nextest to kill it.
+    let session = async {
         let c = browser(&driver).await;
         c.goto(&format!("http://{}/", console.addr)).await.unwrap();
         // Live once the page's EventSource is connected; a marker shows the page never reloads.
@@ -219,5 +240,7 @@ fn a_failure_turns_its_tile_red_live_and_the_recovery_turns_it_back() {
         c.set_window_size(1400, 2200).await.unwrap();
         save(&c, "snapshot.png").await;
         c.close().await.unwrap();
-    });
+    };
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(180), session).await })
+        .expect("the browser session finished within 180 s");
 }
