@@ -509,3 +509,49 @@ fn the_readme_serve_and_rotate_lines_run_as_shown_in_a_namespace() {
     drop(console);
     drop(server);
 }
+
+/// The real alert agent (the applet, run with the environment pacemaker-execd gives it, a
+/// crm_mon snapshot of the running stack) reporting to a real console: a failed monitor and the
+/// start in place after it are one restart, its MTTR the time between the two events; the
+/// agent's retry of a report is stored once.
+#[test]
+fn the_alert_agents_own_reports_make_one_restart_with_its_mttr() {
+    if !need_program("crm_mon", "pacemaker-cli-utils") || !need_program("crm_simulate", "pacemaker-cli-utils") {
+        return;
+    }
+    let console = Console::start();
+    let token = console.add_cluster("store-alert");
+    let dir = tempfile::Builder::new().prefix("hst-console-alert").tempdir().unwrap();
+    let token_file = dir.path().join("console.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let url = format!("http://{}/api/v1/reports", console.addr);
+    let failed_at = fixtures::now_us() - 120_000_000;
+    let started_at = failed_at + 3_500_000;
+    let at = |run: crate::alert::AlertRun, us: i64| {
+        run.var("timestamp_epoch", &(us / 1_000_000).to_string())
+            .var("timestamp_usec", &format!("{:06}", us % 1_000_000))
+            .recipient(&url)
+            .cib(crate::alert::running_cib())
+            .spool(&dir.path().join("spool"))
+            .attr("cluster_id", "store-alert")
+            .attr("token_file", token_file.to_str().unwrap())
+    };
+    let failed = at(crate::alert::resource("monitor", "haproxy", "node1", 7, 0, 10000), failed_at);
+    let started = at(crate::alert::resource("start", "haproxy", "node1", 0, 0, 0), started_at);
+    for run in [&failed, &started, &started] {
+        let out = run.run();
+        out.expect(0);
+        assert!(out.stderr.contains("delivered"), "{}", out.stderr);
+    }
+    let c = console.cluster("store-alert");
+    assert_eq!((c["reports"].as_i64(), c["events"].as_i64()), (Some(2), Some(2)), "the retry is stored once: {c:#}");
+    let list = console.get_json("/api/v1/clusters/store-alert/incidents")["incidents"].clone();
+    let incidents = list.as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{list:#}");
+    let i = &incidents[0];
+    assert_eq!(i["outcome"], "restart", "{i:#}");
+    assert_eq!(i["rsc"], "haproxy");
+    assert_eq!(i["detected_us"], failed_at);
+    assert_eq!(i["recovered_us"], started_at);
+    assert!(c["snapshot"]["placement"]["haproxy"].is_array(), "the agent's crm_mon snapshot is read: {c:#}");
+}
