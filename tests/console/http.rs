@@ -354,6 +354,34 @@ fn the_readme_console_commands_work_as_shown() {
     let out = shell(list);
     out.expect(0);
     assert!(out.stdout.lines().any(|l| l.starts_with("store-042 ") && l.contains(" 1 ")), "{}", out.stdout);
+
+    // The node's side: the token installed for the alert, in a private mount namespace where
+    // /etc is an overlay whose changes land in the test's directory (the host's /etc untouched).
+    let install = readme_line("install -D -m 0640 -o root -g haclient store-042.token /etc/hastack/console.token");
+    if need_root("an overlay over /etc") && need_program("unshare", "util-linux") {
+        for sub in ["etc-upper", "etc-work"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let script = format!(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir={0}/etc-upper,workdir={0}/etc-work /etc && {install}",
+            dir.path().display()
+        );
+        let out = run_with_deadline(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                .current_dir(dir.path())
+                .env("PATH", &path),
+            Duration::from_secs(30),
+        );
+        out.expect(0);
+        let installed = dir.path().join("etc-upper/hastack/console.token");
+        assert_eq!(std::fs::read_to_string(&installed).unwrap(), token);
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&installed).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        let haclient = sh("getent", &["group", "haclient"]);
+        assert_eq!(meta.gid().to_string(), haclient.split(':').nth(2).unwrap().trim());
+    }
 }
 
 /// crm_mon can time out on a node: its report is stored, the cluster keeps the last state it knew
