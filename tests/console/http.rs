@@ -583,3 +583,36 @@ fn the_alert_agents_own_reports_make_one_restart_with_its_mttr() {
     assert_eq!(i["recovered_us"], started_at);
     assert!(c["snapshot"]["placement"]["haproxy"].is_array(), "the agent's crm_mon snapshot is read: {c:#}");
 }
+
+/// README's console section: the two pcs lines that point the alert at the console, run as shown
+/// against an empty CIB (CIB_file, pcs -f: as the alert tests run the alert section's lines).
+#[test]
+fn the_readme_pcs_lines_point_the_alert_at_the_console() {
+    if !need_program("pcs", "pcs") || !need_program("cibadmin", "pacemaker-cli-utils") {
+        return;
+    }
+    let create = readme_line(
+        "pcs alert create id=hastack path=/usr/lib/hastack/alert options cluster_id=store-042 meta timeout=30s",
+    );
+    let recipient = readme_line(
+        "pcs alert recipient add hastack value=https://console.example.com/api/v1/reports id=hastack-console",
+    );
+    let dir = tempfile::Builder::new().prefix("hst-console-cib").tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, sh("cibadmin", &["--empty"])).unwrap();
+    let script = format!(
+        "set -e\nexport CIB_file={}\npcs() {{ command pcs -f \"$CIB_file\" \"$@\"; }}\n{create}\n{recipient}\n",
+        cib.display()
+    );
+    run_with_deadline(Command::new("sh").args(["-c", &script]), Duration::from_secs(120)).expect(0);
+    let xml = std::fs::read_to_string(&cib).unwrap();
+    let alerts = xml.split("<alerts>").nth(1).unwrap_or_else(|| panic!("no alerts in\n{xml}"));
+    for needle in [
+        "<alert id=\"hastack\" path=\"/usr/lib/hastack/alert\"",
+        "name=\"cluster_id\" value=\"store-042\"",
+        "name=\"timeout\" value=\"30s\"",
+        "<recipient id=\"hastack-console\" value=\"https://console.example.com/api/v1/reports\"",
+    ] {
+        assert!(alerts.contains(needle), "{needle} missing from\n{alerts}");
+    }
+}
