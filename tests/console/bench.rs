@@ -18,6 +18,38 @@ use serde_json::Value;
 use super::fixtures::{self, key_of, Scenario};
 use super::*;
 
+/// CPU time (user + system, ms) used so far by `pids` and, with `children`, their children
+/// (PostgreSQL's backends).
+fn cpu_ms(pids: &[i32], children: bool) -> f64 {
+    let tick = 1000.0 / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+    let mut all: Vec<i32> = pids.to_vec();
+    if children {
+        all.extend(
+            hastack::sys::proc::all_pids()
+                .into_iter()
+                .filter(|p| hastack::sys::proc::stat(*p).is_some_and(|s| pids.contains(&s.ppid))),
+        );
+    }
+    all.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) * tick
+        })
+        .sum()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -89,33 +121,46 @@ fn console_benchmark() {
             a
         })
         .collect();
-    let mut conn = store.connect().unwrap();
-    let mut batch = Vec::with_capacity(500);
-    let mut stored = 0usize;
-    for (c, name) in names.iter().enumerate() {
-        let id = store.cluster(name).unwrap().unwrap().id;
-        for k in 0..per_cluster {
-            let mut a = prepared[k % prepared.len()].clone();
-            let t = first_us + k as i64 * step_us + c as i64 * 1000;
-            a.cluster_id = id;
-            a.report.cluster.id = name.clone();
-            a.report.event.time.epoch = t / 1_000_000;
-            a.report.event.time.usec = t % 1_000_000;
-            a.report.event.time.node_sequence = Some(k as i64);
-            a.report.snapshot.taken_at.epoch = t / 1_000_000;
-            a.report.idempotency_key = a.report.expected_key();
-            a.time_us = t;
-            batch.push(a);
-            if batch.len() == 500 {
-                stored += ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
-                batch.clear();
-            }
-        }
-    }
-    if !batch.is_empty() {
-        stored += ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
-    }
-    drop(conn);
+    // PostgreSQL takes several writers (as the console does); SQLite has one.
+    let writers = if pg.is_some() { 4 } else { 1 };
+    let ids: Vec<i64> = names.iter().map(|n| store.cluster(n).unwrap().unwrap().id).collect();
+    let stored: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (store, names, ids, prepared) = (&store, &names, &ids, &prepared);
+                scope.spawn(move || {
+                    let mut conn = store.connect().unwrap();
+                    let mut batch = Vec::with_capacity(500);
+                    let mut stored = 0usize;
+                    for c in (w..names.len()).step_by(writers) {
+                        for k in 0..per_cluster {
+                            let mut a = prepared[k % prepared.len()].clone();
+                            let t = first_us + k as i64 * step_us + c as i64 * 1000;
+                            a.cluster_id = ids[c];
+                            a.report.cluster.id = names[c].clone();
+                            a.report.event.time.epoch = t / 1_000_000;
+                            a.report.event.time.usec = t % 1_000_000;
+                            a.report.event.time.node_sequence = Some(k as i64);
+                            a.report.snapshot.taken_at.epoch = t / 1_000_000;
+                            a.report.idempotency_key = a.report.expected_key();
+                            a.time_us = t;
+                            batch.push(a);
+                            if batch.len() == 500 {
+                                stored +=
+                                    ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
+                                batch.clear();
+                            }
+                        }
+                    }
+                    if !batch.is_empty() {
+                        stored += ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
+                    }
+                    stored
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     let prefill_s = start.elapsed().as_secs_f64();
     let incidents: i64 =
         store.read(|db| Ok(db.query_one("SELECT COUNT(*) FROM incidents", &[])?.unwrap()[0].int().unwrap())).unwrap();
@@ -142,6 +187,10 @@ fn console_benchmark() {
     let bodies = Arc::new(bodies);
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
+    let server_pids: Vec<i32> =
+        [Some(console.pid()), pg.as_ref().map(|p| p.postmaster())].into_iter().flatten().collect();
+    let load_before = loadavg();
+    let cpu_before = (cpu_ms(&[console.pid()], false), cpu_ms(&server_pids[1..], true));
     let start = Instant::now();
     let workers: Vec<_> = (0..8)
         .map(|_| {
@@ -169,14 +218,22 @@ fn console_benchmark() {
     }
     let ingest_s = start.elapsed().as_secs_f64();
     let rate = measured as f64 / ingest_s;
+    let console_cpu = cpu_ms(&[console.pid()], false) - cpu_before.0;
+    let db_cpu = cpu_ms(&server_pids[1..], true) - cpu_before.1;
+    let load_after = loadavg();
 
     // The fleet page: the console's time per request, 1,000 tiles.
     let mut fleet_ms: Vec<f64> = Vec::new();
     let mut api_ms: Vec<f64> = Vec::new();
     let mut conn = client::Connection::open(&console.addr);
     let mut size = 0;
+    let mut fleet_cpu = 0.0;
     for k in 0..60 {
+        let before = cpu_ms(&server_pids, true);
         let page = conn.send("GET", "/", &[], None, true);
+        if k >= 10 {
+            fleet_cpu += cpu_ms(&server_pids, true) - before;
+        }
         assert_eq!(page.status, 200);
         size = page.body.len();
         let api = conn.send("GET", "/api/v1/fleet", &[], None, true);
@@ -198,7 +255,7 @@ fn console_benchmark() {
         .iter()
         .map(|c| c["events"].as_i64().unwrap())
         .sum::<i64>();
-    println!("console benchmark, store {backend}: {clusters} clusters, {total_events} events after the run");
+    println!("console benchmark, store {backend}: {clusters} clusters, {total_events} events after the run; load average {load_before} before and {load_after} after the ingest");
     println!("| measure | value |");
     println!("|---|---|");
     println!(
@@ -206,12 +263,24 @@ fn console_benchmark() {
         stored as f64 / prefill_s
     );
     println!("| ingest over HTTP, 8 clients, {avg_kb:.1} KiB reports | **{rate:.0} reports/s** ({measured} in {ingest_s:.1} s) |");
+    let per_report = (console_cpu + db_cpu) / measured as f64;
+    println!(
+        "| CPU per report: console + database server | {:.0} + {:.0} µs = {:.0} µs: {:.0} reports/s per core |",
+        console_cpu * 1000.0 / measured as f64,
+        db_cpu * 1000.0 / measured as f64,
+        per_report * 1000.0,
+        1000.0 / per_report
+    );
     println!(
         "| fleet page `GET /`, server time, median / p95 | **{:.1} / {:.1} ms** ({} tiles, {} KiB) |",
         q(&mut fleet_ms, 0.5),
         q(&mut fleet_ms, 0.95),
         clusters,
         size / 1024
+    );
+    println!(
+        "| fleet page, CPU per request (console + database server) | {:.1} ms |",
+        fleet_cpu / fleet_ms.len() as f64
     );
     println!(
         "| `GET /api/v1/fleet`, server time, median / p95 | {:.1} / {:.1} ms |",
