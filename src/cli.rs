@@ -48,9 +48,10 @@ enum Command {
         action: Option<String>,
     },
     /// The enterprise console: stores many clusters' alert reports, shows the fleet live (README.md, Console).
+    // Parsed here (help, usage errors, man page, completions), run by its own binary.
     Console {
         #[command(subcommand)]
-        command: crate::console::ConsoleCommand,
+        command: crate::console::args::ConsoleCommand,
     },
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
@@ -133,7 +134,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -160,7 +161,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Ok(crate::alert::flush(&spool_dir, deadline))
         }
         Command::Alert { command: AlertCommand::Run } => Ok(crate::alert::main()),
-        Command::Console { command } => crate::console::run(command),
+        // Its own binary runs it, with the arguments as given (after `console`: no global
+        // option precedes a subcommand).
+        Command::Console { .. } => {
+            let after = args.iter().skip(1).position(|a| a == "console").map_or(args.len(), |i| i + 2);
+            return crate::console::launch::exec(&args[after..]);
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

@@ -1,59 +1,12 @@
-//! The console's subcommands: `serve`, and `cluster add|rotate|list` (scriptable: `add` prints
-//! only the token on stdout).
+//! What the console's subcommands do (their definitions are in `args`): `serve`, and
+//! `cluster add|rotate|list` (scriptable: `add` prints only the token on stdout).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use clap::Subcommand;
-
-use super::store::{DbUrl, Store, DEFAULT_DB};
+use super::args::{ClusterCommand, ConsoleCommand};
+use super::store::{DbUrl, Store};
 use super::{now_us, pages::format, server, token};
-
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
-
-#[derive(Subcommand)]
-pub enum ConsoleCommand {
-    /// Serve the fleet pages, the JSON API and report ingest (POST /api/v1/reports).
-    Serve {
-        /// sqlite://PATH (sqlite:///abs/path) or postgres://USER@HOST/DB.
-        #[arg(long, env = "HASTACK_CONSOLE_DB", default_value = DEFAULT_DB)]
-        db: String,
-        /// Address and port to listen on (port 0: any free port, printed at start).
-        #[arg(long, default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
-        /// Database connections that store reports (default: 1 for SQLite, 4 for PostgreSQL).
-        #[arg(long, hide = true)]
-        writers: Option<usize>,
-    },
-    /// Register clusters and issue their tokens.
-    Cluster {
-        #[command(subcommand)]
-        command: ClusterCommand,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ClusterCommand {
-    /// Register a cluster and print its token on stdout (shown once; the console keeps its hash).
-    Add {
-        /// The cluster's id, as its alert reports it (cluster_id): letters, digits, . _ - (64 at most).
-        name: String,
-        #[arg(long, env = "HASTACK_CONSOLE_DB", default_value = DEFAULT_DB)]
-        db: String,
-    },
-    /// Issue a new token for a registered cluster (the old token stops working at once).
-    Rotate {
-        name: String,
-        #[arg(long, env = "HASTACK_CONSOLE_DB", default_value = DEFAULT_DB)]
-        db: String,
-    },
-    /// List the registered clusters.
-    List {
-        #[arg(long, env = "HASTACK_CONSOLE_DB", default_value = DEFAULT_DB)]
-        db: String,
-    },
-}
+use anyhow::{bail, Context, Result};
 
 pub fn run(command: ConsoleCommand) -> Result<i32> {
     match command {

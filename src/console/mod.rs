@@ -3,14 +3,18 @@
 //! reported, derives incidents and statistics, and shows the fleet live in server-rendered pages
 //! and a JSON API (docs/console-api.md). README.md "Console" is the user's guide.
 //!
-//! Nothing here runs unless the `console` subcommand does: the OCF agents in the same binary
-//! never start the async runtime or open a database.
+//! The console is its own binary, `hastack-console` (src/bin/hastack-console.rs), which
+//! `hastack console ...` execs: the agents' binary links only `args` (the clap definitions, for
+//! its help, man page and completions) and `launch` (finding and exec'ing `hastack-console`), and
+//! none of the HTTP server, async runtime or databases.
 
 pub mod api;
+pub mod args;
 mod cli;
 pub mod derive;
 pub mod health;
 pub mod ingest;
+pub mod launch;
 pub mod live;
 pub mod pages;
 pub mod report;
@@ -20,7 +24,8 @@ pub mod stats;
 pub mod store;
 pub mod token;
 
-pub use cli::{run, ConsoleCommand};
+pub use args::ConsoleCommand;
+pub use cli::run;
 
 /// The console's clock, in microseconds since 1970.
 pub fn now_us() -> i64 {

@@ -117,7 +117,7 @@ pub enum DbUrl {
     Postgres(String),
 }
 
-pub const DEFAULT_DB: &str = "sqlite:///var/lib/hastack/console/console.db";
+pub use crate::console::args::DEFAULT_DB;
 
 impl DbUrl {
     pub fn parse(url: &str) -> Result<DbUrl> {
