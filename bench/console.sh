@@ -4,11 +4,13 @@
 #    console's own time, Server-Timing) with 1,000 clusters and 1,000,000 stored events, on SQLite
 #    and on PostgreSQL 15 (a server of its own on loopback, fsync on). An ignored test of the one
 #    test binary (tests/console/bench.rs), built in release mode.
-#  - startup: the console lives in the agents' binary; what that costs them. The binary without
-#    the console (the tree of BASE, default main, from `git archive`, built in release mode with
-#    this target directory's dependencies) against this tree's: file size, and start-up of an
-#    agent as Pacemaker runs it (`vip monitor` of an address that is not there: 7; `vip
-#    meta-data`), with hyperfine in a network namespace of its own.
+#  - startup: what the console costs the agents (it is its own binary, hastack-console, so the
+#    agents' binary should not grow). A "before" hastack (BEFORE=path to a release binary, e.g.
+#    one with the console linked in; or else the tree of BASE, default main, from `git archive`,
+#    built in release mode with this target directory's dependencies) against this tree's: file
+#    size, relocations, and start-up of an agent as Pacemaker runs it (`vip monitor` of an address
+#    that is not there: 7; `vip meta-data`), with hyperfine in a network namespace of its own, and
+#    the alert agent's routine event against /bin/true (target: at most 2x).
 #
 # Usage (root: initdb runs as postgres; the namespace): bench/console.sh [sqlite|postgresql|startup ...]
 # Sizes: BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS (defaults 1000, 1000000, 20000).
@@ -25,24 +27,32 @@ startup() {
   work=$(mktemp -d)
   ns=hstbenchcon$$
   trap 'ip netns delete "$ns" 2>/dev/null || true; rm -rf "$work"' RETURN
-  echo "without the console: $(git rev-parse --short "$base") ($(git log -1 --format=%s "$base" | cut -c1-70))"
   mkdir -p "$work/before" "$work/after" "$work/src"
-  cargo build --release --locked --quiet --bin hastack
+  cargo build --release --locked --quiet --bins
   cp "$target/release/hastack" "$work/after/hastack"
-  # The tree without the console, built with this target directory's dependencies (its own
-  # crate's artifacts replace this tree's: the next build of this tree rebuilds them).
-  git archive "$base" | tar -x -C "$work/src"
-  (cd "$work/src" && CARGO_TARGET_DIR=$target cargo build --release --locked --quiet --bin hastack)
-  cp "$target/release/hastack" "$work/before/hastack"
+  if [ -n "${BEFORE:-}" ]; then
+    # A release hastack built earlier (e.g. one with the console linked in), as it is.
+    echo "before: $BEFORE"
+    cp "$BEFORE" "$work/before/hastack"
+  else
+    echo "before: $(git rev-parse --short "$base") ($(git log -1 --format=%s "$base" | cut -c1-70))"
+    # BASE's tree, built with this target directory's dependencies (its own crate's artifacts
+    # replace this tree's: the next build of this tree rebuilds them).
+    git archive "$base" | tar -x -C "$work/src"
+    (cd "$work/src" && CARGO_TARGET_DIR=$target cargo build --release --locked --quiet --bin hastack)
+    cp "$target/release/hastack" "$work/before/hastack"
+  fi
   ln -s hastack "$work/before/vip"
   ln -s hastack "$work/after/vip"
   local b a
   b=$(stat -c %s "$work/before/hastack")
   a=$(stat -c %s "$work/after/hastack")
-  echo "| binary | size |"
-  echo "|---|---|"
-  echo "| without the console | $((b / 1024)) KiB |"
-  echo "| with the console | $((a / 1024)) KiB (+$(((a - b) / 1024)) KiB, +$((100 * (a - b) / b)) %) |"
+  relocs() { readelf -r "$1" | grep -c R_X86_64_RELATIVE || true; }
+  echo "| binary | size | relative relocations |"
+  echo "|---|---|---|"
+  echo "| before: hastack | $((b / 1024)) KiB | $(relocs "$work/before/hastack") |"
+  echo "| this tree: hastack | $((a / 1024)) KiB ($(((a - b) / 1024)) KiB, $((100 * (a - b) / b)) %) | $(relocs "$work/after/hastack") |"
+  echo "| this tree: hastack-console | $(($(stat -c %s "$target/release/hastack-console") / 1024)) KiB | $(relocs "$target/release/hastack-console") |"
 
   ip netns add "$ns"
   ip -n "$ns" link set lo up
@@ -50,7 +60,7 @@ startup() {
   export OCF_RESKEY_ip=10.213.0.50 OCF_RESKEY_cidr_netmask=24 OCF_RESKEY_nic=lo
   export OCF_RESKEY_CRM_meta_interval=10000 OCF_RESKEY_CRM_meta_timeout=20000
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "| agent call | without the console: wall / CPU | with the console: wall / CPU |"
+  echo "| agent call | before: wall / CPU | this tree: wall / CPU |"
   echo "|---|---|---|"
   for action in monitor meta-data; do
     ip netns exec "$ns" hyperfine -N -i --warmup 20 --runs "${RUNS:-300}" --export-json "$work/$action.json" \
@@ -75,7 +85,7 @@ startup() {
       --command-name true /bin/true --output null >/dev/null 2>&1
     row=$(jq -r '[.results[] | "\(.mean * 1000 | . * 100 | round / 100) ± \(.stddev * 1000 | . * 100 | round / 100) ms / \((.user + .system) * 1000 | . * 100 | round / 100) ms"] | join(" | ")' "$work/alert.json")
     echo
-    echo "| call | without the console: wall / CPU | with the console: wall / CPU | /bin/true: wall / CPU |"
+    echo "| call | before: wall / CPU | this tree: wall / CPU | /bin/true: wall / CPU |"
     echo "|---|---|---|---|"
     echo "| alert, routine event (ignored) | $row |"
     if command -v perf >/dev/null; then
