@@ -10,7 +10,7 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Installs what the packages carry (packaging/install.sh: the binary, the agent links, man pages,
+# Installs what the packages carry (packaging/install.sh: the binaries, the agent links, man pages,
 # completions, the alert agent's spool entry and flush timer, documentation), creates the spool,
 # then shows that Pacemaker lists the agents.
 # With DESTDIR, only stages the files there (the packages' layout; nothing on this machine changes).

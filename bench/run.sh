@@ -4,7 +4,7 @@
 # BENCHMARKS.md records them with the date and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for script in vip filesystem front data fence alert tcprelay; do
+for script in vip filesystem front data fence alert tcprelay console; do
   echo "== bench/$script.sh"
   "bench/$script.sh"
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the .deb and the .rpm from one staging tree, so both carry the same files:
 #   packaging/build.sh [BINARY [OUTDIR]]   (defaults: target/release/hastack, target/packages)
+# (hastack-console is taken from beside BINARY: packaging/install.sh.)
 # Output: OUTDIR/hastack_<version>_<arch>.deb and hastack-<version>-1.<arch>.rpm.
 # What goes where is packaging/install.sh's list, shared with `make install`. The agent links are
 # real symlinks in the package payload, not created by a maintainer script that could fail silently.
@@ -30,7 +31,7 @@ shlibs=$(
   tmp=$(mktemp -d)
   mkdir -p "$tmp/debian"
   printf 'Source: hastack\n\nPackage: hastack\nArchitecture: any\n' >"$tmp/debian/control"
-  (cd "$tmp" && dpkg-shlibdeps -O "$stage/usr/sbin/hastack" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+  (cd "$tmp" && dpkg-shlibdeps -O "$stage/usr/sbin/hastack" "$stage/usr/sbin/hastack-console" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
   rm -rf "$tmp"
 )
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

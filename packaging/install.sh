@@ -3,6 +3,7 @@
 # (ROOT is DESTDIR, or /) and by packaging/build.sh (ROOT is the packages' staging tree), so the
 # .deb, the .rpm and `make install` put the same files in the same places.
 #   packaging/install.sh BINARY ROOT
+# BINARY is the built `hastack`; the console's binary, `hastack-console`, is taken from beside it.
 # The layout is fixed, not under a PREFIX: Pacemaker, the fencer, man, the shells' completion
 # loaders and the stacks' [alert] path look in these places and nowhere else.
 # Every file and link is written beside its final name and renamed over it, so a program using an
@@ -15,6 +16,7 @@ if [ $# -ne 2 ]; then
 fi
 # Both paths as the caller meant them, before moving to the source tree.
 binary=$(realpath -e "$1")
+console=$(realpath -e "$(dirname "$binary")/hastack-console")
 root=$(realpath -m "$2")
 root=${root%/}
 cd "$(dirname "$0")/.."
@@ -59,8 +61,13 @@ put 0755 "$work/hastack" /usr/sbin/hastack
 "$binary" list | while read -r _name _kind path; do
   link "$path" /usr/sbin/hastack
 done
+# The console's own binary (stripped), beside hastack, where `hastack console ...` runs it: the
+# agents' binary links none of the console.
+cp "$console" "$work/hastack-console"
+strip --strip-unneeded "$work/hastack-console"
+put 0755 "$work/hastack-console" /usr/sbin/hastack-console
 
-# Man pages (ocf_hastack_<type>(7), fence_ups(8), hastack(8)) and completions, generated from the
+# Man pages (ocf_hastack_<type>(7), fence_ups(8), hastack(8), hastack-console(8)) and completions, generated from the
 # same tables as the meta-data and the command line.
 "$binary" doc --out "$work/doc" >/dev/null
 for page in "$work"/doc/man/man*/*; do

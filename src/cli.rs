@@ -49,6 +49,12 @@ enum Command {
     },
     /// The whole stack on a two-node Pacemaker cluster on this machine (namespaces; needs root).
     Lab(crate::lab::LabArgs),
+    /// The enterprise console: stores many clusters' alert reports, shows the fleet live (README.md, Console).
+    // Parsed here (help, usage errors, man page, completions), run by its own binary.
+    Console {
+        #[command(subcommand)]
+        command: crate::console::args::ConsoleCommand,
+    },
     /// A simulated APC Smart UPS on a pseudo-terminal (tests, benchmarks, lab clusters).
     #[command(hide = true)]
     UpsSim(crate::fence::sim::SimArgs),
@@ -105,7 +111,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -133,6 +139,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Ok(crate::alert::flush(&spool_dir, deadline))
         }
         Command::Alert { command: AlertCommand::Run } => Ok(crate::alert::main()),
+        // Its own binary runs it, with the arguments as given (after `console`: no global
+        // option precedes a subcommand).
+        Command::Console { .. } => {
+            let after = args.iter().skip(1).position(|a| a == "console").map_or(args.len(), |i| i + 2);
+            return crate::console::launch::exec(&args[after..]);
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("hastack: {e:#}");

@@ -122,25 +122,10 @@ pub fn cli_man_page(cmd: &clap::Command) -> String {
          does the things around them.",
     );
     out.push_str(".SH COMMANDS\n");
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let args: Vec<String> = sub
-            .get_arguments()
-            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
-            .map(|a| match a.get_long() {
-                Some(l) => format!("[\\-\\-{}]", roff_escape(l)),
-                None => format!("\\fI{}\\fR", roff_escape(&a.get_id().to_string().to_uppercase())),
-            })
-            .collect();
-        let _ = writeln!(out, ".TP\n\\fB{}\\fR {}", roff_escape(sub.get_name()), args.join(" "));
-        let _ = writeln!(out, "{}", roff_escape(&sub.get_about().map(|a| a.to_string()).unwrap_or_default()));
-        for a in sub.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help") {
-            if let (Some(long), Some(help)) = (a.get_long(), a.get_help()) {
-                let _ = writeln!(out, ".RS\n.TP\n\\-\\-{}\n{}\n.RE", roff_escape(long), roff_escape(&help.to_string()));
-            }
-        }
-    }
+    commands(&mut out, cmd, "", false);
     out.push_str(".SH FILES\n.TP\n/usr/lib/ocf/resource.d/hastack/\nthe OCF agents (links to /usr/sbin/hastack)\n");
     out.push_str(".TP\n/usr/lib/hastack/alert\nthe Pacemaker alert agent (a link to /usr/sbin/hastack)\n");
+    out.push_str(".TP\n/usr/sbin/hastack\\-console\nthe console's own binary, which \\fBhastack console\\fR runs (\\fBhastack\\-console\\fR(8))\n");
     out.push_str(".TP\n/var/spool/hastack/alert/\nreports waiting for the console (hacluster:haclient 0750)\n");
     out.push_str(".TP\n/etc/hastack/console.token\nthe console's bearer token (readable by group haclient)\n");
     let pages: Vec<String> = crate::agents::AGENTS
@@ -151,7 +136,61 @@ pub fn cli_man_page(cmd: &clap::Command) -> String {
     out
 }
 
-/// Writes `man/man7/*.7`, `man/man8/hastack.8` and `completions/{hastack.bash,_hastack,hastack.fish}`
+/// One `.TP` entry per visible subcommand of `cmd`, with its options; with `nested`, one per
+/// leaf (`PREFIX NAME SUB`) instead of one per group.
+fn commands(out: &mut String, cmd: &clap::Command, prefix: &str, nested: bool) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let args: Vec<String> = sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+            .map(|a| match a.get_long() {
+                Some(l) => format!("[\\-\\-{}]", roff_escape(l)),
+                None => format!("\\fI{}\\fR", roff_escape(&a.get_id().to_string().to_uppercase())),
+            })
+            .collect();
+        let name = format!("{prefix}{}", sub.get_name());
+        if nested && sub.has_subcommands() {
+            commands(out, sub, &format!("{name} "), true);
+            continue;
+        }
+        let _ = writeln!(out, ".TP\n\\fB{}\\fR {}", roff_escape(&name), args.join(" "));
+        let _ = writeln!(out, "{}", roff_escape(&sub.get_about().map(|a| a.to_string()).unwrap_or_default()));
+        for a in sub.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help") {
+            if let (Some(long), Some(help)) = (a.get_long(), a.get_help()) {
+                let _ = writeln!(out, ".RS\n.TP\n\\-\\-{}\n{}\n.RE", roff_escape(long), roff_escape(&help.to_string()));
+            }
+        }
+    }
+}
+
+/// `hastack-console(8)`: the console's binary, from the clap definition of `hastack console`.
+pub fn console_man_page(cmd: &clap::Command) -> String {
+    let mut out = String::new();
+    header(&mut out, "hastack-console", 8, "System Administration");
+    out.push_str(
+        ".SH NAME\nhastack\\-console \\- the enterprise console: many clusters' alert reports, the fleet live\n",
+    );
+    out.push_str(".SH SYNOPSIS\n\\fBhastack console\\fR \\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n");
+    out.push_str(".SH DESCRIPTION\n");
+    paragraphs(
+        &mut out,
+        "The console stores the reports the clusters' alert agents send, derives incidents and \
+         failover statistics, and serves the fleet's pages and a JSON API (README.md, section \
+         Console; docs/console-api.md). It is its own binary, so that the agents' binary links none \
+         of it: hastack console runs /usr/sbin/hastack-console with the same arguments (beside \
+         the running hastack first); run it as hastack console.",
+    );
+    out.push_str(".SH COMMANDS\n");
+    if let Some(console) = cmd.find_subcommand("console") {
+        commands(&mut out, console, "", true);
+    }
+    out.push_str(".SH ENVIRONMENT\n.TP\nHASTACK_CONSOLE_DB\nthe database, as \\-\\-db takes it\n");
+    out.push_str(".SH FILES\n.TP\n/var/lib/hastack/console/console.db\nthe default database (SQLite)\n");
+    out.push_str(".SH SEE ALSO\n\\fBhastack\\fR(8)\n");
+    out
+}
+
+/// Writes `man/man7/*.7`, `man/man8/{hastack,hastack-console}.8` and `completions/{hastack.bash,_hastack,hastack.fish}`
 /// under `dir`.
 pub fn write_all(dir: &Path, cmd: clap::Command) -> Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
@@ -171,6 +210,7 @@ pub fn write_all(dir: &Path, cmd: clap::Command) -> Result<Vec<std::path::PathBu
         put(format!("man/man8/{name}.8"), page)?;
     }
     put("man/man8/hastack.8".into(), cli_man_page(&cmd))?;
+    put("man/man8/hastack-console.8".into(), console_man_page(&cmd))?;
     for (shell, file) in [
         (clap_complete::Shell::Bash, "completions/hastack.bash"),
         (clap_complete::Shell::Zsh, "completions/_hastack"),

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod applets;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod doc;
 pub mod lab;
 pub mod net;

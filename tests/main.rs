@@ -8,6 +8,7 @@ mod alert;
 mod cli;
 mod config;
 mod conformance;
+mod console;
 mod data;
 mod drbd;
 mod fence;

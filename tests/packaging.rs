@@ -26,6 +26,9 @@ const ALERT_FILES: &[&str] = &[
     "/usr/lib/systemd/system/hastack-alert-flush.timer",
 ];
 
+/// The console's binary, which `hastack console` runs.
+const CONSOLE_BINARY: &str = "/usr/sbin/hastack-console";
+
 /// The repository root, where README.md's commands are run.
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -200,6 +203,11 @@ fn make_packages_as_readme_shows_builds_the_deb_and_the_rpm() {
     assert!(deb_list.contains_key("/usr/sbin/hastack"), "target/packages/{deb}: {deb_list:?}");
     let rpm_list = rpm_files(&out.join(&rpm));
     assert!(rpm_list.contains_key("/usr/sbin/hastack"), "target/packages/{rpm}: {rpm_list:?}");
+    // The console's own binary, beside the agents' (hastack console runs it).
+    for (name, list) in [(&deb, &deb_list), (&rpm, &rpm_list)] {
+        assert_eq!(list.get(CONSOLE_BINARY).map(String::as_str), Some("-rwxr-xr-x"), "target/packages/{name}");
+        assert!(list.contains_key("/usr/share/man/man8/hastack-console.8.gz"), "target/packages/{name}");
+    }
     if !run_copy().is_dir() {
         keep_for_this_run();
     }
@@ -476,6 +484,14 @@ fn deb_installs_into_fresh_debian_and_removes_cleanly() {
     let man = root.run(&["man", "-P", "cat", "hastack"]);
     man.expect(0);
     assert!(man.stdout.contains("HASTACK(8)"));
+
+    // The console, as README shows it, runs from the package (hastack execs hastack-console).
+    let token = root.run(&["hastack", "console", "cluster", "add", "store-042", "--db", "sqlite:///tmp/console.db"]);
+    token.expect(0);
+    assert!(token.stdout.starts_with("hsc_"), "{}", token.stdout);
+    let man = root.run(&["man", "-P", "cat", "hastack-console"]);
+    man.expect(0);
+    assert!(man.stdout.contains("HASTACK-CONSOLE(8)"), "{}", man.stdout);
 
     // The alert agent runs as Pacemaker runs it: CRM_alert_* in the environment.
     root.run(&[

@@ -35,7 +35,7 @@ fn need_pacemaker_tools() -> bool {
 }
 
 /// The shipped two-node stack, running (crm_simulate), saved where this test process keeps it.
-fn running_cib() -> &'static Path {
+pub(crate) fn running_cib() -> &'static Path {
     static CIB: OnceLock<PathBuf> = OnceLock::new();
     CIB.get_or_init(|| {
         let loaded = config::load(&example("stack.toml")).unwrap();
@@ -51,14 +51,14 @@ fn running_cib() -> &'static Path {
 
 /// One alert run as pacemaker-execd makes it.
 #[derive(Clone)]
-struct AlertRun {
+pub(crate) struct AlertRun {
     env: BTreeMap<String, String>,
 }
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(1);
 
 impl AlertRun {
-    fn new(kind: &str) -> AlertRun {
+    pub(crate) fn new(kind: &str) -> AlertRun {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let mut env = BTreeMap::new();
         env.insert("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -73,7 +73,7 @@ impl AlertRun {
             .var("timestamp", "12:00:00.000000");
         run
     }
-    fn var(mut self, name: &str, value: &str) -> AlertRun {
+    pub(crate) fn var(mut self, name: &str, value: &str) -> AlertRun {
         self.env.insert(format!("CRM_alert_{name}"), value.to_string());
         self
     }
@@ -82,20 +82,20 @@ impl AlertRun {
         self
     }
     /// An instance attribute (Pacemaker passes them under their literal names).
-    fn attr(mut self, name: &str, value: impl AsRef<str>) -> AlertRun {
+    pub(crate) fn attr(mut self, name: &str, value: impl AsRef<str>) -> AlertRun {
         self.env.insert(name.to_string(), value.as_ref().to_string());
         self
     }
-    fn recipient(self, value: &str) -> AlertRun {
+    pub(crate) fn recipient(self, value: &str) -> AlertRun {
         self.var("recipient", value)
     }
-    fn cib(self, file: &Path) -> AlertRun {
+    pub(crate) fn cib(self, file: &Path) -> AlertRun {
         self.attr("CIB_file", file.to_str().unwrap())
     }
-    fn spool(self, dir: &Path) -> AlertRun {
+    pub(crate) fn spool(self, dir: &Path) -> AlertRun {
         self.attr("spool_dir", dir.to_str().unwrap())
     }
-    fn run(&self) -> Outcome {
+    pub(crate) fn run(&self) -> Outcome {
         let mut cmd = Command::new(alert_path());
         cmd.env_clear().envs(&self.env);
         // Pacemaker's SIGKILL comes at 30 s: the test fails well before that.
@@ -103,7 +103,7 @@ impl AlertRun {
     }
 }
 
-fn resource(task: &str, rsc: &str, node: &str, rc: u32, target: u32, interval: u32) -> AlertRun {
+pub(crate) fn resource(task: &str, rsc: &str, node: &str, rc: u32, target: u32, interval: u32) -> AlertRun {
     let desc = match rc {
         0 => "ok",
         1 => "error",

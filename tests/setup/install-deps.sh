@@ -45,6 +45,8 @@ packages=(
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
   # fuzz targets (make test's fuzz-smoke): libfuzzer-sys compiles libFuzzer, which is C++
   g++
+  # console: the browser test drives Debian's headless Chromium through chromedriver (WebDriver)
+  chromium chromium-driver
 )
 [ $# -gt 0 ] && packages=("$@")
 

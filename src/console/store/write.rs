@@ -1,0 +1,563 @@
+//! Storing reports: one transaction per batch (one fsync for many reports), a savepoint per
+//! report (a report that fails leaves the others stored). Per report: the report once by its
+//! key, its event (merged with the other node's report of the same node or fencing event), the
+//! incidents the event changes, and the cluster's summary.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+
+use super::db::{Db, Dialect, Row, Val};
+use super::read::{cluster_from_row, incident_from_row, CLUSTER_COLS, INCIDENT_COLS};
+use super::{ClusterSummary, LastEvent, RECENT_MTTR};
+use crate::console::derive::{self, DeriveState, EventFacts, Incident};
+use crate::console::report::{micros, Report, Severity};
+use crate::console::snapshot::{base_id, SnapshotSummary};
+
+/// Node and fencing reports of one event from several nodes are this close in time (docs/reports.md).
+pub const MERGE_WINDOW_US: i64 = 10_000_000;
+/// The same fencing operation id is one event within this window.
+const FENCE_REF_WINDOW_US: i64 = 86_400_000_000;
+
+/// A report the HTTP layer has authenticated, parsed and checked, ready to store.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub cluster_id: i64,
+    /// The report (its snapshot XML dropped: `body` has it).
+    pub report: Report,
+    pub received_us: i64,
+    /// The event time the console uses: the report's, or the arrival time when the report's was
+    /// ahead of the console's clock by more than the tolerance (`clock_ahead_ms` then says by how much).
+    pub time_us: i64,
+    pub clock_ahead_ms: Option<i64>,
+    /// The request body, deflate-compressed.
+    pub body: Vec<u8>,
+    pub snapshot: Option<SnapshotSummary>,
+}
+
+impl Accepted {
+    /// When its snapshot was taken, on the console's time line.
+    fn snapshot_us(&self) -> i64 {
+        match self.clock_ahead_ms {
+            Some(_) => self.received_us,
+            None => micros(self.report.snapshot.taken_at.epoch, self.report.snapshot.taken_at.usec),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// A new report; `merged` when its event was already known from another node's report.
+    New { report_id: i64, event_id: i64, merged: bool },
+    /// Its idempotency key was stored before: nothing changed.
+    Duplicate { report_id: i64, event_id: Option<i64> },
+}
+
+/// A cluster's row and derivation state while a batch works on it.
+#[derive(Clone)]
+struct Work {
+    summary: ClusterSummary,
+    state: DeriveState,
+    cursor_us: Option<i64>,
+}
+
+/// Each report's outcome (an error leaves that report unstored: its sender retries it), and the
+/// summaries of the clusters that changed.
+pub type BatchResult = (Vec<Result<Stored, String>>, Vec<ClusterSummary>);
+
+/// Stores a batch in one transaction.
+pub fn ingest_batch(db: &mut dyn Db, batch: &[Accepted]) -> Result<BatchResult> {
+    db.begin()?;
+    let result = (|| {
+        let mut clusters: HashMap<i64, Work> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for acc in batch {
+            db.batch("SAVEPOINT report")?;
+            let loaded = match clusters.get(&acc.cluster_id) {
+                Some(w) => Ok(w.clone()),
+                None => load(db, acc.cluster_id),
+            };
+            let outcome = loaded.and_then(|mut work| ingest_one(db, &mut work, acc).map(|stored| (stored, work)));
+            match outcome {
+                Ok((stored, work)) => {
+                    db.batch("RELEASE SAVEPOINT report")?;
+                    if matches!(stored, Stored::New { .. }) {
+                        clusters.insert(acc.cluster_id, work);
+                    }
+                    outcomes.push(Ok(stored));
+                }
+                Err(e) => {
+                    db.batch("ROLLBACK TO SAVEPOINT report; RELEASE SAVEPOINT report")?;
+                    outcomes.push(Err(format!("{e:#}")));
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for work in clusters.into_values() {
+            save(db, &work)?;
+            changed.push(work.summary);
+        }
+        Ok((outcomes, changed))
+    })();
+    match result {
+        Ok(r) => {
+            db.commit()?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = db.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn load(db: &mut dyn Db, cluster_id: i64) -> Result<Work> {
+    // PostgreSQL: lock the row, so that a second console on the same database cannot interleave.
+    let lock = if db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {CLUSTER_COLS}, derive_cursor_us, derive_placement FROM clusters WHERE id = $1{lock}");
+    let row = db.query_one(&sql, &[cluster_id.into()])?.with_context(|| format!("no cluster with id {cluster_id}"))?;
+    let n = row.len();
+    let summary = cluster_from_row(&row);
+    let cursor_us = row[n - 2].int();
+    let placement = serde_json::from_str(row[n - 1].text().unwrap_or("{}")).unwrap_or_default();
+    let open = open_incidents(db, cluster_id)?;
+    Ok(Work { summary, state: DeriveState { open, placement }, cursor_us })
+}
+
+fn open_incidents(db: &mut dyn Db, cluster_id: i64) -> Result<Vec<Incident>> {
+    let sql = format!(
+        "SELECT {INCIDENT_COLS} FROM incidents WHERE cluster_id = $1 AND recovered_us IS NULL ORDER BY detected_us, id"
+    );
+    Ok(db.query(&sql, &[cluster_id.into()])?.iter().map(incident_from_row).collect())
+}
+
+fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored> {
+    let r = &acc.report;
+    let snapshot_json = acc.snapshot.as_ref().map(|s| serde_json::to_string(s).expect("serialisable"));
+    let inserted = db.query_one(
+        "INSERT INTO reports (cluster_id, idem_key, reporter, received_us, event_time_us, clock_ahead_ms, \
+         snapshot_us, snapshot_error, snapshot_summary, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (idem_key) DO NOTHING RETURNING id",
+        &[
+            acc.cluster_id.into(),
+            r.idempotency_key.as_str().into(),
+            r.reporter.node.as_str().into(),
+            acc.received_us.into(),
+            r.event_time_us().into(),
+            acc.clock_ahead_ms.into(),
+            acc.snapshot_us().into(),
+            r.snapshot.error.clone().into(),
+            snapshot_json.clone().into(),
+            Val::Blob(acc.body.clone()),
+        ],
+    )?;
+    let Some(row) = inserted else {
+        let row = db
+            .query_one("SELECT id, event_id FROM reports WHERE idem_key = $1", &[r.idempotency_key.as_str().into()])?
+            .context("a report key conflicted but is not stored")?;
+        return Ok(Stored::Duplicate { report_id: row[0].int().unwrap_or(0), event_id: row[1].int() });
+    };
+    let report_id = row[0].int().context("no report id")?;
+
+    let t = acc.time_us;
+    let (event_id, merged) = match same_event(db, acc)? {
+        Some((event_id, event_time, reporters)) => {
+            let reporters = add_reporter(&reporters, &r.reporter.node);
+            db.exec(
+                "UPDATE events SET reporters = $2, report_count = report_count + 1, time_us = $3 WHERE id = $1",
+                &[event_id.into(), reporters.into(), t.min(event_time).into()],
+            )?;
+            if t < event_time {
+                // The merged event moved earlier: its effects are re-derived from there.
+                replay(db, work, t)?;
+            }
+            (event_id, true)
+        }
+        None => {
+            let event_id = insert_event(db, acc, report_id)?;
+            let facts = facts_of(acc, event_id);
+            if work.cursor_us.is_none_or(|c| t >= c) {
+                apply_step(db, work, &facts)?;
+                work.cursor_us = Some(t);
+            } else {
+                replay(db, work, t)?;
+            }
+            (event_id, false)
+        }
+    };
+    db.exec("UPDATE reports SET event_id = $2 WHERE id = $1", &[report_id.into(), event_id.into()])?;
+    summarise(work, acc, report_id, event_id, merged);
+    Ok(Stored::New { report_id, event_id, merged })
+}
+
+/// The stored event this report is another node's account of (docs/reports.md, de-duplication).
+fn same_event(db: &mut dyn Db, acc: &Accepted) -> Result<Option<(i64, i64, String)>> {
+    let r = &acc.report;
+    let t = acc.time_us;
+    let a = &r.event.alert;
+    let cluster = acc.cluster_id;
+    let rows = match r.event.kind.as_str() {
+        "fencing" => match r.event.fencing.as_ref().and_then(|f| f.reference.clone()) {
+            Some(reference) => db.query(
+                "SELECT id, time_us, reporters FROM events WHERE cluster_id = $1 AND time_us BETWEEN $2 AND $3 \
+                 AND kind = 'fencing' AND fence_ref = $4 ORDER BY id LIMIT 1",
+                &[cluster.into(), (t - FENCE_REF_WINDOW_US).into(), (t + FENCE_REF_WINDOW_US).into(), reference.into()],
+            )?,
+            None => db.query(
+                "SELECT id, time_us, reporters FROM events WHERE cluster_id = $1 AND time_us BETWEEN $2 AND $3 \
+                 AND kind = 'fencing' AND fence_ref IS NULL AND node = $4 AND fence_action = $5 AND rc = $6 \
+                 ORDER BY ABS(time_us - $7), id LIMIT 1",
+                &[
+                    cluster.into(),
+                    (t - MERGE_WINDOW_US).into(),
+                    (t + MERGE_WINDOW_US).into(),
+                    a.node.clone().into(),
+                    r.event.fencing.as_ref().map(|f| f.action.clone()).into(),
+                    a.rc.into(),
+                    t.into(),
+                ],
+            )?,
+        },
+        "node" => {
+            let candidates = db.query(
+                "SELECT id, time_us, reporters FROM events WHERE cluster_id = $1 AND time_us BETWEEN $2 AND $3 \
+                 AND kind = 'node' AND node = $4 AND descr = $5 ORDER BY ABS(time_us - $6), id LIMIT 4",
+                &[
+                    cluster.into(),
+                    (t - MERGE_WINDOW_US).into(),
+                    (t + MERGE_WINDOW_US).into(),
+                    a.node.clone().into(),
+                    a.desc.clone().into(),
+                    t.into(),
+                ],
+            )?;
+            // Not across a change of state this reporter saw in between (a flapping node).
+            let mut found = Vec::new();
+            for c in candidates {
+                let other = c[1].int().unwrap_or(t);
+                let flapped = db.query_one(
+                    "SELECT id FROM events WHERE cluster_id = $1 AND time_us BETWEEN $2 AND $3 AND kind = 'node' \
+                     AND node = $4 AND descr <> $5 AND reporters LIKE $6 LIMIT 1",
+                    &[
+                        cluster.into(),
+                        t.min(other).into(),
+                        t.max(other).into(),
+                        a.node.clone().into(),
+                        a.desc.clone().into(),
+                        format!("%,{},%", like_escape(&r.reporter.node)).into(),
+                    ],
+                )?;
+                if flapped.is_none() {
+                    found.push(c);
+                    break;
+                }
+            }
+            found
+        }
+        _ => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|c| (c[0].int().unwrap_or(0), c[1].int().unwrap_or(t), c[2].string().unwrap_or_default())))
+}
+
+fn like_escape(s: &str) -> String {
+    // Node names are host names: no % or _ worth matching literally; keep them from matching all.
+    s.replace(['%', '_'], "?")
+}
+
+/// Reporters are stored as `,a,b,` so that a LIKE '%,a,%' finds one exactly.
+fn add_reporter(list: &str, node: &str) -> String {
+    if list.contains(&format!(",{node},")) {
+        list.to_string()
+    } else if list.is_empty() {
+        format!(",{node},")
+    } else {
+        format!("{list}{node},")
+    }
+}
+
+fn insert_event(db: &mut dyn Db, acc: &Accepted, report_id: i64) -> Result<i64> {
+    let r = &acc.report;
+    let e = &r.event;
+    let a = &e.alert;
+    let placement = acc.snapshot.as_ref().map(|s| serde_json::to_string(&s.placement).expect("serialisable"));
+    let row = db
+        .query_one(
+            "INSERT INTO events (cluster_id, time_us, kind, category, severity, summary, node, rsc, task, \
+             interval_ms, rc, target_rc, status, descr, fence_ref, fence_action, reporters, report_count, \
+             primary_report_id, placement, time_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17, 1, $18, $19, $20) RETURNING id",
+            &[
+                acc.cluster_id.into(),
+                acc.time_us.into(),
+                e.kind.as_str().into(),
+                e.category.as_str().into(),
+                r.severity().as_str().into(),
+                e.summary.as_str().into(),
+                a.node.clone().into(),
+                a.rsc.clone().into(),
+                a.task.clone().into(),
+                a.interval.into(),
+                a.rc.into(),
+                a.target_rc.into(),
+                a.status.into(),
+                a.desc.clone().into(),
+                e.fencing.as_ref().and_then(|f| f.reference.clone()).into(),
+                e.fencing.as_ref().map(|f| f.action.clone()).into(),
+                add_reporter("", &r.reporter.node).into(),
+                report_id.into(),
+                placement.into(),
+                acc.clock_ahead_ms.map(|_| "clock_ahead").into(),
+            ],
+        )?
+        .context("no event id")?;
+    row[0].int().context("no event id")
+}
+
+fn facts_of(acc: &Accepted, event_id: i64) -> EventFacts {
+    let r = &acc.report;
+    let a = &r.event.alert;
+    EventFacts {
+        id: event_id,
+        time_us: acc.time_us,
+        category: Some(r.category()),
+        node: a.node.clone(),
+        rsc: a.rsc.as_deref().map(|s| base_id(s).to_string()),
+        task: a.task.clone(),
+        interval_ms: a.interval,
+        target_rc: a.target_rc,
+        summary: r.event.summary.clone(),
+        placement: acc.snapshot.as_ref().map(|s| s.placement.clone()),
+    }
+}
+
+/// The next event in time: one derivation step, its changes saved.
+fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts) -> Result<()> {
+    let step = work.state.step(facts);
+    for incident in &step.changed {
+        upsert_incident(db, work.summary.id, incident)?;
+        if incident.detected_us == facts.time_us && incident.id == facts.id {
+            work.summary.last_incident_us = Some(work.summary.last_incident_us.unwrap_or(i64::MIN).max(facts.time_us));
+        }
+        if let Some(mttr) = incident.mttr_ms() {
+            work.summary.recent_mttr.push((incident.recovered_us.unwrap_or(facts.time_us), mttr));
+            work.summary.recent_mttr.sort_unstable();
+            let excess = work.summary.recent_mttr.len().saturating_sub(RECENT_MTTR);
+            work.summary.recent_mttr.drain(..excess);
+        }
+    }
+    if let Some(id) = step.incident {
+        db.exec("UPDATE events SET incident_id = $2 WHERE id = $1", &[facts.id.into(), id.into()])?;
+    }
+    set_open(work);
+    Ok(())
+}
+
+/// An event earlier than the last one derived: derive again from the latest moment before it at
+/// which no incident was open, so that the result is the same as if events had come in order.
+fn replay(db: &mut dyn Db, work: &mut Work, from_us: i64) -> Result<()> {
+    let cluster = work.summary.id;
+    let mut q = from_us;
+    loop {
+        let row = db.query_one(
+            "SELECT MIN(detected_us) FROM incidents WHERE cluster_id = $1 AND detected_us < $2 \
+             AND (recovered_us IS NULL OR recovered_us > $2)",
+            &[cluster.into(), q.into()],
+        )?;
+        match row.and_then(|r| r[0].int()) {
+            Some(earlier) => q = earlier,
+            None => break,
+        }
+    }
+    let seed = db.query_one(
+        "SELECT placement FROM events WHERE cluster_id = $1 AND time_us < $2 AND placement IS NOT NULL \
+         ORDER BY time_us DESC, id DESC LIMIT 1",
+        &[cluster.into(), q.into()],
+    )?;
+    let placement = seed.and_then(|r| r[0].text().and_then(|p| serde_json::from_str(p).ok())).unwrap_or_default();
+    db.exec(
+        "UPDATE events SET incident_id = NULL WHERE incident_id IN \
+         (SELECT id FROM incidents WHERE cluster_id = $1 AND detected_us >= $2)",
+        &[cluster.into(), q.into()],
+    )?;
+    db.exec("DELETE FROM incidents WHERE cluster_id = $1 AND detected_us >= $2", &[cluster.into(), q.into()])?;
+    let rows = db.query(
+        "SELECT id, time_us, category, node, rsc, task, interval_ms, target_rc, summary, placement FROM events \
+         WHERE cluster_id = $1 AND time_us >= $2 ORDER BY time_us, id",
+        &[cluster.into(), q.into()],
+    )?;
+    let events: Vec<EventFacts> = rows.iter().map(facts_from_row).collect();
+    let mut state = DeriveState { open: Vec::new(), placement };
+    let (incidents, attached) = derive::derive(&mut state, &events);
+    for incident in &incidents {
+        upsert_incident(db, cluster, incident)?;
+    }
+    for (event, incident) in attached {
+        db.exec("UPDATE events SET incident_id = $2 WHERE id = $1", &[event.into(), incident.into()])?;
+    }
+    work.state = state;
+    work.cursor_us = events.last().map(|e| e.time_us).max(work.cursor_us);
+    // The summary's incident figures, from the table (the replay may have changed any of them).
+    let rows = db.query(
+        "SELECT recovered_us, mttr_ms FROM incidents WHERE cluster_id = $1 AND mttr_ms IS NOT NULL \
+         ORDER BY recovered_us DESC LIMIT $2",
+        &[cluster.into(), (RECENT_MTTR as i64).into()],
+    )?;
+    let mut recent: Vec<(i64, i64)> = rows.iter().filter_map(|r| Some((r[0].int()?, r[1].int()?))).collect();
+    recent.reverse();
+    work.summary.recent_mttr = recent;
+    let last = db.query_one("SELECT MAX(detected_us) FROM incidents WHERE cluster_id = $1", &[cluster.into()])?;
+    work.summary.last_incident_us = last.and_then(|r| r[0].int());
+    set_open(work);
+    Ok(())
+}
+
+fn facts_from_row(r: &Row) -> EventFacts {
+    EventFacts {
+        id: r[0].int().unwrap_or(0),
+        time_us: r[1].int().unwrap_or(0),
+        category: r[2].text().map(crate::console::report::Category::parse),
+        node: r[3].string(),
+        rsc: r[4].text().map(|s| base_id(s).to_string()),
+        task: r[5].string(),
+        interval_ms: r[6].int(),
+        target_rc: r[7].int(),
+        summary: r[8].string().unwrap_or_default(),
+        placement: r[9].text().and_then(|p| serde_json::from_str(p).ok()),
+    }
+}
+
+fn set_open(work: &mut Work) {
+    let open = &work.state.open;
+    work.summary.open_incidents = open.len() as i64;
+    work.summary.open_down = open.iter().filter(|i| !i.pending.is_empty()).count() as i64;
+    // The tile names the oldest incident with a service down, else the oldest.
+    let first = open
+        .iter()
+        .filter(|i| !i.pending.is_empty())
+        .min_by_key(|i| (i.detected_us, i.id))
+        .or_else(|| open.iter().min_by_key(|i| (i.detected_us, i.id)));
+    work.summary.open_since_us = first.map(|i| i.detected_us);
+    work.summary.open_summary = first.map(|i| i.summary.clone());
+}
+
+fn upsert_incident(db: &mut dyn Db, cluster_id: i64, i: &Incident) -> Result<()> {
+    db.exec(
+        "INSERT INTO incidents (id, cluster_id, kind, rsc, node, detected_us, recovered_us, outcome, mttr_ms, \
+         recovered_on, affected, pending, fence_ok, fence_failed, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO UPDATE SET recovered_us = excluded.recovered_us, \
+         outcome = excluded.outcome, mttr_ms = excluded.mttr_ms, recovered_on = excluded.recovered_on, \
+         affected = excluded.affected, pending = excluded.pending, fence_ok = excluded.fence_ok, \
+         fence_failed = excluded.fence_failed",
+        &[
+            i.id.into(),
+            cluster_id.into(),
+            i.kind.as_str().into(),
+            i.rsc.clone().into(),
+            i.node.as_str().into(),
+            i.detected_us.into(),
+            i.recovered_us.into(),
+            i.outcome.map(|o| o.as_str()).into(),
+            i.mttr_ms().into(),
+            json(&i.recovered_on).into(),
+            json(&i.affected).into(),
+            json(&i.pending).into(),
+            i.fence_ok.into(),
+            i.fence_failed.into(),
+            i.summary.as_str().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// JSON text of a list column.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serialisable")
+}
+
+/// The cluster row's summary after a new report.
+fn summarise(work: &mut Work, acc: &Accepted, report_id: i64, event_id: i64, merged: bool) {
+    let s = &mut work.summary;
+    let r = &acc.report;
+    s.reports += 1;
+    s.cluster_name = r.cluster.name.clone();
+    s.id_source = Some(r.cluster.id_source.clone());
+    s.last_report_us = Some(s.last_report_us.unwrap_or(i64::MIN).max(acc.received_us));
+    s.first_event_us = Some(s.first_event_us.unwrap_or(i64::MAX).min(acc.time_us));
+    if !merged {
+        s.events += 1;
+        if s.last_event.as_ref().is_none_or(|e| acc.time_us >= e.time_us) {
+            s.last_event = Some(LastEvent {
+                id: event_id,
+                time_us: acc.time_us,
+                summary: r.event.summary.clone(),
+                severity: Severity::parse(&r.event.severity).as_str().to_string(),
+            });
+        }
+    }
+    // The newest snapshot wins; a report without one (crm_mon timed out) keeps the older
+    // summary and says why it has none.
+    let taken = acc.snapshot_us();
+    if s.snapshot_us.is_none_or(|t| taken > t) {
+        if acc.snapshot.is_some() {
+            s.snapshot_us = Some(taken);
+            s.snapshot_report_id = Some(report_id);
+            s.snapshot = acc.snapshot.clone();
+            s.snapshot_error = None;
+        } else {
+            s.snapshot_error = r.snapshot.error.clone().or_else(|| Some("the snapshot does not parse".into()));
+        }
+    }
+    if let Some(ms) = acc.clock_ahead_ms {
+        s.clock_ahead.reports += 1;
+        s.clock_ahead.last_us = Some(acc.received_us);
+        s.clock_ahead.last_ms = Some(ms);
+        s.clock_ahead.last_node = Some(r.reporter.node.clone());
+    }
+}
+
+fn save(db: &mut dyn Db, work: &Work) -> Result<()> {
+    let s = &work.summary;
+    let last = s.last_event.as_ref();
+    db.exec(
+        "UPDATE clusters SET cluster_name = $2, id_source = $3, reports = $4, events = $5, first_event_us = $6, \
+         last_report_us = $7, last_event_id = $8, last_event_us = $9, last_event_summary = $10, \
+         last_event_severity = $11, snapshot_us = $12, snapshot_report_id = $13, snapshot_summary = $14, \
+         snapshot_error = $15, open_incidents = $16, open_since_us = $17, open_summary = $18, \
+         last_incident_us = $19, recent_mttr = $20, clock_ahead_reports = $21, last_clock_ahead_us = $22, \
+         last_clock_ahead_ms = $23, last_clock_ahead_node = $24, derive_cursor_us = $25, derive_placement = $26, \
+         open_down = $27 WHERE id = $1",
+        &[
+            s.id.into(),
+            s.cluster_name.clone().into(),
+            s.id_source.clone().into(),
+            s.reports.into(),
+            s.events.into(),
+            s.first_event_us.into(),
+            s.last_report_us.into(),
+            last.map(|e| e.id).into(),
+            last.map(|e| e.time_us).into(),
+            last.map(|e| e.summary.clone()).into(),
+            last.map(|e| e.severity.clone()).into(),
+            s.snapshot_us.into(),
+            s.snapshot_report_id.into(),
+            s.snapshot.as_ref().map(|x| serde_json::to_string(x).expect("serialisable")).into(),
+            s.snapshot_error.clone().into(),
+            s.open_incidents.into(),
+            s.open_since_us.into(),
+            s.open_summary.clone().into(),
+            s.last_incident_us.into(),
+            serde_json::to_string(&s.recent_mttr).expect("serialisable").into(),
+            s.clock_ahead.reports.into(),
+            s.clock_ahead.last_us.into(),
+            s.clock_ahead.last_ms.into(),
+            s.clock_ahead.last_node.clone().into(),
+            work.cursor_us.into(),
+            serde_json::to_string(&work.state.placement).expect("serialisable").into(),
+            s.open_down.into(),
+        ],
+    )?;
+    Ok(())
+}

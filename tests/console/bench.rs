@@ -1,0 +1,291 @@
+//! The console's benchmark (ignored; `bench/console.sh` runs it on a release build): a fleet of
+//! 1,000 clusters with 1,000,000 stored events, then
+//! - ingest throughput: real reports (a crm_mon snapshot of the hastack stack each, ~14 KB) POSTed
+//!   over HTTP by 8 keep-alive clients, reports/s until every one was answered 201;
+//! - fleet page latency: the console's own time for `GET /` (Server-Timing), 1,000 tiles.
+//!
+//! BENCH_STORE=sqlite|postgresql (default sqlite), BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS
+//! override the sizes. The prefill goes through the store's ingest (not HTTP) with the JSON and
+//! XML work done once per kind of report, so that filling a million events takes minutes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hastack::console::store::{deflate, ingest_batch, Accepted};
+use serde_json::Value;
+
+use super::fixtures::{self, key_of, Scenario};
+use super::*;
+
+/// CPU time (user + system, ms) used so far by `pids` and, with `children`, their children
+/// (PostgreSQL's backends).
+fn cpu_ms(pids: &[i32], children: bool) -> f64 {
+    let tick = 1000.0 / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+    let mut all: Vec<i32> = pids.to_vec();
+    if children {
+        all.extend(
+            hastack::sys::proc::all_pids()
+                .into_iter()
+                .filter(|p| hastack::sys::proc::stat(*p).is_some_and(|s| pids.contains(&s.ppid))),
+        );
+    }
+    all.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) * tick
+        })
+        .sum()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The kinds of report a cluster's history is made of, cycled: a restart in place and a
+/// failover of the data group (real crm_simulate output, see fixtures.rs).
+fn templates() -> Vec<Value> {
+    let mut s = Scenario::new("bench-template", fixtures::now_us() - 400 * 86_400_000_000);
+    s.monitor_fails("db", 10000, "node1", 7, 1500);
+    s.set_fail_count("db#monitor_10000", "node1", 2);
+    s.monitor_fails("db", 10000, "node1", 7, 1000);
+    s.reports
+}
+
+/// `template` for another cluster, time and sequence, with its key recomputed.
+fn variant(template: &Value, cluster: &str, time_us: i64, seq: i64) -> Value {
+    let mut r = template.clone();
+    r["cluster"]["id"] = cluster.into();
+    r["event"]["time"]["epoch"] = (time_us / 1_000_000).into();
+    r["event"]["time"]["usec"] = (time_us % 1_000_000).into();
+    r["event"]["time"]["node_sequence"] = seq.into();
+    r["snapshot"]["taken_at"]["epoch"] = (time_us / 1_000_000).into();
+    r["idempotency_key"] = key_of(&r).into();
+    r
+}
+
+#[test]
+#[ignore = "benchmark: run by bench/console.sh on a release build"]
+fn console_benchmark() {
+    if !fixtures::available() {
+        return;
+    }
+    let backend = std::env::var("BENCH_STORE").unwrap_or_else(|_| "sqlite".into());
+    let clusters = env_or("BENCH_CLUSTERS", 1000);
+    let events = env_or("BENCH_EVENTS", 1_000_000);
+    let measured = env_or("BENCH_REPORTS", 20_000);
+    let templates = templates();
+    let per_cluster = events / clusters;
+
+    let dir = tempfile::Builder::new().prefix("hst-console-bench").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let pg = (backend == "postgresql").then(|| pg::Postgres::start(true));
+    let db = match &pg {
+        Some(server) => server.database("bench"),
+        None => format!("sqlite://{}", dir.path().join("console.db").display()),
+    };
+    let store = Store::open(&DbUrl::parse(&db).unwrap()).unwrap();
+    let names: Vec<String> = (0..clusters).map(|k| format!("store-{k:04}")).collect();
+    let tokens: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let t = token::generate().unwrap();
+            store.add_cluster(n, &token::hash(&t), fixtures::now_us()).unwrap();
+            t
+        })
+        .collect();
+
+    // Prefill: each cluster's history over the past year, in time order, 500 reports a batch.
+    let start = Instant::now();
+    let year_us = 365 * 86_400_000_000i64;
+    let first_us = fixtures::now_us() - year_us - 3_600_000_000;
+    let step_us = year_us / per_cluster as i64;
+    let prepared: Vec<Accepted> = templates
+        .iter()
+        .map(|t| {
+            let body = serde_json::to_vec(t).unwrap();
+            let mut a =
+                hastack::console::ingest::accept_report(&body, 0, "bench-template", fixtures::now_us()).unwrap();
+            a.body = deflate(&body);
+            a
+        })
+        .collect();
+    // PostgreSQL takes several writers (as the console does); SQLite has one.
+    let writers = if pg.is_some() { 4 } else { 1 };
+    let ids: Vec<i64> = names.iter().map(|n| store.cluster(n).unwrap().unwrap().id).collect();
+    let stored: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (store, names, ids, prepared) = (&store, &names, &ids, &prepared);
+                scope.spawn(move || {
+                    let mut conn = store.connect().unwrap();
+                    let mut batch = Vec::with_capacity(500);
+                    let mut stored = 0usize;
+                    for c in (w..names.len()).step_by(writers) {
+                        for k in 0..per_cluster {
+                            let mut a = prepared[k % prepared.len()].clone();
+                            let t = first_us + k as i64 * step_us + c as i64 * 1000;
+                            a.cluster_id = ids[c];
+                            a.report.cluster.id = names[c].clone();
+                            a.report.event.time.epoch = t / 1_000_000;
+                            a.report.event.time.usec = t % 1_000_000;
+                            a.report.event.time.node_sequence = Some(k as i64);
+                            a.report.snapshot.taken_at.epoch = t / 1_000_000;
+                            a.report.idempotency_key = a.report.expected_key();
+                            a.time_us = t;
+                            batch.push(a);
+                            if batch.len() == 500 {
+                                stored +=
+                                    ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
+                                batch.clear();
+                            }
+                        }
+                    }
+                    if !batch.is_empty() {
+                        stored += ingest_batch(conn.as_mut(), &batch).unwrap().0.iter().filter(|o| o.is_ok()).count();
+                    }
+                    stored
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let prefill_s = start.elapsed().as_secs_f64();
+    let incidents: i64 =
+        store.read(|db| Ok(db.query_one("SELECT COUNT(*) FROM incidents", &[])?.unwrap()[0].int().unwrap())).unwrap();
+    eprintln!(
+        "prefill: {stored} events, {incidents} incidents, {clusters} clusters in {prefill_s:.0} s ({:.0} reports/s)",
+        stored as f64 / prefill_s
+    );
+    assert_eq!(stored, per_cluster * clusters);
+    drop(store);
+
+    let console =
+        Console::start_with(tempfile::Builder::new().prefix("hst-console-run").tempdir().unwrap(), db.clone());
+
+    // Ingest over HTTP: real, distinct reports, prepared before the clock starts.
+    let bodies: Vec<(usize, Vec<u8>)> = (0..measured)
+        .map(|k| {
+            let c = k % clusters;
+            let t = fixtures::now_us() - 3_000_000_000 + (k / clusters) as i64 * 10_000_000 + c as i64;
+            let r = variant(&templates[(k / clusters) % templates.len()], &names[c], t, 1_000_000 + k as i64);
+            (c, serde_json::to_vec(&r).unwrap())
+        })
+        .collect();
+    let avg_kb = bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / bodies.len() as f64 / 1024.0;
+    let bodies = Arc::new(bodies);
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicUsize::new(0));
+    let server_pids: Vec<i32> =
+        [Some(console.pid()), pg.as_ref().map(|p| p.postmaster())].into_iter().flatten().collect();
+    let load_before = loadavg();
+    let cpu_before = (cpu_ms(&[console.pid()], false), cpu_ms(&server_pids[1..], true));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (bodies, tokens, next, addr) = (bodies.clone(), tokens.clone(), next.clone(), console.addr.clone());
+            std::thread::spawn(move || {
+                let mut conn = client::Connection::open(&addr);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((c, body)) = bodies.get(k) else { return };
+                    let auth = format!("Bearer {}", tokens[*c]);
+                    let r = conn.send(
+                        "POST",
+                        "/api/v1/reports",
+                        &[("Authorization", &auth), ("Content-Type", "application/json")],
+                        Some(body),
+                        true,
+                    );
+                    assert_eq!(r.status, 201, "{}", r.text());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let ingest_s = start.elapsed().as_secs_f64();
+    let rate = measured as f64 / ingest_s;
+    let console_cpu = cpu_ms(&[console.pid()], false) - cpu_before.0;
+    let db_cpu = cpu_ms(&server_pids[1..], true) - cpu_before.1;
+    let load_after = loadavg();
+
+    // The fleet page: the console's time per request, 1,000 tiles.
+    let mut fleet_ms: Vec<f64> = Vec::new();
+    let mut api_ms: Vec<f64> = Vec::new();
+    let mut conn = client::Connection::open(&console.addr);
+    let mut size = 0;
+    let mut fleet_cpu = 0.0;
+    for k in 0..60 {
+        let before = cpu_ms(&server_pids, true);
+        let page = conn.send("GET", "/", &[], None, true);
+        if k >= 10 {
+            fleet_cpu += cpu_ms(&server_pids, true) - before;
+        }
+        assert_eq!(page.status, 200);
+        size = page.body.len();
+        let api = conn.send("GET", "/api/v1/fleet", &[], None, true);
+        assert_eq!(api.status, 200);
+        if k >= 10 {
+            fleet_ms.push(page.server_ms());
+            api_ms.push(api.server_ms());
+        }
+    }
+    let cluster_page = conn.send("GET", "/clusters/store-0000", &[], None, true);
+    assert_eq!(cluster_page.status, 200);
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    let total_events = console.get_json("/api/v1/fleet")["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["events"].as_i64().unwrap())
+        .sum::<i64>();
+    println!("console benchmark, store {backend}: {clusters} clusters, {total_events} events after the run; load average {load_before} before and {load_after} after the ingest");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| prefill through the store (no HTTP) | {:.0} reports/s ({stored} in {prefill_s:.0} s) |",
+        stored as f64 / prefill_s
+    );
+    println!("| ingest over HTTP, 8 clients, {avg_kb:.1} KiB reports | **{rate:.0} reports/s** ({measured} in {ingest_s:.1} s) |");
+    let per_report = (console_cpu + db_cpu) / measured as f64;
+    println!(
+        "| CPU per report: console + database server | {:.0} + {:.0} µs = {:.0} µs: {:.0} reports/s per core |",
+        console_cpu * 1000.0 / measured as f64,
+        db_cpu * 1000.0 / measured as f64,
+        per_report * 1000.0,
+        1000.0 / per_report
+    );
+    println!(
+        "| fleet page `GET /`, server time, median / p95 | **{:.1} / {:.1} ms** ({} tiles, {} KiB) |",
+        q(&mut fleet_ms, 0.5),
+        q(&mut fleet_ms, 0.95),
+        clusters,
+        size / 1024
+    );
+    println!(
+        "| fleet page, CPU per request (console + database server) | {:.1} ms |",
+        fleet_cpu / fleet_ms.len() as f64
+    );
+    println!(
+        "| `GET /api/v1/fleet`, server time, median / p95 | {:.1} / {:.1} ms |",
+        q(&mut api_ms, 0.5),
+        q(&mut api_ms, 0.95)
+    );
+    println!("| cluster page (1,000+ events, ~100 incidents), server time | {:.1} ms |", cluster_page.server_ms());
+}

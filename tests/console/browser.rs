@@ -1,0 +1,246 @@
+//! The pages in a real browser: Debian's headless Chromium driven through chromedriver
+//! (WebDriver, fantoccini). A failure report POSTed while the fleet page is open turns its tile
+//! red without a reload; the recovery turns it back. Screenshots of the fleet, cluster, incident
+//! and snapshot pages go to target/console-screenshots/.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use super::fixtures::{self, Scenario};
+use super::*;
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// chromedriver in a process group of its own, with the Chromium it starts; both killed on drop
+/// (also when the test fails), with Chromium's profile in a temporary directory.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver");
+        let profile = tempfile::Builder::new().prefix("hst-chromium").tempdir().unwrap();
+        let driver = ChromeDriver { child, port, profile };
+        wait_for("chromedriver to answer", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && client::get(&format!("127.0.0.1:{port}"), "/status").text().contains("\"ready\":true")
+        });
+        driver
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let pid = self.child.id() as i32;
+        // Chromium's processes may leave the group (its zygote): take them by parentage too.
+        let descendants = hastack::sys::proc::descendants(pid);
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        for p in &descendants {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+        let left = hastack::sys::proc::wait_gone(&descendants, hastack::ocf::Deadline::after(Duration::from_secs(10)));
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("Chromium processes {left:?} survived SIGKILL");
+        }
+    }
+}
+
+async fn browser(driver: &ChromeDriver) -> Client {
+    let profile = format!("--user-data-dir={}", driver.profile.path().display());
+    let mut caps = serde_json::Map::new();
+    // console-notes §3.3: without the networking flags Chromium stalls on this closed network.
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                     "--hide-scrollbars", "--force-device-scale-factor=1", profile],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+async fn save(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// The tile's classes, read by the browser.
+async fn tile_class(c: &Client, id: &str) -> String {
+    let v = c.execute(&format!("return document.getElementById('{id}').className"), vec![]).await.unwrap();
+    v.as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_class(c: &Client, id: &str, class: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let now = tile_class(c, id).await;
+        if now.split_whitespace().any(|k| k == class) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "tile {id} is {now:?}, not {class}, after 15 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small fleet to look at: green, amber (a node down, a clock ahead) and red clusters.
+fn populate(console: &Console) {
+    let now = fixtures::now_us();
+    let nodes_xml = |n2: &str, failed: bool| {
+        format!(
+            r#"<pacemaker-result api-version="2.25"><summary><current_dc present="true" name="node1" with_quorum="true"/></summary><nodes><node name="node1" online="true"/><node name="node2" online="{n2}"/></nodes><resources><resource id="app" resource_agent="ocf:hastack:app" role="Started" active="true" failed="{failed}"><node name="node1"/></resource></resources></pacemaker-result>"#
+        )
+    };
+    for k in 1..=23 {
+        let name = format!("store-{k:03}");
+        let token = console.add_cluster(&name);
+        if k == 7 {
+            continue;
+        }
+        let (category, severity, rc, task, xml) = match k % 9 {
+            3 => ("node_lost", "warning", 0, "", nodes_xml("false", false)),
+            5 if k > 10 => ("operation_failed", "critical", 1, "start", nodes_xml("true", true)),
+            _ => ("operation_succeeded", "info", 0, "start", nodes_xml("true", false)),
+        };
+        let (kind, alert, summary) = if category == "node_lost" {
+            (
+                "node",
+                json!({"node": "node2", "nodeid": 2, "desc": "lost", "task": null, "rc": null, "rsc": null, "interval": null, "target_rc": null, "status": null, "exec_time": null, "attribute_name": null, "attribute_value": null}),
+                "node node2 is lost".to_string(),
+            )
+        } else {
+            let desc = if rc == 0 { "ok" } else { "error" };
+            (
+                "resource",
+                json!({"node": "node1", "nodeid": null, "desc": desc, "task": task, "rc": rc, "rsc": "app", "interval": 0, "target_rc": 0, "status": 0, "exec_time": 800, "attribute_name": null, "attribute_value": null}),
+                if rc == 0 {
+                    "app start on node1: ok".to_string()
+                } else {
+                    "app start on node1 failed: error (rc=1, expected 0)".to_string()
+                },
+            )
+        };
+        let t = now - (k as i64) * HOUR_US / 3;
+        let report = fixtures::make_report(
+            &name,
+            "node1",
+            t,
+            10,
+            kind,
+            category,
+            severity,
+            &summary,
+            alert,
+            Value::Null,
+            Some(&xml),
+        );
+        assert!(console.post_json(&token, &report).status < 300);
+    }
+}
+
+#[test]
+fn a_failure_turns_its_tile_red_live_and_the_recovery_turns_it_back() {
+    if !need_program("chromium", "chromium")
+        || !need_program("chromedriver", "chromium-driver")
+        || !fixtures::available()
+    {
+        return;
+    }
+    let console = Console::start();
+    populate(&console);
+    let token = console.add_cluster("store-042");
+    // A real history first: a restart a few hours ago, so that the page has statistics to show.
+    let mut s = Scenario::new("store-042", fixtures::now_us() - 6 * HOUR_US);
+    s.advance_ms(3_600_000);
+    s.monitor_fails("db", 10000, "node1", 7, 1500);
+    s.advance_ms(2 * 3_600_000);
+    s.set_fail_count("db#monitor_10000", "node1", 2);
+    let failure = s.monitor_fails("db", 10000, "node1", 7, 900);
+    for r in &s.reports[..failure] {
+        assert_eq!(console.post_json(&token, r).status, 201);
+    }
+    let id = format!("cluster-{}", console.cluster("store-042")["id"]);
+    let driver = ChromeDriver::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // One deadline over the whole browser session: a hung WebDriver call fails the test (and the
+    // drop guards still run) instead of waiting for nextest to kill it.
+    let session = async {
+        let c = browser(&driver).await;
+        c.goto(&format!("http://{}/", console.addr)).await.unwrap();
+        // Live once the page's EventSource is connected; a marker shows the page never reloads.
+        c.wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("header .live.on"))
+            .await
+            .expect("the live feed connects");
+        c.execute("window.hastackNoReload = true; return 1", vec![]).await.unwrap();
+        assert!(tile_class(&c, &id).await.contains("amber"), "before: the earlier restart left a failed action");
+        save(&c, "fleet-before.png").await;
+
+        // The failure: the tile turns red without a reload.
+        assert_eq!(console.post_json(&token, &s.reports[failure]).status, 201);
+        wait_class(&c, &id, "red").await;
+        let text = c.find(Locator::Id(&id)).await.unwrap().text().await.unwrap();
+        assert!(text.contains("open incident") && text.contains("db monitor on node1 failed"), "{text}");
+        save(&c, "fleet-red.png").await;
+
+        // The failover: out of red (amber: the failed action waits for a cleanup), still no reload.
+        for r in &s.reports[failure + 1..] {
+            assert_eq!(console.post_json(&token, r).status, 201);
+        }
+        wait_class(&c, &id, "amber").await;
+        let text = c.find(Locator::Id(&id)).await.unwrap().text().await.unwrap();
+        assert!(text.contains("to clean up") && text.contains("MTTR"), "{text}");
+        let kept = c.execute("return window.hastackNoReload === true", vec![]).await.unwrap();
+        assert_eq!(kept, Value::Bool(true), "the page reloaded");
+        save(&c, "fleet-recovered.png").await;
+
+        // The cluster page, the incident and a snapshot, as an operator opens them.
+        c.set_window_size(1400, 2600).await.unwrap();
+        c.goto(&format!("http://{}/clusters/store-042", console.addr)).await.unwrap();
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(".plot svg")).await.unwrap();
+        let body = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(body.contains("failover") && body.contains("restart") && body.contains("MTTR median"), "{body}");
+        save(&c, "cluster.png").await;
+        c.find(Locator::Css("td a[href^='/incidents/']")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::XPath("//h2[text()='Timeline']")).await.unwrap();
+        c.set_window_size(1400, 1200).await.unwrap();
+        save(&c, "incident.png").await;
+        c.goto(&format!("http://{}/clusters/store-042", console.addr)).await.unwrap();
+        c.find(Locator::LinkText("full snapshot")).await.unwrap().click().await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::XPath("//h2[text()='Resources']"))
+            .await
+            .unwrap();
+        c.set_window_size(1400, 2200).await.unwrap();
+        save(&c, "snapshot.png").await;
+        c.close().await.unwrap();
+    };
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(180), session).await })
+        .expect("the browser session finished within 180 s");
+}
