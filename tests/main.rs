@@ -14,6 +14,7 @@ mod fence;
 mod filesystem;
 mod front;
 mod lab;
+mod lab_alert;
 mod lab_app;
 mod logging;
 mod packaging;
