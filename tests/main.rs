@@ -15,6 +15,7 @@ mod fence;
 mod filesystem;
 mod front;
 mod lab;
+mod lab_alert;
 mod lab_app;
 mod logging;
 mod packaging;

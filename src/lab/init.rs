@@ -24,7 +24,16 @@ use super::layout::Lab;
 use super::plan::Plan;
 
 /// The node's own directories, bound over the host's (relative to the node's directory).
-pub const NODE_BINDS: &[&str] = &["etc/corosync", "var/lib/pacemaker", "var/lib/corosync", "var/log", "srv"];
+/// /var/spool holds the alert agent's spool: each node keeps its own reports, as a server does.
+pub const NODE_BINDS: &[&str] =
+    &["etc/corosync", "var/lib/pacemaker", "var/lib/corosync", "var/log", "var/spool", "srv"];
+
+/// The spool the alert agent uses by default (`spool_dir`), made in each node's /var/spool.
+pub const ALERT_SPOOL: &str = "var/spool/hastack/alert";
+
+/// hastack's command (`hastack alert flush`, as the flush timer runs it): the lab's copy too,
+/// where the host has one to bind over.
+pub const HASTACK_COMMAND: &str = "/usr/sbin/hastack";
 
 /// The alert agent the stack's `[alert]` names by default (the lab binds its own copy there).
 pub const ALERT_AGENT: &str = "/usr/lib/hastack/alert";
@@ -61,11 +70,14 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
         };
         serial_ports.push((cable.port.clone(), pty.display().to_string()));
     }
-    let software = vec![
+    let mut software = vec![
         (lab.agents_dir(), PathBuf::from(crate::applets::OCF_PROVIDER_DIR)),
         (lab.binary(), PathBuf::from("/usr/sbin/fence_ups")),
         (lab.binary(), PathBuf::from(ALERT_AGENT)),
     ];
+    if Path::new(HASTACK_COMMAND).exists() {
+        software.push((lab.binary(), PathBuf::from(HASTACK_COMMAND)));
+    }
     let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports };
     let log = File::options()
         .create(true)

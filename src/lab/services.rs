@@ -135,6 +135,10 @@ pub fn write_nodes(
         mkdir(&root.join("var/log/postgresql"), 0o1775, Some(("postgres", "postgres")))?;
         mkdir(&root.join("var/log/activemq"), 0o755, Some(("activemq", "activemq")))?;
         fs::File::create(root.join(super::init::INIT_LOG))?;
+        // The alert agent's spool, as the packages' tmpfiles.d entry makes it.
+        mkdir(&root.join("var/spool"), 0o755, None)?;
+        mkdir(&root.join("var/spool/hastack"), 0o750, hacluster)?;
+        mkdir(&root.join(super::init::ALERT_SPOOL), 0o750, hacluster)?;
         mkdir(&root.join("srv/data"), 0o755, None)?;
         for layer in plan::layers(stack) {
             write_service(lab, plan, stack, node, layer, webapp)?;

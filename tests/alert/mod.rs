@@ -3,7 +3,7 @@
 //! names), snapshots taken by the real crm_mon from a CIB file (`CIB_file`, states made by
 //! crm_simulate), a console stand-in on 127.0.0.1, mail through Debian's msmtp.
 
-mod receiver;
+pub mod receiver;
 mod smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -158,7 +158,7 @@ fn one_of_each_kind() -> Vec<(&'static str, AlertRun)> {
 }
 
 /// Validates report bodies against docs/report-schema.json with Debian's python3-jsonschema.
-fn assert_valid_reports(bodies: &[String]) {
+pub fn assert_valid_reports(bodies: &[String]) {
     if !need_program("python3", "python3") {
         return;
     }

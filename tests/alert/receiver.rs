@@ -53,7 +53,11 @@ impl Receiver {
 
     /// On a given address (a console that comes back where it was).
     pub fn start_on(addr: &str, mode: Mode) -> Receiver {
-        let listener = TcpListener::bind(addr).unwrap();
+        Receiver::start_with(TcpListener::bind(addr).unwrap(), mode)
+    }
+
+    /// On a socket the caller bound (e.g. inside another network namespace).
+    pub fn start_with(listener: TcpListener, mode: Mode) -> Receiver {
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/api/v1/reports", listener.local_addr().unwrap());
         let mode = Arc::new(Mutex::new(mode));

@@ -1,0 +1,258 @@
+//! The alert agent under the real Pacemaker of the lab (`hastack lab`): Pacemaker runs the lab's
+//! copy of /usr/lib/hastack/alert on each node, with a console recipient added at runtime with the
+//! node's `cibadmin`, pointing at a console stand-in (tests/alert/receiver.rs) listening in the
+//! lab's client namespace on the public network. One lab serves both scenarios:
+//! - kill -9 of the PostgreSQL server on the primary: the failed-monitor and restart reports,
+//!   each with a crm_mon snapshot, valid against docs/report-schema.json;
+//! - a power cut of the primary (`lab fail`) with the console down: the survivor spools its
+//!   node-lost, fencing and start reports (with snapshots); once the console is back,
+//!   `hastack alert flush` run on the survivor as the flush timer runs it delivers every one of
+//!   them, each exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::alert::assert_valid_reports;
+use crate::alert::receiver::{Mode, Post, Receiver};
+use crate::support::*;
+
+/// The database layer of crm-config/lab.toml and where its server keeps its PID.
+const DB: &str = "db";
+const POSTMASTER_PID: &str = "/srv/data/postgresql/postmaster.pid";
+/// The alert lab.toml configures, and the spool the agent uses by default (inside each node).
+const ALERT_ID: &str = "operator";
+const SPOOL: &str = "var/spool/hastack/alert";
+
+struct Lab {
+    name: String,
+}
+
+impl Lab {
+    fn run(&self, args: &[&str], limit: Duration) -> Outcome {
+        let mut cmd = Command::new(bin());
+        cmd.args(["lab", "--name", &self.name]).args(args);
+        run_with_deadline(&mut cmd, limit)
+    }
+
+    fn handle(&self) -> hastack::lab::Lab {
+        hastack::lab::Lab::new(&self.name).unwrap()
+    }
+
+    /// A command on a node, entered as the lab enters it (all its namespaces).
+    fn on(&self, node: &str, program: &str, args: &[&str]) -> String {
+        hastack::lab::node::run_on(&self.handle(), node, program, args, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn where_runs(&self, rsc: &str) -> Option<String> {
+        let status = self.run(&["status"], Duration::from_secs(120)).stdout;
+        let line = status.lines().find(|l| l.trim_start().starts_with(&format!("* {rsc}\t")))?;
+        line.split("Started ").nth(1).map(|n| n.trim().to_string())
+    }
+
+    /// The node's spool as the host sees it (each node has its own /var/spool).
+    fn spool(&self, node: &str) -> PathBuf {
+        self.handle().node_dir(node).join(SPOOL)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Whatever happened, the lab goes (a failed assertion must not leave a cluster running).
+        let _ = self.run(&["down"], Duration::from_secs(180));
+    }
+}
+
+/// A listening socket bound inside a network namespace: a thread enters it, binds, and the
+/// socket stays in that namespace for good.
+fn listen_in(netns: &str, addr: &str) -> TcpListener {
+    let (netns, addr) = (netns.to_string(), addr.to_string());
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(Path::new("/run/netns").join(&netns)).unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        TcpListener::bind(&addr).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The client namespace's address on the public network.
+fn client_address(netns: &str) -> String {
+    let out = sh("ip", &["-n", netns, "-4", "-o", "addr", "show", "dev", "eth0"]);
+    let cidr = out.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_else(|| panic!("{out}"));
+    cidr.split('/').next().unwrap().to_string()
+}
+
+fn category(p: &Value) -> &str {
+    p["event"]["category"].as_str().unwrap_or_default()
+}
+
+fn alert_field<'a>(p: &'a Value, name: &str) -> &'a str {
+    p["event"]["alert"][name].as_str().unwrap_or_default()
+}
+
+/// A report of `category` for resource `rsc` and operation `task`.
+fn is_op(p: &Value, cat: &str, rsc: &str, task: &str) -> bool {
+    category(p) == cat && alert_field(p, "rsc") == rsc && alert_field(p, "task") == task
+}
+
+/// The report carries the crm_mon snapshot the reporter took, showing the cluster.
+fn assert_snapshot(p: &Value) {
+    let s = &p["snapshot"];
+    let xml = s["xml"].as_str().unwrap_or_default();
+    assert!(
+        s["exit_code"] == 0 && xml.contains("<pacemaker-result") && xml.contains("<nodes") && xml.contains(DB),
+        "{} report from {} without a crm_mon snapshot: {}",
+        category(p),
+        p["reporter"]["node"],
+        serde_json::to_string_pretty(s).unwrap()
+    );
+}
+
+/// The reports spooled in a directory: (idempotency key, body).
+fn spooled(dir: &Path) -> BTreeMap<String, (Value, String)> {
+    let mut out = BTreeMap::new();
+    for path in hastack::alert::spool::entries(dir).unwrap_or_default() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let body = text.split_once('\n').unwrap().1.to_string();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        out.insert(v["idempotency_key"].as_str().unwrap().to_string(), (v, body));
+    }
+    out
+}
+
+fn summaries(posts: &[Value]) -> String {
+    posts
+        .iter()
+        .map(|p| format!("{} {}: {}", p["reporter"]["node"], category(p), p["event"]["summary"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bodies(posts: &[Post]) -> Vec<Value> {
+    posts.iter().map(|p| p.body.clone()).collect()
+}
+
+#[test]
+fn kill_and_power_cut_reported_with_snapshots_and_flushed_exactly_once() {
+    if !need_root("the lab (namespaces, bridges, loop devices)") || !need_program("python3", "python3") {
+        return;
+    }
+    // A name of its own (tests/lab.rs uses pid % 1000 and + 500), never the user's lab.
+    let lab = Lab { name: format!("hst{}", (std::process::id() + 250) % 1000) };
+    lab.run(&["up"], Duration::from_secs(1800)).expect(0);
+    let primary = lab.where_runs(DB).expect("the database runs");
+    let survivor = if primary == "node1" { "node2" } else { "node1" };
+
+    // The console stand-in, in the client's namespace on the public network the nodes share.
+    let client_ns = lab.handle().client_netns();
+    let listener = listen_in(&client_ns, &format!("{}:0", client_address(&client_ns)));
+    let console_addr = listener.local_addr().unwrap().to_string();
+    let receiver = Receiver::start_with(listener, Mode::Ok);
+    // A console recipient beside lab.toml's file recipient, as README's cibadmin line adds one.
+    let recipient =
+        format!("<alert id=\"{ALERT_ID}\"><recipient id=\"{ALERT_ID}-console\" value=\"{}\"/></alert>", receiver.url);
+    lab.on(&primary, "cibadmin", &["--modify", "--scope", "alerts", "--xml-text", &recipient]);
+    for node in ["node1", "node2"] {
+        let alerts = lab.on(node, "cibadmin", &["--query", "--scope", "alerts"]);
+        assert!(alerts.contains(&receiver.url), "{node}'s CIB lacks the console recipient:\n{alerts}");
+    }
+
+    // 1. kill -9 of the whole PostgreSQL server on the primary: the monitor finds it failed,
+    // Pacemaker restarts it in place; the primary reports both, each with its snapshot.
+    let pid = lab.on(&primary, "head", &["-n1", POSTMASTER_PID]).trim().to_string();
+    lab.on(&primary, "kill", &["-9", "--", &format!("-{pid}")]);
+    wait_for("the failed-monitor and restart reports", Duration::from_secs(300), || {
+        let posts = bodies(&receiver.posts());
+        posts.iter().any(|p| is_op(p, "operation_failed", DB, "monitor"))
+            && posts.iter().any(|p| is_op(p, "operation_succeeded", DB, "start"))
+    });
+    let posts = bodies(&receiver.posts());
+    eprintln!("after the kill, the console got:\n{}", summaries(&posts));
+    let failed = posts.iter().find(|p| is_op(p, "operation_failed", DB, "monitor")).unwrap();
+    let restart = posts.iter().find(|p| is_op(p, "operation_succeeded", DB, "start")).unwrap();
+    for p in [failed, restart] {
+        assert_eq!(p["reporter"]["node"], primary.as_str(), "{p}");
+        assert_eq!(alert_field(p, "node"), primary, "restarted in place: {p}");
+        assert_snapshot(p);
+    }
+    let time = |p: &Value| (p["event"]["time"]["epoch"].as_i64(), p["event"]["time"]["usec"].as_i64());
+    assert!(time(restart) > time(failed), "the restart comes after the failure:\n{}", summaries(&posts));
+    assert_valid_reports(&receiver.posts().iter().map(|p| p.raw.clone()).collect::<Vec<_>>());
+    // Let the restarted database settle before the next fault.
+    lab.on(&primary, "crm_resource", &["--wait", "--timeout=300s"]);
+    drop(receiver);
+
+    // 2. The console is down (nothing listens: connection refused) and the primary loses power.
+    lab.run(&["fail", &primary], Duration::from_secs(60)).expect(0);
+    let spool = lab.spool(survivor);
+    wait_for("the survivor to spool node-lost, fencing and start reports", Duration::from_secs(600), || {
+        let held: Vec<Value> = spooled(&spool).into_values().map(|(v, _)| v).collect();
+        held.iter().any(|p| category(p) == "node_lost" && alert_field(p, "node") == primary)
+            && held.iter().any(|p| category(p) == "fencing_succeeded" && alert_field(p, "node") == primary)
+            && held.iter().any(|p| is_op(p, "operation_succeeded", DB, "start") && alert_field(p, "node") == survivor)
+    });
+    // The fenced node boots again and rejoins; wait until the cluster is quiet, so that no alert
+    // of the survivor's drains the spool at the same time as flush.
+    wait_for("the fenced node to rejoin", Duration::from_secs(600), || {
+        lab.run(&["status"], Duration::from_secs(120)).stdout.contains("Online: [ node1 node2 ]")
+    });
+    lab.on(survivor, "crm_resource", &["--wait", "--timeout=300s"]);
+    let held = spooled(&spool);
+    let mut held_values: Vec<Value> = held.values().map(|(v, _)| v.clone()).collect();
+    held_values.sort_by_key(|p| (p["event"]["time"]["epoch"].as_i64(), p["event"]["time"]["usec"].as_i64()));
+    eprintln!("spooled on {survivor} while the console was down:\n{}", summaries(&held_values));
+    for p in &held_values {
+        assert_eq!(p["reporter"]["node"], survivor, "{p}");
+        if ["node_lost", "fencing_succeeded"].contains(&category(p)) || is_op(p, "operation_succeeded", DB, "start") {
+            assert_snapshot(p);
+        }
+    }
+    assert_valid_reports(&held.values().map(|(_, b)| b.clone()).collect::<Vec<_>>());
+
+    // The console comes back where it was; the flush timer's command, run on the survivor as
+    // the timer runs it (as hacluster), delivers everything.
+    let receiver = Receiver::start_with(listen_in(&client_ns, &console_addr), Mode::Ok);
+    let flush = lab.on(
+        survivor,
+        "runuser",
+        &[
+            "-u",
+            "hacluster",
+            "--",
+            "hastack",
+            "alert",
+            "flush",
+            "--spool-dir",
+            "/var/spool/hastack/alert",
+            "--deadline",
+            "50s",
+        ],
+    );
+    eprintln!("flush on {survivor}: {}", flush.trim());
+    assert!(hastack::alert::spool::entries(&spool).unwrap().is_empty(), "flush left reports in {}", spool.display());
+    let posts = receiver.posts();
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &posts {
+        *sent.entry(p.key()).or_default() += 1;
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "reports sent more than once: {twice:?}");
+    let wanted: BTreeSet<String> = held.keys().cloned().collect();
+    let stored = receiver.stored();
+    let missing: Vec<_> = wanted.difference(&stored).collect();
+    assert!(missing.is_empty(), "spooled reports the console never got: {missing:?}");
+    for (key, (_, body)) in &held {
+        let got = posts.iter().find(|p| &p.key() == key).unwrap();
+        assert_eq!(&got.raw, body, "a report is sent as it was spooled");
+    }
+    // An alert run may add a report between the look at the spool and the flush: at least these.
+    let delivered = flush.split_whitespace().next().and_then(|n| n.parse::<usize>().ok());
+    assert!(delivered.is_some_and(|n| n >= held.len()), "flush said: {flush}");
+    eprintln!("flush delivered {} report(s), each once", held.len());
+}
