@@ -139,9 +139,11 @@ impl Client {
         Client { child: ChildGuard(child), log: log.to_path_buf() }
     }
 
-    /// The log so far (empty until the client has written its header).
+    /// The log so far (empty until the client has written its header line: the client creates
+    /// the file before it writes to it).
     fn log(&self) -> Log {
-        if !self.log.exists() {
+        let header_written = std::fs::read(&self.log).is_ok_and(|bytes| bytes.contains(&b'\n'));
+        if !header_written {
             return Log::default();
         }
         Log::read(&self.log).unwrap()
@@ -266,7 +268,9 @@ fn kill9_of_each_layer_loses_and_duplicates_nothing_and_tampering_is_caught() {
     assert_clean(&out);
     eprintln!("client: {summary}verify:\n{}", out.stdout);
     let acked = stat(&out, "acknowledged");
-    assert!(acked >= 200, "only {acked} transactions acknowledged");
+    // At least what the test waited for (50 before the faults, 20 after each of the 3 restarts),
+    // as the ledger check counts them: a bound by construction, not by timing.
+    assert!(acked >= 50 + 3 * 20, "only {acked} transactions acknowledged");
     // Every failed request was resolved: acknowledged, or given up only at the stop.
     let final_log = Log::read(&log).unwrap();
     let failed: std::collections::BTreeSet<u64> =
