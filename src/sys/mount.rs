@@ -26,8 +26,12 @@ pub fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        // The kernel writes \ooo for one byte: \000 to \377. A higher value (\777) is no escape
+        // of the kernel's and stays as written.
+        let octal =
+            bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let value = octal.map(|d| d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0')));
+        if let Some(v) = value.and_then(|v| u8::try_from(v).ok()) {
             out.push(v);
             i += 4;
         } else {
@@ -144,6 +148,16 @@ mod tests {
         assert_eq!(below, vec![37]);
         // A sibling with a common string prefix is not below.
         assert!(mounted_below(&t, Path::new("/srv/dat")).is_empty());
+    }
+
+    #[test]
+    fn an_octal_escape_above_377_stays_as_written() {
+        // Fuzz finding (proc_files): \777 overflowed a u8 (a panic with overflow checks).
+        assert_eq!(unescape("a\\777b"), "a\\777b");
+        assert_eq!(unescape("a\\377"), String::from_utf8_lossy(b"a\xff"));
+        assert_eq!(unescape("end\\04"), "end\\04");
+        let line = "36 22 7:0 / /srv/data rw,relatime shared:2\\777 - xfs /dev/loop0 rw";
+        assert_eq!(parse_line(line).unwrap().mount_point, std::path::PathBuf::from("/srv/data"));
     }
 
     #[test]
