@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const PREFIX: &str = "CRM_alert_";
 
@@ -75,8 +75,9 @@ impl AlertEnv {
     }
 }
 
-/// `event.alert` of the report (docs/report-schema.json).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// `event.alert` of the report (docs/report-schema.json): written by the alert agent, read back
+/// by the console.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Typed {
     pub node: Option<String>,
     pub nodeid: Option<i64>,

@@ -65,21 +65,8 @@ pub struct EventTime {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct Alert {
-    pub node: Option<String>,
-    pub nodeid: Option<i64>,
-    pub desc: Option<String>,
-    pub task: Option<String>,
-    pub rc: Option<i64>,
-    pub rsc: Option<String>,
-    pub interval: Option<i64>,
-    pub target_rc: Option<i64>,
-    pub status: Option<i64>,
-    pub exec_time: Option<i64>,
-    pub attribute_name: Option<String>,
-    pub attribute_value: Option<String>,
-}
+/// The alert agent's own type: one definition of the wire format's `event.alert`.
+pub use crate::alert::event::Typed as Alert;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Fencing {
