@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use crate::vm::{build_initramfs, debian_kernel, free_udp_ports, Vm, VmSpec};
 
+/// PostgreSQL on DRBD in the VMs under a power cut (issue 17).
+mod power_cut_data;
+
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
 const CMD_LIMIT: Duration = Duration::from_secs(60);
 const AGENT: &str = "/usr/lib/ocf/resource.d/hastack/drbd";

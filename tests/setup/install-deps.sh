@@ -41,7 +41,9 @@ packages=(
   # the test (a relay-only MTA configured per user: no system mail configuration is touched)
   python3-jsonschema msmtp-mta
   # drbd: two qemu TCG virtual machines booting Debian's kernel (it carries drbd.ko) from an
-  # initramfs made of this machine's busybox, drbd-utils and the hastack binary
+  # initramfs made of this machine's busybox, drbd-utils and the hastack binary; the data-layer
+  # power-cut test adds this machine's PostgreSQL 15 (postgresql above) to it and commits through
+  # Debian's psql (postgresql-client, pulled in by postgresql) from a network namespace
   qemu-system-x86 linux-image-amd64 busybox-static drbd-utils cpio
   # fuzz targets (make test's fuzz-smoke): libfuzzer-sys compiles libFuzzer, which is C++
   g++

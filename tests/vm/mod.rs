@@ -46,6 +46,24 @@ pub fn build_initramfs(dir: &Path, kernel: &Kernel) -> PathBuf {
     out
 }
 
+/// The DRBD VMs' initramfs with PostgreSQL 15 added (`build-pg-overlay.sh`): the base archive
+/// and the overlay concatenated, which the kernel unpacks into one root. Only the data-layer
+/// power-cut test pays for the overlay.
+pub fn build_pg_initramfs(dir: &Path, kernel: &Kernel) -> PathBuf {
+    let overlay = dir.join("pg-overlay.cpio.gz");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/build-pg-overlay.sh");
+    let (base, result) = std::thread::scope(|s| {
+        let pg = s.spawn(|| Command::new(&script).arg(&overlay).output().expect("run build-pg-overlay.sh"));
+        (build_initramfs(dir, kernel), pg.join().unwrap())
+    });
+    assert!(result.status.success(), "build-pg-overlay.sh failed: {}", String::from_utf8_lossy(&result.stderr));
+    let out = dir.join("initramfs-pg.cpio.gz");
+    let mut joined = std::fs::read(&base).unwrap();
+    joined.extend(std::fs::read(&overlay).unwrap());
+    std::fs::write(&out, joined).unwrap();
+    out
+}
+
 /// Where a VM sits on the test network: its node name (the `on` section in drbd.conf), its
 /// address inside the VMs' private link, and the loopback UDP ports qemu uses for the link.
 pub struct VmSpec<'a> {
@@ -54,6 +72,18 @@ pub struct VmSpec<'a> {
     pub mac: &'a str,
     pub udp_local: u16,
     pub udp_peer: u16,
+}
+
+/// What a VM gets beyond the DRBD tier's defaults (256 MiB, the VM-to-VM link only).
+#[derive(Default)]
+pub struct VmExtras<'a> {
+    /// Memory in MiB.
+    pub mem_mib: Option<u32>,
+    /// The network namespace qemu runs in (`ip netns exec`): its tap device lives there, and the
+    /// VM-to-VM link's loopback UDP ports are that namespace's.
+    pub netns: Option<&'a str>,
+    /// A tap device in `netns` for the VM's second NIC (eth1), and that NIC's MAC.
+    pub tap: Option<(&'a str, &'a str)>,
 }
 
 /// A running VM. Dropping it kills qemu (a power cut, as far as the VM can tell).
@@ -78,12 +108,38 @@ impl Vm {
     /// qemu gets SIGKILL if the thread that started it ends (the test, even when nextest kills
     /// it), so no VM outlives its test.
     pub fn start(dir: &Path, kernel: &Kernel, initramfs: &Path, disk: &Path, spec: &VmSpec) -> Vm {
+        Self::start_with(dir, kernel, initramfs, disk, spec, &VmExtras::default())
+    }
+
+    /// [`Vm::start`] with more memory, a network namespace and a tap NIC.
+    pub fn start_with(
+        dir: &Path,
+        kernel: &Kernel,
+        initramfs: &Path,
+        disk: &Path,
+        spec: &VmSpec,
+        extras: &VmExtras,
+    ) -> Vm {
         let socket = dir.join(format!("{}.sock", spec.node));
         let console = dir.join(format!("{}-console.log", spec.node));
         // no_timer_check: under TCG on a loaded host the guest kernel may find the IO-APIC timer too
         // slow and panic ("IO-APIC + timer doesn't work!"); the check is meaningless in a VM.
         let append = format!("console=ttyS0 quiet panic=-1 no_timer_check hst.node={} hst.ip={}", spec.node, spec.ip);
-        let mut qemu = Command::new("qemu-system-x86_64");
+        // `ip netns exec` execs qemu (no fork), so the parent-death signal below reaches qemu.
+        let mut qemu = match extras.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
+                c
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
+        if let Some((tap, mac)) = extras.tap {
+            qemu.arg("-netdev").arg(format!("tap,id=n1,ifname={tap},script=no,downscript=no"));
+            // After the link's NIC on the command line, so the guest names it eth1.
+            qemu.arg("-device").arg(format!("virtio-net-pci,netdev=n1,mac={mac},romfile=,addr=0x9"));
+        }
+        let mem = extras.mem_mib.unwrap_or(256).to_string();
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             qemu.pre_exec(|| {
@@ -91,7 +147,7 @@ impl Vm {
             });
         }
         let child = qemu
-            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
+            .args(["-accel", "tcg", "-m", &mem, "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
             .arg("-kernel")
             .arg(&kernel.image)
             .arg("-initrd")
