@@ -175,6 +175,7 @@ impl Service for Server {
     }
 
     fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        checks::require_space("data_dir", &self.data_dir)?;
         if let Some((_, h)) = self.foreign_lock(&[]) {
             if !proc::is_alive(h) {
                 // Killed a moment ago: its last threads still hold the lock.

@@ -163,6 +163,7 @@ impl Service for Server {
     }
 
     fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        checks::require_space("datadir", &self.datadir)?;
         if let Some(h) = self.lock_holder().filter(|h| !is_server(*h)) {
             // A server killed a moment ago: its last threads still hold the lock. Let them go.
             tree::wait_released(&[h], ctx.deadline.fraction(0.5));
@@ -260,10 +261,11 @@ impl ServiceAgent for Mariadb {
         }
         let my = Server::of(ctx)?;
         checks::require_executable("binary", &my.binary)?;
-        checks::account("user", &my.user)?;
+        let account = checks::account("user", &my.user)?;
         checks::account("monitor_user", &my.monitor_user)?;
         checks::require_path("config", &my.config, false)?;
         checks::require_data_dir("datadir", &my.datadir)?;
+        checks::require_writable_data_dir("datadir", &my.datadir, &account)?;
         if !my.datadir.join("mysql").is_dir() {
             return Err(OcfError::installed(format!(
                 "{} (parameter 'datadir') is not a MariaDB data directory: no 'mysql' system database (is the replicated partition mounted?)",

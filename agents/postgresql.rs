@@ -220,6 +220,7 @@ impl Service for Server {
     }
 
     fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        checks::require_space("pgdata", &self.pgdata)?;
         if let Some(pf) = read_pidfile(&self.pidfile()) {
             if is_postmaster_of(pf.pid, &self.pgdata) {
                 return Err(OcfError::generic(format!(
@@ -307,8 +308,9 @@ impl ServiceAgent for Postgresql {
         }
         let pg = Server::of(ctx)?;
         checks::require_executable("bindir", pg.bindir.join("postgres"))?;
-        pg.account()?;
+        let account = pg.account()?;
         checks::require_data_dir("pgdata", &pg.pgdata)?;
+        checks::require_writable_data_dir("pgdata", &pg.pgdata, account)?;
         if !pg.pgdata.join("PG_VERSION").is_file() {
             return Err(OcfError::installed(format!(
                 "{} (parameter 'pgdata') is not a PostgreSQL data directory: no PG_VERSION (is the replicated partition mounted?)",

@@ -191,6 +191,7 @@ impl Service for Server {
     }
 
     fn prepare(&self, _ctx: &Ctx) -> OcfResult<()> {
+        checks::require_space("data_dir", &self.data_dir)?;
         match vms_on(&self.data_dir).into_iter().next() {
             Some((pid, node)) => Err(OcfError::generic(format!(
                 "data directory {} is in use by another running node ({node}, PID {pid}): refusing to start",

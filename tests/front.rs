@@ -13,10 +13,10 @@ use hastack::sys::{proc, tree};
 
 use crate::support::*;
 
-mod apps;
-mod haproxy;
-mod httpd;
-mod tomcat;
+pub mod apps;
+pub mod haproxy;
+pub mod httpd;
+pub mod tomcat;
 
 /// The PID the agent recorded as the instance's main process.
 pub fn main_pid(agent: &str, instance: &str) -> i32 {
@@ -80,7 +80,7 @@ pub fn lifecycle(run: &AgentRun, agent: &str, instance: &str, depths: &[u32], po
 }
 
 /// The live processes of session `sid`, listed by ps.
-fn session_survivors(sid: i32) -> Vec<String> {
+pub fn session_survivors(sid: i32) -> Vec<String> {
     let out = run_with_deadline(Command::new("ps").args(["-e", "-o", "pid=,sid=,stat="]), Duration::from_secs(10));
     out.expect(0);
     out.stdout

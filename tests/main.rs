@@ -11,6 +11,7 @@ mod conformance;
 mod console;
 mod data;
 mod drbd;
+mod faults;
 mod fence;
 mod filesystem;
 mod front;

@@ -105,8 +105,18 @@ pub fn require_data_dir(param: &str, dir: &Path) -> OcfResult<()> {
     }
 }
 
-/// The data directory must be writable by the server's account (4 otherwise).
+/// The data directory must be writable by the server's account (4 otherwise): its mode, and its
+/// filesystem mounted read-write. A filesystem mounted read-only (ext4 `errors=remount-ro` after
+/// an I/O error on this node's disk, a partition mounted `ro`) is a fault of this node, as a
+/// permission is: 4, naming the directory, before the server starts and fails (or, a broker,
+/// waits) on its own words.
 pub fn require_writable_data_dir(param: &str, dir: &Path, owner: &Account) -> OcfResult<()> {
+    if on_read_only_filesystem(dir) {
+        return Err(OcfError::perm(format!(
+            "data directory {} (parameter '{param}') is on a read-only filesystem",
+            dir.display()
+        )));
+    }
     if writable_by(dir, owner) {
         Ok(())
     } else {
@@ -116,6 +126,33 @@ pub fn require_writable_data_dir(param: &str, dir: &Path, owner: &Account) -> Oc
             owner.name
         )))
     }
+}
+
+/// Below this much space available to unprivileged users, a data directory is full: a server
+/// cannot write its lock, PID or log files there, or (a broker) starts and then blocks every
+/// persistent message.
+pub const MIN_DATA_SPACE: u64 = 1 << 20;
+
+/// A data directory whose filesystem is full refuses the start (1): the server would fail later
+/// on its own words, or start and accept nothing. Not 4 or 5: the replicated partition is as
+/// full on the peer, so a move would not help; freeing space and a cleanup will.
+pub fn require_space(param: &str, dir: &Path) -> OcfResult<()> {
+    let Ok(st) = nix::sys::statvfs::statvfs(dir) else { return Ok(()) };
+    let available = st.blocks_available() * st.fragment_size();
+    if available >= MIN_DATA_SPACE {
+        return Ok(());
+    }
+    Err(OcfError::generic(format!(
+        "data directory {} (parameter '{param}') is on a full filesystem: {} KiB left (No space left on device); free space before starting",
+        dir.display(),
+        available / 1024
+    )))
+}
+
+/// Whether `dir` is on a filesystem mounted read-only (statvfs's ST_RDONLY, which covers a
+/// read-only bind mount too).
+pub fn on_read_only_filesystem(dir: &Path) -> bool {
+    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 /// Whether a directory can be written by `owner` (mode bits; root bypasses them, the server

@@ -20,9 +20,9 @@ pub fn available() -> bool {
 /// One test broker (the lab application's tests run it too).
 pub struct Broker {
     _dir: Option<tempfile::TempDir>,
-    conf: PathBuf,
-    data: PathBuf,
-    run: PathBuf,
+    pub conf: PathBuf,
+    pub data: PathBuf,
+    pub run: PathBuf,
     pub openwire_port: u16,
     pub stomp_port: u16,
     pub name: String,
@@ -64,7 +64,7 @@ impl Broker {
         b
     }
 
-    fn with_data(data: &Path, run: &Path) -> Broker {
+    pub fn with_data(data: &Path, run: &Path) -> Broker {
         let conf = run.join("conf");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(data).unwrap();
@@ -93,6 +93,36 @@ impl Broker {
             .param("java_opts", "-Xms32m -Xmx128m -XX:TieredStopAtLevel=1")
             .param("probe_timeout", 3)
             .timeout_ms(120000)
+    }
+
+    /// Another broker (its own ports), started as Debian's launcher would run it but not by this
+    /// resource, on the data directory: serving STOMP on the returned port when it returns.
+    pub fn foreign_broker(&self) -> (ChildGuard, u16) {
+        let other_conf = self.run.join("other");
+        std::fs::create_dir_all(&other_conf).unwrap();
+        let other_stomp = free_port();
+        std::fs::write(other_conf.join("activemq.xml"), broker_xml(free_port(), other_stomp)).unwrap();
+        // java itself (not through runuser, which would leave it behind when the guard kills runuser).
+        let user = nix::unistd::User::from_name("activemq").unwrap().unwrap();
+        let other = ChildGuard(
+            Command::new("java")
+                .uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .arg("-Xmx128m")
+                .arg(format!("-Dactivemq.data={}", self.data.display()))
+                .arg(format!("-Dactivemq.base={}", self.data.display()))
+                .arg("-Dactivemq.home=/usr/share/activemq")
+                .args(["-jar", JAR, "start"])
+                .arg(format!("xbean:file:{}", other_conf.join("activemq.xml").display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("the other broker", Duration::from_secs(180), || {
+            Stomp::connect(&format!("127.0.0.1:{other_stomp}"), None, Deadline::after(Duration::from_secs(2))).is_ok()
+        });
+        (other, other_stomp)
     }
 
     fn stomp(&self) -> Stomp {
@@ -207,30 +237,7 @@ fn activemq_refuses_a_store_another_broker_holds() {
     let a = b.agent();
     // Another broker (its own ports) on the same data directory, started as Debian's launcher
     // would run it but not by this resource.
-    let other_conf = b.run.join("other");
-    std::fs::create_dir_all(&other_conf).unwrap();
-    let other_stomp = free_port();
-    std::fs::write(other_conf.join("activemq.xml"), broker_xml(free_port(), other_stomp)).unwrap();
-    // java itself (not through runuser, which would leave it behind when the guard kills runuser).
-    let user = nix::unistd::User::from_name("activemq").unwrap().unwrap();
-    let other = ChildGuard(
-        Command::new("java")
-            .uid(user.uid.as_raw())
-            .gid(user.gid.as_raw())
-            .arg("-Xmx128m")
-            .arg(format!("-Dactivemq.data={}", b.data.display()))
-            .arg(format!("-Dactivemq.base={}", b.data.display()))
-            .arg("-Dactivemq.home=/usr/share/activemq")
-            .args(["-jar", JAR, "start"])
-            .arg(format!("xbean:file:{}", other_conf.join("activemq.xml").display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the other broker", Duration::from_secs(120), || {
-        Stomp::connect(&format!("127.0.0.1:{other_stomp}"), None, Deadline::after(Duration::from_secs(2))).is_ok()
-    });
+    let (other, other_stomp) = b.foreign_broker();
     let refused = a.run("start");
     refused.expect(1).reason_contains("in use by another running broker");
     assert!(refused.elapsed < Duration::from_secs(30));

@@ -10,20 +10,20 @@ use hastack::ocf::Deadline;
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 
-fn available() -> bool {
+pub fn available() -> bool {
     need_root("mariadb tests")
         && (Path::new(MARIADBD).exists() || !skip_or_fail("mariadbd (package mariadb-server) is not installed"))
 }
 
 /// One test server: a data directory made by mariadb-install-db under `root`, its own option
 /// file, socket, port, PID file and log.
-struct Server {
+pub struct Server {
     _dir: Option<tempfile::TempDir>,
-    root: PathBuf,
-    run: PathBuf,
-    datadir: PathBuf,
-    port: u16,
-    name: String,
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub datadir: PathBuf,
+    pub port: u16,
+    pub name: String,
 }
 
 impl Server {
@@ -36,7 +36,7 @@ impl Server {
     }
 
     /// Data under `data_root` (e.g. a mounted loop device), everything else under `run`.
-    fn init(data_root: &Path, run: &Path) -> Server {
+    pub fn init(data_root: &Path, run: &Path) -> Server {
         let datadir = data_root.join("data");
         let out = run_with_deadline(
             Command::new("mariadb-install-db").args([
@@ -70,7 +70,7 @@ impl Server {
         }
     }
 
-    fn agent(&self) -> AgentRun {
+    pub fn agent(&self) -> AgentRun {
         AgentRun::new("mariadb")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
             .param("config", self.run.join("my.cnf").display())
@@ -82,6 +82,25 @@ impl Server {
             .param("bind_address", "127.0.0.1")
             .param("query_timeout", 2)
             .timeout_ms(90000)
+    }
+
+    /// Another mariadbd, not this resource's (other socket, port and PID file), on the data
+    /// directory: serving when it returns.
+    pub fn foreign_server(&self) -> ChildGuard {
+        let other = ChildGuard(
+            Command::new(MARIADBD)
+                .arg(format!("--defaults-file={}", self.run.join("my.cnf").display()))
+                .arg(format!("--datadir={}", self.datadir.display()))
+                .arg(format!("--socket={}", self.run.join("other.sock").display()))
+                .arg(format!("--pid-file={}", self.run.join("other.pid").display()))
+                .arg(format!("--port={}", free_port()))
+                .args(["--bind-address=127.0.0.1", "--user=mysql"])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("the foreign server", Duration::from_secs(90), || self.run.join("other.sock").exists());
+        other
     }
 
     fn conn(&self) -> MyConn {
@@ -235,20 +254,7 @@ fn mariadb_refuses_broken_config_taken_port_missing_data_and_foreign_server() {
 
     // Another server (not this resource's: other socket, port and PID file) on the data
     // directory: start refuses and leaves it running.
-    let other_port = free_port();
-    let other = ChildGuard(
-        Command::new(MARIADBD)
-            .arg(format!("--defaults-file={}", cnf.display()))
-            .arg(format!("--datadir={}", s.datadir.display()))
-            .arg(format!("--socket={}", s.run.join("other.sock").display()))
-            .arg(format!("--pid-file={}", s.run.join("other.pid").display()))
-            .arg(format!("--port={other_port}"))
-            .args(["--bind-address=127.0.0.1", "--user=mysql"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the foreign server", Duration::from_secs(90), || s.run.join("other.sock").exists());
+    let other = s.foreign_server();
     let foreign = other.pid();
     a.run("start").expect(1).reason_contains("in use by another running server");
     a.run("monitor").expect(7);

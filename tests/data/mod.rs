@@ -3,9 +3,9 @@
 //! a temporary directory, or on a loop-device ext4 for the failover-shaped no-loss tests.
 
 pub mod activemq;
-mod mariadb;
+pub mod mariadb;
 pub mod postgresql;
-mod rabbitmq;
+pub mod rabbitmq;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -37,7 +37,7 @@ impl Cluster {
     }
 
     /// A cluster whose data directory is under `root` (e.g. a mounted loop device).
-    fn init(dir: tempfile::TempDir, root: PathBuf) -> Cluster {
+    pub fn init(dir: tempfile::TempDir, root: PathBuf) -> Cluster {
         let pgdata = root.join("data");
         sh("install", &["-d", "-o", "postgres", "-g", "postgres", "-m", "700", pgdata.to_str().unwrap()]);
         let out = run_with_deadline(
@@ -198,23 +198,7 @@ fn postgresql_refuses_broken_config_taken_port_missing_data_and_foreign_server()
 
     // Another postmaster (not ours, other port) owns the data directory: start refuses, and the
     // other server keeps running with its data intact.
-    let other_port = free_port();
-    let mut other = ChildGuard(
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(format!("{BINDIR}/postgres"))
-            .arg("-D")
-            .arg(&c.pgdata)
-            .args(["-c", &format!("port={other_port}"), "-c"])
-            .arg(format!("unix_socket_directories={}", c.root.display()))
-            .args(["-c", "listen_addresses="])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the foreign postmaster", Duration::from_secs(60), || {
-        std::fs::read_to_string(c.pgdata.join("postmaster.pid")).is_ok_and(|t| t.contains("ready"))
-    });
+    let mut other = foreign_postmaster(&c.pgdata, &c.root);
     let foreign_pid = c.postmaster();
     a.run("start").expect(1).reason_contains("in use by another running postmaster");
     a.run("monitor").expect(7);
@@ -224,6 +208,28 @@ fn postgresql_refuses_broken_config_taken_port_missing_data_and_foreign_server()
     let _ = other.0.wait();
     a.run("start").expect(0);
     a.clone().depth(20).run("monitor").expect(0);
+}
+
+/// Another postmaster, not this resource's (its own port, no TCP, its socket in `sock_dir`), on
+/// `pgdata`: ready when it returns.
+pub fn foreign_postmaster(pgdata: &Path, sock_dir: &Path) -> ChildGuard {
+    let other = ChildGuard(
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{BINDIR}/postgres"))
+            .arg("-D")
+            .arg(pgdata)
+            .args(["-c", &format!("port={}", free_port()), "-c"])
+            .arg(format!("unix_socket_directories={}", sock_dir.display()))
+            .args(["-c", "listen_addresses="])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the foreign postmaster", Duration::from_secs(60), || {
+        std::fs::read_to_string(pgdata.join("postmaster.pid")).is_ok_and(|t| t.contains("ready"))
+    });
+    other
 }
 
 /// A configuration postgres rejects: 2 (banned on this node, the peer takes over) when the file

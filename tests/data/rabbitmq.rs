@@ -10,20 +10,20 @@ use hastack::ocf::Deadline;
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
-fn available() -> bool {
+pub fn available() -> bool {
     need_root("rabbitmq tests")
         && (Path::new(SERVER).exists() || !skip_or_fail("RabbitMQ (package rabbitmq-server) is not installed"))
 }
 
-struct Node {
+pub struct Node {
     _dir: Option<tempfile::TempDir>,
-    data: PathBuf,
-    run: PathBuf,
-    port: u16,
-    dist_port: u16,
-    epmd_port: u16,
-    name: String,
-    nodename: String,
+    pub data: PathBuf,
+    pub run: PathBuf,
+    pub port: u16,
+    pub dist_port: u16,
+    pub epmd_port: u16,
+    pub name: String,
+    pub nodename: String,
 }
 
 impl Node {
@@ -35,7 +35,7 @@ impl Node {
         n
     }
 
-    fn with_data(data: &Path, run: &Path) -> Node {
+    pub fn with_data(data: &Path, run: &Path) -> Node {
         std::fs::create_dir_all(data).unwrap();
         sh("chown", &["rabbitmq:", data.to_str().unwrap()]);
         std::fs::write(run.join("enabled_plugins"), "[].\n").unwrap();
@@ -52,7 +52,7 @@ impl Node {
         }
     }
 
-    fn agent(&self) -> AgentRun {
+    pub fn agent(&self) -> AgentRun {
         AgentRun::new("rabbitmq")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
             .param("data_dir", self.data.display())
@@ -80,7 +80,7 @@ impl Node {
     }
 
     /// The Erlang VM of the node.
-    fn vm(&self) -> i32 {
+    pub fn vm(&self) -> i32 {
         let dir = self.data.to_string_lossy().to_string();
         hastack::sys::proc::all_pids()
             .into_iter()

@@ -3,24 +3,24 @@
 
 use super::*;
 
-struct App {
-    _stop: StopOnDrop,
-    run: AgentRun,
-    instance: String,
-    port: u16,
-    dir: tempfile::TempDir,
+pub struct App {
+    pub _stop: StopOnDrop,
+    pub run: AgentRun,
+    pub instance: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
 }
 
-fn http_server(port: u16) -> String {
+pub fn http_server(port: u16) -> String {
     format!("python3 -m http.server {port} --bind 127.0.0.1")
 }
 
-fn health(port: u16) -> String {
+pub fn health(port: u16) -> String {
     format!("curl -fsS --max-time 2 -o /dev/null http://127.0.0.1:{port}/")
 }
 
 /// The service in the foreground: the start command is the main process.
-fn app(port: u16) -> Option<App> {
+pub fn app(port: u16) -> Option<App> {
     if !can_run("python3", "python3") || !need_program("curl", "curl") {
         return None;
     }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use super::*;
 
 /// A line-echo server on loopback: the backend the test's haproxy balances to.
-fn echo_server(port: u16) -> TcpListener {
+pub fn echo_server(port: u16) -> TcpListener {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let l = listener.try_clone().unwrap();
     std::thread::spawn(move || {
@@ -28,7 +28,7 @@ fn echo_server(port: u16) -> TcpListener {
 
 /// Frontend on `port`, backend `be` with a server on port+1 (the test's echo server) and, if
 /// `with_down`, one on port+2 where nothing listens.
-fn haproxy_conf(dir: &Path, port: u16, with_down: bool, extra: &str) -> PathBuf {
+pub fn haproxy_conf(dir: &Path, port: u16, with_down: bool, extra: &str) -> PathBuf {
     let d = dir.display();
     let down =
         if with_down { format!("    server s2 127.0.0.1:{} check inter 100ms\n", port + 2) } else { String::new() };
@@ -46,16 +46,16 @@ fn haproxy_conf(dir: &Path, port: u16, with_down: bool, extra: &str) -> PathBuf 
     conf
 }
 
-struct Haproxy {
-    _stop: StopOnDrop,
-    run: AgentRun,
-    instance: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    _backend: TcpListener,
+pub struct Haproxy {
+    pub _stop: StopOnDrop,
+    pub run: AgentRun,
+    pub instance: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub _backend: TcpListener,
 }
 
-fn haproxy(port: u16, with_down: bool) -> Option<Haproxy> {
+pub fn haproxy(port: u16, with_down: bool) -> Option<Haproxy> {
     if !can_run("haproxy", "haproxy") {
         return None;
     }

@@ -6,7 +6,7 @@ use super::*;
 
 // ---------------------------------------------------------------- nginx
 
-fn nginx_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
+pub fn nginx_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let d = dir.display();
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -25,15 +25,15 @@ fn nginx_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
     conf
 }
 
-struct Nginx {
-    _stop: StopOnDrop,
-    run: AgentRun,
-    instance: String,
-    port: u16,
-    dir: tempfile::TempDir,
+pub struct Nginx {
+    pub _stop: StopOnDrop,
+    pub run: AgentRun,
+    pub instance: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
 }
 
-fn nginx(port: u16) -> Option<Nginx> {
+pub fn nginx(port: u16) -> Option<Nginx> {
     if !can_run("nginx", "nginx") {
         return None;
     }
@@ -153,7 +153,7 @@ fn nginx_with_config_and_logs_on_a_mounted_filesystem() {
 
 // ---------------------------------------------------------------- apache
 
-fn apache_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
+pub fn apache_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let d = dir.display();
     let m = "/usr/lib/apache2/modules";
     for sub in ["htdocs", "run"] {
@@ -176,15 +176,15 @@ fn apache_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
     conf
 }
 
-struct Apache {
-    _stop: StopOnDrop,
-    run: AgentRun,
-    instance: String,
-    port: u16,
-    dir: tempfile::TempDir,
+pub struct Apache {
+    pub _stop: StopOnDrop,
+    pub run: AgentRun,
+    pub instance: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
 }
 
-fn apache(port: u16) -> Option<Apache> {
+pub fn apache(port: u16) -> Option<Apache> {
     if !can_run("apache2", "apache2") {
         return None;
     }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn server_xml(port: u16, broken: bool) -> String {
+pub fn server_xml(port: u16, broken: bool) -> String {
     let end = if broken { "<Service>" } else { "</Service>" };
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Server port=\"-1\" shutdown=\"SHUTDOWN\">\n\
@@ -15,15 +15,15 @@ fn server_xml(port: u16, broken: bool) -> String {
     )
 }
 
-struct Tomcat {
-    _stop: StopOnDrop,
-    run: AgentRun,
-    instance: String,
-    port: u16,
-    dir: tempfile::TempDir,
+pub struct Tomcat {
+    pub _stop: StopOnDrop,
+    pub run: AgentRun,
+    pub instance: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
 }
 
-fn tomcat(port: u16) -> Option<Tomcat> {
+pub fn tomcat(port: u16) -> Option<Tomcat> {
     if !can_run("java", "default-jre-headless")
         || !Path::new("/usr/share/tomcat10/bin/bootstrap.jar").exists()
             && !skip_or_fail("tomcat10 is not installed (tests/setup/install-deps.sh installs it)")
