@@ -9,6 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::support::*;
+use hastack::config::model::{Class, Primitive, Resource};
+use hastack::lab::clusterlabs;
 
 struct Lab {
     name: String,
@@ -170,6 +172,44 @@ fn make_lab_then_power_cut_failover_then_down_leaves_nothing_behind() {
     lab.run(&["status"], Duration::from_secs(60)).expect(3);
 }
 
+/// `lab up --agents clusterlabs` (README "The lab"): the same stack with resource-agents'
+/// IPaddr2, Filesystem, pgsql, nginx and tomcat comes up, one power cut under the lab's client
+/// loses and duplicates nothing, and `down` leaves nothing behind.
+#[test]
+fn lab_clusterlabs_agents_up_power_cut_failover_then_down_leaves_nothing_behind() {
+    if !need_root("the lab (namespaces, bridges, loop devices)")
+        || !need_program("curl", "curl")
+        || (!Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsql").exists()
+            && !skip_or_fail("resource-agents is not installed (tests/setup/install-deps.sh installs it)"))
+    {
+        return;
+    }
+    let lab = Lab { name: format!("hst{}", (std::process::id() + 250) % 1000) };
+    assert!(leftovers(&lab.name).is_empty(), "an earlier lab of this name is still here: {:?}", leftovers(&lab.name));
+    let up = lab.run(&["up", "--agents", "clusterlabs", "--token", "1000ms"], Duration::from_secs(900));
+    up.expect(0);
+    for needle in ["clusterlabs agents", "db ocf:heartbeat:pgsql", "broker ocf:hastack:activemq", "is up"] {
+        assert!(up.stdout.contains(needle), "lab up's output lacks {needle:?}:\n{}", up.stdout);
+    }
+    let status = lab.status();
+    for needle in ["(ocf:heartbeat:IPaddr2)", "(ocf:heartbeat:Filesystem)", "(ocf:heartbeat:pgsql)"] {
+        assert!(status.contains(needle), "{needle} does not run:\n{status}");
+    }
+    http_through_vip1(&lab).expect(0);
+
+    let bench = lab.run(&["bench", "1", "--scenario", "cut"], Duration::from_secs(900));
+    bench.expect(0);
+    for needle in ["agents: clusterlabs", "fencing confirmed", "db started", "missing 0\n", "duplicated 0\n"] {
+        assert!(bench.stdout.contains(needle), "bench output lacks {needle:?}:\n{}", bench.stdout);
+    }
+    let db = bench.stdout.lines().find(|l| l.trim_start().starts_with("db started")).unwrap();
+    assert!(db.split_whitespace().nth(2).is_some_and(|v| v.parse::<f64>().is_ok()), "{db}");
+
+    lab.run(&["down"], Duration::from_secs(120)).expect(0);
+    let left = leftovers(&lab.name);
+    assert!(left.is_empty(), "lab down left:\n{}", left.join("\n"));
+}
+
 #[test]
 fn lab_down_after_a_failed_up_leaves_nothing_behind() {
     if !need_root("the lab (namespaces, bridges, loop devices)") {
@@ -222,4 +262,62 @@ fn lab_stack_passes_hastack_config_check() {
         "{}",
         out.stdout
     );
+}
+
+/// The parameters an installed agent's meta-data declares.
+fn declared_params(agent: &str) -> Vec<String> {
+    let path = format!("/usr/lib/ocf/resource.d/{}/{agent}", clusterlabs::PROVIDER);
+    let out = std::process::Command::new(&path)
+        .arg("meta-data")
+        .env("OCF_ROOT", "/usr/lib/ocf")
+        .output()
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let xml = String::from_utf8_lossy(&out.stdout).into_owned();
+    xml.split("<parameter name=\"").skip(1).filter_map(|p| p.split('"').next()).map(str::to_string).collect()
+}
+
+/// The CIB `lab up --agents clusterlabs` loads passes Pacemaker's crm_verify, names exactly
+/// the expected agents, and passes each heartbeat agent only parameters its installed
+/// meta-data declares.
+#[test]
+fn the_clusterlabs_cib_passes_crm_verify_and_the_agents_declare_every_parameter() {
+    if !need_program("crm_verify", "pacemaker-cli-utils")
+        || (!std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsql").exists()
+            && !skip_or_fail("resource-agents is not installed (tests/setup/install-deps.sh installs it)"))
+    {
+        return;
+    }
+    let mut loaded = hastack::config::parse("lab.toml", hastack::lab::LAB_TOML).unwrap();
+    let xml = clusterlabs::render_cib(&mut loaded, clusterlabs::Agents::Clusterlabs).unwrap();
+    let dir = std::env::temp_dir().join(format!("hst-clcib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cib.xml");
+    std::fs::write(&file, &xml).unwrap();
+    let verdict = hastack::config::simulate::verify(&file);
+    let _ = std::fs::remove_dir_all(&dir);
+    let verdict = verdict.unwrap();
+    assert!(verdict.ok, "crm_verify refused the ClusterLabs CIB:\n{}\n{xml}", verdict.messages);
+
+    let mut types: Vec<String> = xml
+        .lines()
+        .filter(|l| l.contains("<primitive ") && l.contains("provider=\"heartbeat\""))
+        .filter_map(|l| l.split("type=\"").nth(1)?.split('"').next().map(str::to_string))
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Filesystem", "IPaddr2", "IPaddr2", "nginx", "pgsql", "tomcat"], "{xml}");
+    assert_eq!(xml.matches("provider=\"hastack\"").count(), 2, "haproxy and activemq stay hastack's:\n{xml}");
+
+    for r in &loaded.cluster.resources {
+        let ps: Vec<&Primitive> = match r {
+            Resource::Primitive(p) => vec![p],
+            Resource::Group(g) => g.members.iter().collect(),
+            Resource::Clone(c) => vec![&c.child],
+        };
+        for p in ps.into_iter().filter(|p| p.class == Class::Ocf(clusterlabs::PROVIDER)) {
+            let declared = declared_params(&p.agent);
+            for (name, _) in &p.params {
+                assert!(declared.contains(name), "{}: ocf:heartbeat:{} declares no '{name}'", p.id, p.agent);
+            }
+        }
+    }
 }

@@ -282,7 +282,7 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
     }
     Primitive {
         id: layer.id.get_ref().clone(),
-        class: Class::Ocf,
+        class: Class::Ocf(super::model::OCF_PROVIDER),
         agent: layer.agent.get_ref().clone(),
         params: params_of(&layer.params),
         meta,

@@ -34,8 +34,9 @@ pub struct Primitive {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// `ocf:hastack:<agent>`.
-    Ocf,
+    /// `ocf:<provider>:<agent>`: `hastack` ([`OCF_PROVIDER`]) for everything `hastack config`
+    /// renders; the lab's ClusterLabs mode swaps in `heartbeat` agents.
+    Ocf(&'static str),
     /// `stonith:<agent>`.
     Stonith,
 }
@@ -109,10 +110,10 @@ impl Resource {
 }
 
 impl Primitive {
-    /// `ocf:hastack:vip` or `stonith:fence_ups`.
+    /// `ocf:hastack:vip`, `ocf:heartbeat:IPaddr2` or `stonith:fence_ups`.
     pub fn agent_spec(&self) -> String {
         match self.class {
-            Class::Ocf => format!("ocf:{OCF_PROVIDER}:{}", self.agent),
+            Class::Ocf(provider) => format!("ocf:{provider}:{}", self.agent),
             Class::Stonith => format!("stonith:{}", self.agent),
         }
     }

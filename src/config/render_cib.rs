@@ -3,7 +3,7 @@
 use quick_xml::events::{BytesDecl, Event};
 use quick_xml::Writer;
 
-use super::model::{Class, Cluster, Constraint, Nv, Primitive, Resource, OCF_PROVIDER};
+use super::model::{Class, Cluster, Constraint, Nv, Primitive, Resource};
 
 /// The schema the rendered CIB validates with: Pacemaker 2.1's, the first with Promoted/Unpromoted.
 pub const SCHEMA: &str = "pacemaker-3.9";
@@ -132,7 +132,7 @@ fn resource(w: &mut W, r: &Resource) -> Res {
 fn primitive(w: &mut W, p: &Primitive) -> Res {
     let mut el = w.create_element("primitive").with_attributes([("id", p.id.as_str())]);
     el = match p.class {
-        Class::Ocf => el.with_attributes([("class", "ocf"), ("provider", OCF_PROVIDER)]),
+        Class::Ocf(provider) => el.with_attributes([("class", "ocf"), ("provider", provider)]),
         Class::Stonith => el.with_attribute(("class", "stonith")),
     };
     el.with_attribute(("type", p.agent.as_str())).write_inner_content(|w| {

@@ -15,6 +15,10 @@ pub fn render(stack: &Stack) -> String {
         Some(ms) => format!("    token: {ms}\n"),
         None => String::new(),
     };
+    let consensus = match stack.cluster.consensus.as_ref().and_then(|t| super::validate::duration_ms(t.get_ref())) {
+        Some(ms) => format!("    consensus: {ms}\n"),
+        None => String::new(),
+    };
     let _ = write!(
         out,
         "# Rendered by `hastack config render --format corosync`.\n\
@@ -27,7 +31,7 @@ pub fn render(stack: &Stack) -> String {
          \x20   link_mode: passive\n\
          \x20   crypto_cipher: aes256\n\
          \x20   crypto_hash: sha256\n\
-         {token}\
+         {token}{consensus}\
          \x20   interface {{\n\
          \x20       linknumber: 0\n\
          \x20       knet_link_priority: 2\n\
@@ -77,5 +81,12 @@ mod tests {
             panic!("a zero token was accepted");
         };
         assert!(bad.to_string().contains("s.toml:3: token: '0ms'"), "{bad}");
+        let with =
+            crate::config::parse("s.toml", &STACK.replace("{token}", "token = \"1s\"\nconsensus = \"200ms\"")).unwrap();
+        assert!(render(&with.stack).contains("\n    token: 1000\n    consensus: 200\n"), "{}", render(&with.stack));
+        let Err(bad) = crate::config::parse("s.toml", &STACK.replace("{token}", "consensus = \"40ms\"")) else {
+            panic!("a consensus below the join timeout was accepted");
+        };
+        assert!(bad.to_string().contains("s.toml:3: consensus: '40ms'"), "{bad}");
     }
 }

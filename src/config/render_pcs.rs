@@ -135,11 +135,11 @@ fn pair((k, v): &Nv) -> String {
 
 fn create(p: &Primitive, tail: &[String]) -> Vec<String> {
     let kind = match p.class {
-        Class::Ocf => "resource",
+        Class::Ocf(_) => "resource",
         Class::Stonith => "stonith",
     };
     let agent = match p.class {
-        Class::Ocf => p.agent_spec(),
+        Class::Ocf(_) => p.agent_spec(),
         Class::Stonith => p.agent.clone(),
     };
     let mut v = vec![kind.to_string(), "create".into(), p.id.clone(), agent];

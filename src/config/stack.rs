@@ -41,6 +41,11 @@ pub struct Cluster {
     /// Corosync's token timeout (`totem.token`): how long without the token before a node is
     /// declared lost; Corosync's default (3 s, plus consensus 1.2 × token) when absent.
     pub token: Option<Spanned<String>>,
+    /// Corosync's consensus timeout (`totem.consensus`): how long to wait for consensus before
+    /// a new membership round; Corosync's default (1.2 × token) when absent. Corosync accepts
+    /// anything from its join timeout (50 ms) up; for two nodes corosync.conf(5) calls a
+    /// consensus between join and token safe.
+    pub consensus: Option<Spanned<String>>,
 }
 
 fn default_migration_threshold() -> Spanned<i64> {

@@ -159,6 +159,18 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        if let Some(consensus) = &c.consensus {
+            // Corosync refuses a consensus below its join timeout (50 ms by default).
+            if duration_ms(consensus.get_ref()).is_none_or(|ms| ms < 50) {
+                self.problem(
+                    consensus.span(),
+                    format!(
+                        "consensus: '{}' is not a duration of at least 50ms (Corosync's join timeout)",
+                        consensus.get_ref()
+                    ),
+                );
+            }
+        }
         if let (Some(delay), false) = (&c.fence_delay, self.stack.nodes.len() == 2) {
             self.problem(
                 delay.span(),

@@ -58,7 +58,13 @@ pub fn run(lab: &Lab, args: BenchArgs) -> Result<i32> {
     let stack = &loaded.stack;
     settle(lab, &plan)?;
     let client = Client::start(lab, &plan, stack)?;
-    println!("client: run {} at {RATE} through {} (log {})", client.run, client.url, client.log.display());
+    println!(
+        "agents: {} (`lab up --agents`); client: run {} at {RATE} through {} (log {})",
+        super::load_agents(lab).name(),
+        client.run,
+        client.url,
+        client.log.display()
+    );
     let result = measure(lab, &plan, stack, &args, &client);
     let stopped = client.stop();
     let (cuts, kills) = result?;

@@ -223,6 +223,9 @@ fn setup(spec: &NodeSpec) -> Result<()> {
     // What systemd-tmpfiles makes on a real boot.
     dir("/run/crm", 0o750, Some(("hacluster", "haclient")))?;
     dir("/run/postgresql", 0o2775, Some(("postgres", "postgres")))?;
+    // resource-agents' tmpfiles.d entry: the ClusterLabs agents' state (HA_RSCTMP).
+    dir("/run/resource-agents", 0o1755, None)?;
+    dir(super::clusterlabs::TOMCAT_STATE_DIR, 0o750, Some(("tomcat", "tomcat")))?;
     mount_fs("tmpfs", "/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
     mount_fs("tmpfs", "/var/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
 

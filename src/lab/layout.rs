@@ -155,6 +155,11 @@ impl Lab {
         self.dir.join("stack.toml")
     }
 
+    /// Which agents the lab runs (`up --agents`): `hastack` or `clusterlabs`.
+    pub fn agent_set_file(&self) -> PathBuf {
+        self.dir.join("agent-set")
+    }
+
     pub fn cib_file(&self) -> PathBuf {
         self.dir.join("stack.cib.xml")
     }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod bench;
 pub mod client;
+pub mod clusterlabs;
 pub mod crm;
 pub mod disk;
 pub mod down;
@@ -60,6 +61,11 @@ pub enum LabCommand {
         /// firmware takes minutes; 0s boots at once).
         #[arg(long, default_value = "20s")]
         boot_delay: String,
+        /// Which resource agents run the services: hastack's, or the ClusterLabs agents of
+        /// Debian's resource-agents (IPaddr2, Filesystem, pgsql, nginx, tomcat; HAProxy and
+        /// ActiveMQ keep hastack's agents, resource-agents has none) for a side-by-side bench.
+        #[arg(long, value_enum, default_value_t = clusterlabs::Agents::Hastack)]
+        agents: clusterlabs::Agents,
     },
     /// Show the nodes, their power, the membership and crm_mon.
     Status,
@@ -151,7 +157,7 @@ pub fn run(args: LabArgs) -> Result<i32> {
     }
     let lab = Lab::new(&args.name)?;
     match command {
-        LabCommand::Up { stack, token, boot_delay } => up::up(&lab, stack.as_deref(), token.as_deref(), &boot_delay).map(|_| 0).map_err(|e| {
+        LabCommand::Up { stack, token, boot_delay, agents } => up::up(&lab, stack.as_deref(), token.as_deref(), &boot_delay, agents).map(|_| 0).map_err(|e| {
             let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
             e.context(format!(
                 "lab up failed; what it made is kept for inspection (logs under {}), `hastack lab{down} down` removes it",
@@ -192,6 +198,11 @@ pub fn load_stack(lab: &Lab) -> Result<crate::config::Loaded> {
         bail!("lab '{}' is not up (no {})", lab.name, path.display());
     }
     crate::config::load(&path)
+}
+
+/// The agents a lab that is up runs its services with, as `up` saved them.
+pub fn load_agents(lab: &Lab) -> clusterlabs::Agents {
+    std::fs::read_to_string(lab.agent_set_file()).ok().and_then(|t| clusterlabs::Agents::parse(&t)).unwrap_or_default()
 }
 
 pub fn load_plan(lab: &Lab) -> Result<plan::Plan> {

@@ -327,7 +327,8 @@ log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
 fn postgresql_conf(hba: &str) -> String {
     format!(
         "# Written by `hastack lab up`. The agent sets data_directory, port, listen_addresses and\n\
-         # the socket directory.\nhba_file = '{hba}'\nmax_connections = 100\nshared_buffers = 64MB\n\
+         # the socket directory (listen_addresses here too, for the ClusterLabs pgsql agent,\n\
+         # which takes it from this file).\nlisten_addresses = '*'\nhba_file = '{hba}'\nmax_connections = 100\nshared_buffers = 64MB\n\
          fsync = on\nsynchronous_commit = on\nlogging_collector = off\nlog_line_prefix = '%m [%p] '\n\
          # Crash recovery (every failover) syncs the data directory first: one syncfs() instead of\n\
          # an fsync() per file (measured here: 3.8 s of a 4.4 s start).\nrecovery_init_sync_method = syncfs\n"

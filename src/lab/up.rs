@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::clusterlabs::{self, Agents};
 use super::journal::{self, Made};
 use super::layout::{Lab, Net};
 use super::{crm, disk, down, net, node, packages, plan, power, services, status};
 use crate::config::{self, Format};
 use crate::ocf::Deadline;
 
-pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay: &str) -> Result<()> {
+pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay: &str, agents: Agents) -> Result<()> {
     let Some(boot_delay_ms) = config::validate::duration_ms(boot_delay) else {
         bail!("--boot-delay '{boot_delay}': not a duration (e.g. 20s, 0s)");
     };
@@ -45,6 +46,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         loaded.stack.cluster.token = Some(toml::Spanned::new(0..0, t.to_string()));
     }
     let plan = plan::plan(&loaded)?;
+    let cib = clusterlabs::render_cib(&mut loaded, agents)?;
     let started = Instant::now();
 
     packages::ensure(packages::PACKAGES)?;
@@ -63,7 +65,8 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
     }
     install_binary(lab)?;
     std::fs::write(lab.stack_file(), &src)?;
-    std::fs::write(lab.cib_file(), loaded.render(Format::Cib))?;
+    std::fs::write(lab.agent_set_file(), agents.name())?;
+    std::fs::write(lab.cib_file(), &cib)?;
     let corosync_conf = loaded.render(Format::Corosync);
     std::fs::write(lab.corosync_conf(), &corosync_conf)?;
     let mut authkey = vec![0u8; 256];
@@ -71,11 +74,21 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
     let app = super::app::build(&lab.dir.join("app")).context("building the lab's application")?;
     services::write_nodes(lab, &plan, &loaded.stack, &corosync_conf, &authkey, &app.webapp)?;
     println!(
-        "lab '{}': {} nodes, stack {name}{}",
+        "lab '{}': {} nodes, stack {name}{}, {} agents",
         lab.name,
         plan.nodes.len(),
-        token.map(|t| format!(", Corosync token {t}")).unwrap_or_default()
+        token.map(|t| format!(", Corosync token {t}")).unwrap_or_default(),
+        agents.name()
     );
+    if agents == Agents::Clusterlabs {
+        let specs = clusterlabs::agent_specs(&loaded.cluster);
+        let list: Vec<String> = specs.iter().map(|(id, spec)| format!("{id} {spec}")).collect();
+        println!(
+            "agents: the ClusterLabs agents of resource-agents where it has one (it has no HAProxy \
+             or ActiveMQ agent: those stay hastack's): {}",
+            list.join(", ")
+        );
+    }
 
     println!(
         "storage: this kernel has no DRBD module, so the replicated partition is a loop device both \
@@ -128,7 +141,10 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         &["--replace", "--scope", "configuration", "--xml-file", &lab.cib_file().display().to_string()],
         Duration::from_secs(60),
     )?;
-    println!("configuration loaded (rendered by `hastack config render --format cib`); starting the stack");
+    println!(
+        "configuration loaded (rendered by `hastack config render --format cib`{}); starting the stack",
+        if agents == Agents::Clusterlabs { ", the ClusterLabs agents swapped in" } else { "" }
+    );
     wait_for(lab, first, "the stack to start", Duration::from_secs(600), |s| {
         s.settled() && status::idle(lab, first, s)
     })?;

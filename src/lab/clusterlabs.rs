@@ -1,0 +1,224 @@
+//! The lab's ClusterLabs mode (`hastack lab up --agents clusterlabs`): the same stack, CIB and
+//! fencing, with each hastack agent that Debian's resource-agents has an equivalent for replaced
+//! by that agent (`ocf:heartbeat:*`), so that `lab bench` measures both sets on the same cluster
+//! with the same client, ledger and driver. The CIB is still rendered by `hastack config` from
+//! the stack file; only its primitives are swapped here, after rendering's model is built: ids,
+//! groups, clones, constraints, operations and fencing stay exactly as rendered.
+//!
+//! resource-agents has no HAProxy and no ActiveMQ agent: those layers keep hastack's.
+
+use anyhow::{bail, Result};
+
+use crate::config::model::{Class, Cluster, Nv, Primitive, Resource};
+
+/// Which agents run the stack's services.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Agents {
+    /// hastack's agents (`ocf:hastack:*`), as `hastack config` renders them.
+    #[default]
+    Hastack,
+    /// The ClusterLabs agents from Debian's resource-agents (`ocf:heartbeat:*`) where it has one.
+    Clusterlabs,
+}
+
+impl Agents {
+    pub fn name(self) -> &'static str {
+        match self {
+            Agents::Hastack => "hastack",
+            Agents::Clusterlabs => "clusterlabs",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Agents> {
+        [Agents::Hastack, Agents::Clusterlabs].into_iter().find(|a| a.name() == text.trim())
+    }
+}
+
+/// resource-agents' provider.
+pub const PROVIDER: &str = "heartbeat";
+
+/// Debian's paths the ClusterLabs agents are given (they have no defaults that fit Debian).
+pub const TOMCAT_HOME: &str = "/usr/share/tomcat10";
+pub const JAVA_HOME: &str = "/usr/lib/jvm/default-java";
+pub const NGINX: &str = "/usr/sbin/nginx";
+/// Where the tomcat agent keeps Tomcat's PID. resource-agents 4.12 (Debian 12) sets its default
+/// (this directory) only for `start`, so every monitor finds no PID file and reports "not
+/// running" (fixed upstream in ClusterLabs/resource-agents#2028): the lab gives the path
+/// explicitly and each node's init makes the directory at boot, as the fixed agent would.
+/// Under /run, so a PID from before a power cut is never taken for a live Tomcat.
+pub const TOMCAT_STATE_DIR: &str = "/run/resource-agents/tomcat_tomcatstate";
+
+/// The heartbeat agent that replaces a hastack agent, if resource-agents has one.
+pub fn replacement(hastack_agent: &str) -> Option<&'static str> {
+    Some(match hastack_agent {
+        "vip" => "IPaddr2",
+        "filesystem" => "Filesystem",
+        "postgresql" => "pgsql",
+        "nginx" => "nginx",
+        "tomcat" => "tomcat",
+        _ => return None,
+    })
+}
+
+/// Swaps every hastack primitive that has a ClusterLabs equivalent; an agent parameter that has
+/// no equivalent there is refused by name (the stack would not mean the same).
+pub fn translate(cluster: &mut Cluster) -> Result<()> {
+    let mut problems = Vec::new();
+    for resource in &mut cluster.resources {
+        let primitives: Vec<&mut Primitive> = match resource {
+            Resource::Primitive(p) => vec![p],
+            Resource::Group(g) => g.members.iter_mut().collect(),
+            Resource::Clone(c) => vec![&mut c.child],
+        };
+        for p in primitives {
+            if let Err(e) = swap(p) {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the lab cannot run this stack with the ClusterLabs agents:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+fn swap(p: &mut Primitive) -> Result<()> {
+    if p.class != Class::Ocf(crate::config::model::OCF_PROVIDER) {
+        return Ok(());
+    }
+    let Some(agent) = replacement(&p.agent) else { return Ok(()) };
+    let mut params: Vec<Nv> = Vec::new();
+    let mut put = |k: &str, v: &str| params.push((k.to_string(), v.to_string()));
+    let mut unknown = Vec::new();
+    let mut bindir = super::disk::PG_BINDIR.to_string();
+    for (name, value) in &p.params {
+        let renamed = match (p.agent.as_str(), name.as_str()) {
+            ("vip", "ip" | "cidr_netmask" | "nic") => Some(name.as_str()),
+            ("vip", "label") => Some("iflabel"),
+            ("filesystem", "device" | "directory" | "fstype" | "options") => Some(name.as_str()),
+            ("postgresql", "pgdata" | "config" | "logfile") => Some(name.as_str()),
+            ("postgresql", "socket_dir") => Some("socketdir"),
+            ("postgresql", "port") => Some("pgport"),
+            // pgsql takes the addresses from postgresql.conf, which the lab writes with them.
+            ("postgresql", "listen_addresses") => None,
+            ("postgresql", "bindir") => {
+                bindir = value.clone();
+                None
+            }
+            ("nginx", "configfile") => Some(name.as_str()),
+            // The heartbeat agent reads the PID file's path from the configuration file.
+            ("nginx", "pidfile") => None,
+            ("tomcat", "catalina_base" | "statusurl" | "java_opts" | "catalina_opts") => Some(name.as_str()),
+            _ => {
+                unknown.push(name.clone());
+                None
+            }
+        };
+        if let Some(renamed) = renamed {
+            put(renamed, value);
+        }
+    }
+    if !unknown.is_empty() {
+        bail!("layer '{}': ocf:{PROVIDER}:{agent} has no equivalent of {}", p.id, unknown.join(", "));
+    }
+    match p.agent.as_str() {
+        "postgresql" => {
+            put("pgctl", &format!("{bindir}/pg_ctl"));
+            put("psql", &format!("{bindir}/psql"));
+            put("pgdba", "postgres");
+        }
+        "nginx" => put("httpd", NGINX),
+        "tomcat" => {
+            put("catalina_home", TOMCAT_HOME);
+            put("java_home", JAVA_HOME);
+            put("tomcat_user", "tomcat");
+            put("catalina_pid", &format!("{TOMCAT_STATE_DIR}/catalina.pid"));
+        }
+        _ => {}
+    }
+    p.class = Class::Ocf(PROVIDER);
+    p.agent = agent.to_string();
+    p.params = params;
+    Ok(())
+}
+
+/// The CIB the lab loads: `hastack config`'s rendering of the stack, with the ClusterLabs
+/// agents swapped in when asked.
+pub fn render_cib(loaded: &mut crate::config::Loaded, agents: Agents) -> Result<String> {
+    if agents == Agents::Clusterlabs {
+        translate(&mut loaded.cluster)?;
+    }
+    Ok(loaded.render(crate::config::Format::Cib))
+}
+
+/// The `ocf:PROVIDER:TYPE` of every primitive, in the CIB's order (for `up`'s output and tests).
+pub fn agent_specs(cluster: &Cluster) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in &cluster.resources {
+        let ps: Vec<&Primitive> = match r {
+            Resource::Primitive(p) => vec![p],
+            Resource::Group(g) => g.members.iter().collect(),
+            Resource::Clone(c) => vec![&c.child],
+        };
+        out.extend(ps.into_iter().map(|p| (p.id.clone(), p.agent_spec())));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab_cluster() -> Cluster {
+        crate::config::parse("lab.toml", super::super::LAB_TOML).unwrap().cluster
+    }
+
+    #[test]
+    fn the_lab_stack_gets_resource_agents_where_they_exist() {
+        let mut c = lab_cluster();
+        translate(&mut c).unwrap();
+        let specs = agent_specs(&c);
+        let get = |id: &str| specs.iter().find(|(i, _)| i == id).map(|(_, s)| s.as_str()).unwrap();
+        assert_eq!(get("vip1"), "ocf:heartbeat:IPaddr2");
+        assert_eq!(get("vip2"), "ocf:heartbeat:IPaddr2");
+        assert_eq!(get("fs"), "ocf:heartbeat:Filesystem");
+        assert_eq!(get("db"), "ocf:heartbeat:pgsql");
+        assert_eq!(get("web"), "ocf:heartbeat:nginx");
+        assert_eq!(get("tomcat"), "ocf:heartbeat:tomcat");
+        // No HAProxy or ActiveMQ agent in resource-agents: hastack's stay.
+        assert_eq!(get("haproxy"), "ocf:hastack:haproxy");
+        assert_eq!(get("broker"), "ocf:hastack:activemq");
+        assert_eq!(get("fence-node1"), "stonith:fence_ups");
+        let db = c
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Group(g) => g.members.iter().find(|m| m.id == "db"),
+                _ => None,
+            })
+            .unwrap();
+        let param = |k: &str| db.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(param("socketdir"), Some("/run/postgresql"));
+        assert_eq!(param("pgctl"), Some("/usr/lib/postgresql/15/bin/pg_ctl"));
+        assert_eq!(param("listen_addresses"), None);
+    }
+
+    #[test]
+    fn a_parameter_without_equivalent_is_refused_by_name() {
+        let src = super::super::LAB_TOML.replace(
+            "params = { ip = \"10.250.1.20\", cidr_netmask = 24 }",
+            "params = { ip = \"10.250.1.20\", cidr_netmask = 24, dad_timeout = 100 }",
+        );
+        let mut c = crate::config::parse("lab.toml", &src).unwrap().cluster;
+        let err = translate(&mut c).unwrap_err().to_string();
+        assert!(err.contains("layer 'vip2'") && err.contains("dad_timeout"), "{err}");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in [Agents::Hastack, Agents::Clusterlabs] {
+            assert_eq!(Agents::parse(a.name()), Some(a));
+        }
+        assert_eq!(Agents::parse("linbit"), None);
+    }
+}
