@@ -19,6 +19,8 @@ pub fn run(command: ConsoleCommand) -> Result<i32> {
                 DbUrl::Postgres(_) => 4,
             });
             let store = Arc::new(Store::open(&url)?);
+            // Before the runtime: the PostgreSQL client runs one of its own.
+            super::changes::create_tables(&store)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("console-http")

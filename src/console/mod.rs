@@ -11,6 +11,7 @@
 pub mod advice;
 pub mod api;
 pub mod args;
+pub mod changes;
 mod cli;
 pub mod compare;
 pub mod derive;

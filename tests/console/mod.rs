@@ -5,6 +5,7 @@
 mod advice;
 mod bench;
 mod browser;
+mod changes;
 mod client;
 mod fixtures;
 mod http;
