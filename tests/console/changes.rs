@@ -88,3 +88,32 @@ fn a_change_is_recorded_with_who_asked_and_its_steps_are_the_audit_log() {
     assert_eq!(r.status, 409, "a finished change takes no more steps: {}", r.text());
     assert_eq!(client::request(&console.addr, "GET", next, &[("Authorization", &auth)], None).status, 204);
 }
+
+/// The change store on both databases: recorded, pending until a final step, steps in order.
+#[test]
+fn changes_and_their_steps_are_stored_alike_in_sqlite_and_postgresql() {
+    use hastack::console::changes::{self, Spec, Step};
+    on_both_stores(|t| {
+        changes::create_tables(&t.store).unwrap();
+        changes::create_tables(&t.store).unwrap();
+        let cluster = register(&t.store, "store-db");
+        let spec = Spec::Maintenance { enabled: true };
+        let id = changes::record(&t.store, cluster, "carol", &spec, 1000).unwrap();
+        assert_eq!(changes::next_pending(&t.store, cluster).unwrap().map(|c| c.id), Some(id), "{}", t.label);
+        let step =
+            |s: &str, time_us| Step { time_us, node: "node2".into(), step: s.into(), ok: true, detail: s.into() };
+        assert_eq!(changes::add_step(&t.store, cluster, id, &step("plan", 2000), None).unwrap(), None);
+        assert!(changes::add_step(&t.store, cluster + 1, id, &step("commit", 2500), None).unwrap().is_some());
+        assert_eq!(changes::add_step(&t.store, cluster, id, &step("commit", 3000), Some("applied")).unwrap(), None);
+        let c = &changes::list(&t.store, cluster, 10).unwrap()[0];
+        assert_eq!(
+            (c.state.as_str(), c.requested_by.as_str(), c.detail.as_deref()),
+            ("applied", "carol", Some("commit")),
+            "{}",
+            t.label
+        );
+        assert_eq!(c.steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["plan", "commit"]);
+        assert_eq!(c.spec, spec);
+        assert!(changes::next_pending(&t.store, cluster).unwrap().is_none(), "{}", t.label);
+    });
+}
