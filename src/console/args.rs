@@ -23,6 +23,10 @@ pub enum ConsoleCommand {
         /// Database connections that store reports (default: 1 for SQLite, 4 for PostgreSQL).
         #[arg(long, hide = true)]
         writers: Option<usize>,
+        /// The requirements (a rules TOML file); default /etc/hastack/console-rules.toml if it
+        /// exists, else the built-in crm-config/console-rules.toml.
+        #[arg(long, value_name = "FILE")]
+        rules: Option<std::path::PathBuf>,
     },
     /// Register clusters and issue their tokens.
     Cluster {

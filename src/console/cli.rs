@@ -4,25 +4,29 @@
 use std::sync::Arc;
 
 use super::args::{ClusterCommand, ConsoleCommand};
+use super::rules::RuleSet;
 use super::store::{DbUrl, Store};
 use super::{now_us, pages::format, server, token};
 use anyhow::{bail, Context, Result};
 
 pub fn run(command: ConsoleCommand) -> Result<i32> {
     match command {
-        ConsoleCommand::Serve { db, listen, writers } => {
+        ConsoleCommand::Serve { db, listen, writers, rules } => {
+            let rules = Arc::new(RuleSet::load(rules.as_deref())?);
             let url = DbUrl::parse(&db)?;
             let writers = writers.unwrap_or(match url {
                 DbUrl::Sqlite(_) => 1,
                 DbUrl::Postgres(_) => 4,
             });
             let store = Arc::new(Store::open(&url)?);
+            // Before the runtime: the PostgreSQL client runs one of its own.
+            super::changes::create_tables(&store)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("console-http")
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(server::serve(store, listen, writers))?;
+            runtime.block_on(server::serve(store, listen, writers, rules))?;
             Ok(0)
         }
         ConsoleCommand::Cluster { command } => cluster(command),

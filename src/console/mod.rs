@@ -8,16 +8,21 @@
 //! its help, man page and completions) and `launch` (finding and exec'ing `hastack-console`), and
 //! none of the HTTP server, async runtime or databases.
 
+pub mod advice;
 pub mod api;
 pub mod args;
+pub mod changes;
 mod cli;
+pub mod compare;
 pub mod derive;
 pub mod health;
 pub mod ingest;
 pub mod launch;
 pub mod live;
 pub mod pages;
+pub mod recommend;
 pub mod report;
+pub mod rules;
 pub mod server;
 pub mod snapshot;
 pub mod stats;

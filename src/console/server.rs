@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::ingest::{self, Ingest};
 use super::live::Live;
+use super::rules::RuleSet;
 use super::store::Store;
 use super::{api, now_us, pages};
 
@@ -26,6 +27,8 @@ pub struct App {
     pub ingest: Ingest,
     pub live: Live,
     pub rejections: Rejections,
+    /// The requirements findings are checked against (`--rules`).
+    pub rules: Arc<RuleSet>,
 }
 
 pub type Shared = Arc<App>;
@@ -135,6 +138,7 @@ pub fn router(app: Shared) -> Router {
         .route("/reports/{id}/snapshot", get(pages::snapshot))
         .route("/reports/{id}/snapshot.xml", get(pages::snapshot_xml))
         .route("/reports/{id}/report.json", get(pages::report_json))
+        .route("/fleet/compare", get(super::advice::compare_page))
         .route("/live/fleet", get(super::live::fleet_stream))
         .route("/live/clusters/{name}", get(super::live::cluster_stream))
         .route("/static/console.css", get(|| async { static_file("text/css", include_str!("static/console.css")) }))
@@ -151,6 +155,13 @@ pub fn router(app: Shared) -> Router {
         .route("/api/v1/reports/{id}", get(api::report))
         .route("/api/v1/reports/{id}/snapshot", get(api::snapshot))
         .route("/api/v1/fleet", get(api::fleet))
+        .route("/api/v1/fleet/compare", get(super::advice::api_compare))
+        .route("/api/v1/rules", get(super::advice::api_rules))
+        .route("/api/v1/clusters/{name}/changes", get(super::changes::get_changes).post(super::changes::post_change))
+        .route("/api/v1/agent/changes/next", get(super::changes::agent_next))
+        .route("/api/v1/agent/changes/{id}/steps", post(super::changes::agent_step))
+        .route("/api/v1/clusters/{name}/findings", get(super::advice::api_findings))
+        .route("/api/v1/clusters/{name}/recommendations", get(super::advice::api_recommendations))
         .route("/api/v1/clusters/{name}", get(api::cluster))
         .route("/api/v1/clusters/{name}/stats", get(api::stats))
         .route("/api/v1/clusters/{name}/incidents", get(api::incidents))
@@ -179,10 +190,11 @@ async fn server_timing(req: Request, next: Next) -> Response {
 }
 
 /// Serves until SIGTERM or SIGINT. Prints the address it listens on (port 0 picks a free one).
-pub async fn serve(store: Arc<Store>, listen: SocketAddr, writers: usize) -> Result<()> {
+pub async fn serve(store: Arc<Store>, listen: SocketAddr, writers: usize, rules: Arc<RuleSet>) -> Result<()> {
     let live = Live::new();
     let ingest = Ingest::start(store.clone(), writers, live.clone())?;
-    let app = Arc::new(App { store: store.clone(), ingest, live: live.clone(), rejections: Rejections::default() });
+    let app =
+        Arc::new(App { store: store.clone(), ingest, live: live.clone(), rejections: Rejections::default(), rules });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("hastack console: listening on http://{addr}/ (database {})", store.url().display());

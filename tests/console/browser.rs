@@ -1,7 +1,8 @@
 //! The pages in a real browser: Debian's headless Chromium driven through chromedriver
 //! (WebDriver, fantoccini). A failure report POSTed while the fleet page is open turns its tile
-//! red without a reload; the recovery turns it back. Screenshots of the fleet, cluster, incident
-//! and snapshot pages go to target/console-screenshots/.
+//! red without a reload; the recovery turns it back; the cluster page shows the requirement the
+//! failover broke, and the fleet table its MTTR. Screenshots of the fleet, cluster, incident,
+//! snapshot, findings and fleet comparison pages go to target/console-screenshots/.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -239,6 +240,28 @@ fn a_failure_turns_its_tile_red_live_and_the_recovery_turns_it_back() {
             .unwrap();
         c.set_window_size(1400, 2200).await.unwrap();
         save(&c, "snapshot.png").await;
+
+        // The requirements: the failover left db's fail-count at its migration-threshold, and the
+        // finding shows the values that broke the rule, with its remediation.
+        c.set_window_size(1400, 1400).await.unwrap();
+        c.goto(&format!("http://{}/clusters/store-042#requirements", console.addr)).await.unwrap();
+        let row = c.find(Locator::Css("tr[data-rule='fail-count-below-threshold']")).await.unwrap();
+        assert!(row.attr("class").await.unwrap().unwrap_or_default().contains("fail"));
+        let text = row.text().await.unwrap();
+        assert!(text.contains("db on node1: fail-count 3 reached migration-threshold 3"), "{text}");
+        assert!(text.contains("pcs resource cleanup"), "{text}");
+        let recs = c.find(Locator::Css("ol.recommendations")).await.unwrap().text().await.unwrap();
+        assert!(recs.contains("db on node1: fail-count 3"), "{recs}");
+        save(&c, "findings.png").await;
+
+        // The fleet table, from the top bar.
+        c.find(Locator::LinkText("Compare")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Id("fleet-compare")).await.unwrap();
+        let row = c.find(Locator::Css("tr[data-cluster='store-042']")).await.unwrap().text().await.unwrap();
+        assert!(row.contains("store-042") && row.contains(" s"), "its MTTR is in the table: {row}");
+        let table = c.find(Locator::Id("fleet-compare")).await.unwrap().text().await.unwrap();
+        assert!(table.contains("fleet median") && table.contains("fleet p90"), "{table}");
+        save(&c, "fleet-compare.png").await;
         c.close().await.unwrap();
     };
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(180), session).await })

@@ -2,8 +2,10 @@
 //! output (both stores), ingest over HTTP with every kind of bad input, the pages and the API,
 //! a real headless browser watching the fleet live, and the benchmark (ignored; bench/console.sh).
 
+mod advice;
 mod bench;
 mod browser;
+mod changes;
 mod client;
 mod fixtures;
 mod http;

@@ -22,6 +22,8 @@ pub struct Data {
     pub events: EventPage,
     pub snapshot: Option<SnapshotView>,
     pub days: i64,
+    /// Requirements, recommendations and the fleet comparison (`advice`).
+    pub advice: Option<Markup>,
 }
 
 fn ms(v: Option<i64>) -> String {
@@ -81,6 +83,7 @@ pub fn render(d: &Data, rejections: &[RejectionRecord], now: i64) -> Markup {
             (plots::incidents_over_time(&d.incidents, now, d.days))
             (plots::mttr_trend(&d.incidents, now, d.days))
         }
+        @if let Some(a) = &d.advice { (a) }
         h2 { "Incidents" }
         @if d.incidents.is_empty() { p.muted { "No incident in the last " (d.days) " days." } } @else { (incident_table(&d.incidents, now)) }
         h2 { "Cluster state" }

@@ -30,6 +30,7 @@ pub fn page(shell: Shell, body: Markup) -> Markup {
                 header.top {
                     a.brand href="/" { "hastack console" }
                     a href="/" { "Fleet" }
+                    a href="/fleet/compare" { "Compare" }
                     a href="/api" { "API" }
                     @if shell.stream.is_some() { span.live { "refreshes every 30 s" } }
                 }

@@ -38,6 +38,11 @@ pub fn encode_path(s: &str) -> String {
     out
 }
 
+/// A page without a live feed, for modules outside `pages` (advice).
+pub fn layout_page(title: &str, body: Markup) -> Markup {
+    page(Shell { title, stream: None, only: None }, body)
+}
+
 pub fn error_page(status: StatusCode, message: &str) -> Markup {
     page(
         Shell { title: status.canonical_reason().unwrap_or("error"), stream: None, only: None },
@@ -77,6 +82,7 @@ pub async fn cluster(
     let days = super::api::window(q.days)?;
     let now = now_us();
     let label = name.clone();
+    let rules = app.rules.clone();
     let data = app
         .blocking(move |s| {
             let Some(c) = s.cluster(&name)? else { return Ok(None) };
@@ -88,7 +94,10 @@ pub async fn cluster(
                 Some(id) => snapshot_view(s, id)?.1,
                 None => None,
             };
-            Ok(Some(cluster::Data { cluster: c, stats, incidents, open, events, snapshot, days }))
+            let advice = super::advice::advise(s, &rules, &c, snapshot.as_ref(), now)?;
+            let comparison = super::advice::fleet_comparison(s, days, now)?;
+            let advice = Some(super::advice::render_section(&advice, &comparison, &c.name));
+            Ok(Some(cluster::Data { cluster: c, stats, incidents, open, events, snapshot, days, advice }))
         })
         .await?
         .ok_or_else(|| Failure::not_found(format!("no cluster {label:?} is registered")))?;
