@@ -4,7 +4,7 @@
 
 mod bench;
 mod browser;
-mod client;
+pub(crate) mod client;
 mod fixtures;
 mod http;
 mod incidents;
