@@ -8,6 +8,9 @@
 //!   node-lost, fencing and start reports (with snapshots); once the console is back,
 //!   `hastack alert flush` run on the survivor as the flush timer runs it delivers every one of
 //!   them, each exactly once.
+//!
+//! A second lab (its own boot) points the alert agents at a real `hastack console serve` and cuts
+//! the primary's power: the console shows one failover incident whose MTTR is the lab's own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -255,4 +258,163 @@ fn kill_and_power_cut_reported_with_snapshots_and_flushed_exactly_once() {
     let delivered = flush.split_whitespace().next().and_then(|n| n.parse::<usize>().ok());
     assert!(delivered.is_some_and(|n| n >= held.len()), "flush said: {flush}");
     eprintln!("flush delivered {} report(s), each once", held.len());
+}
+
+/// Runs `f` on a thread inside network namespace `netns` (the lab's client namespace: the host
+/// has no route to the lab's public network).
+fn in_netns<T: Send>(netns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let ns = std::fs::File::open(Path::new("/run/netns").join(netns)).unwrap();
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+fn console_get(netns: &str, addr: &str, path: &str) -> crate::console::client::Response {
+    in_netns(netns, || crate::console::client::get(addr, path))
+}
+
+/// The cluster's incidents as the console's API lists them.
+fn console_incidents(netns: &str, addr: &str) -> Vec<Value> {
+    let r = console_get(netns, addr, &format!("/api/v1/clusters/{LAB_CLUSTER}/incidents"));
+    if r.status == 404 {
+        return Vec::new(); // no report yet: the cluster has no row to list
+    }
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+/// The lab's cluster as its alert reports it (corosync's cluster name, lab.toml's `[cluster] name`).
+const LAB_CLUSTER: &str = "hastack-lab";
+
+/// End to end: the lab's alert agents report to a real `hastack console serve` (in the lab's
+/// client namespace, on the public network the nodes share); the primary loses power (`lab
+/// fail`); the console shows the failover as exactly one incident, kind failover, whose MTTR is
+/// the lab's own measurement within 1 s. The lab's figure is read as `hastack lab bench` reads
+/// a power cut: from the survivor's pacemaker.log, "Node X state is now lost" to the last
+/// "Result of start operation for R on SURVIVOR: ok" of the resources the incident took down.
+#[test]
+fn power_cut_is_one_failover_incident_in_the_console_with_the_labs_mttr() {
+    if !need_root("the lab (namespaces, bridges, loop devices)") || !need_program("python3", "python3") {
+        return;
+    }
+    // A name of its own beside the other lab tests' (pid % 1000, + 250, + 500).
+    let lab = Lab { name: format!("hst{}", (std::process::id() + 750) % 1000) };
+    lab.run(&["up"], Duration::from_secs(1800)).expect(0);
+    let primary = lab.where_runs(DB).expect("the database runs");
+    let survivor = if primary == "node1" { "node2" } else { "node1" };
+
+    // The console, started as README.md shows, in the client's namespace.
+    let client_ns = lab.handle().client_netns();
+    let dir = tempfile::Builder::new().prefix("hst-lab-console").tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("console.db").display());
+    let mut serve = Command::new("ip");
+    serve
+        .args(["netns", "exec", &client_ns])
+        .arg(bin())
+        .args(["console", "serve", "--listen", &format!("{}:0", client_address(&client_ns))])
+        .env("HASTACK_CONSOLE_DB", &db);
+    let console = crate::console::Console::spawn(&mut serve, dir, db);
+    let token = console.add_cluster(LAB_CLUSTER);
+    // The token where each node's alert reads it (the node's own /srv: README.md puts it in
+    // /etc/hastack, which the lab's nodes share with the host), readable by hacluster only.
+    let haclient = nix::unistd::Group::from_name("haclient").unwrap().expect("the haclient group").gid;
+    for node in ["node1", "node2"] {
+        let dir = lab.handle().node_dir(node).join("srv/hastack");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("console.token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(0)), Some(haclient)).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    }
+    let url = format!("http://{}/api/v1/reports", console.addr);
+    let alert = format!(
+        "<alert id=\"{ALERT_ID}\"><instance_attributes id=\"{ALERT_ID}-console-options\">\
+         <nvpair id=\"{ALERT_ID}-token-file\" name=\"token_file\" value=\"/srv/hastack/console.token\"/>\
+         </instance_attributes><recipient id=\"{ALERT_ID}-console\" value=\"{url}\"/></alert>"
+    );
+    lab.on(&primary, "cibadmin", &["--modify", "--scope", "alerts", "--xml-text", &alert]);
+    for node in ["node1", "node2"] {
+        let alerts = lab.on(node, "cibadmin", &["--query", "--scope", "alerts"]);
+        assert!(alerts.contains(&url), "{node}'s CIB lacks the console recipient:\n{alerts}");
+    }
+    lab.on(&primary, "crm_resource", &["--wait", "--timeout=300s"]);
+
+    // The power cut, timed in the survivor's pacemaker.log from here on.
+    let log = lab.handle().node_dir(survivor).join("var/log/pacemaker/pacemaker.log");
+    let mark = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as usize;
+    lab.run(&["fail", &primary], Duration::from_secs(60)).expect(0);
+    wait_for("the console to show the failover recovered", Duration::from_secs(600), || {
+        console_incidents(&client_ns, &console.addr).iter().any(|i| i["outcome"] == "failover")
+    });
+    // The fenced node boots and rejoins: that must not make another incident.
+    wait_for("the fenced node to rejoin", Duration::from_secs(600), || {
+        lab.run(&["status"], Duration::from_secs(120)).stdout.contains("Online: [ node1 node2 ]")
+    });
+    lab.on(survivor, "crm_resource", &["--wait", "--timeout=300s"]);
+    // The survivor's alert runs are done once the cluster is idle; their reports are then in.
+    wait_for("the survivor's spool to drain", Duration::from_secs(60), || {
+        hastack::alert::spool::entries(&lab.spool(survivor)).unwrap_or_default().is_empty()
+    });
+
+    let incidents = console_incidents(&client_ns, &console.addr);
+    let events = console_get(&client_ns, &console.addr, &format!("/api/v1/clusters/{LAB_CLUSTER}/events?limit=200"));
+    eprintln!("the console's incidents: {}", serde_json::to_string_pretty(&incidents).unwrap());
+    assert_eq!(incidents.len(), 1, "one incident for one power cut; events:\n{}", events.text());
+    let incident = &incidents[0];
+    assert_eq!(incident["kind"], "node", "{incident}");
+    assert_eq!(incident["node"], primary.as_str(), "{incident}");
+    assert_eq!(incident["outcome"], "failover", "{incident}");
+    assert_eq!(incident["recovered_on"], serde_json::json!([survivor]), "{incident}");
+    let affected: Vec<String> =
+        incident["affected"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    assert!(affected.iter().any(|r| r == DB), "the database went down with {primary}: {incident}");
+    let console_mttr =
+        (incident["recovered_us"].as_i64().unwrap() - incident["detected_us"].as_i64().unwrap()) as f64 / 1e6;
+
+    // The lab's own measurement, from the survivor's pacemaker.log.
+    let bytes = std::fs::read(&log).unwrap();
+    let text = String::from_utf8_lossy(&bytes[mark.min(bytes.len())..]).into_owned();
+    let (year, offset) = hastack::lab::timeline::local_utc_offset();
+    let timeline = hastack::lab::timeline::events(&text, year, offset);
+    use hastack::lab::timeline::Event;
+    let lost = timeline
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Lost(n) if *n == primary))
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("{survivor}'s pacemaker.log has no loss of {primary}:\n{text}"));
+    let started = |rsc: &str| {
+        timeline
+            .iter()
+            .find(|(t, e)| {
+                *t >= lost
+                    && matches!(e, Event::Op { op, rsc: r, node, result }
+                        if op == "start" && r == rsc && node == survivor && result == "ok")
+            })
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("{survivor}'s pacemaker.log has no start of {rsc} after the loss:\n{text}"))
+    };
+    let back = affected.iter().map(|r| started(r)).fold(f64::MIN, f64::max);
+    let lab_mttr = back - lost;
+    eprintln!("MTTR: console {console_mttr:.3} s, lab (pacemaker.log of {survivor}) {lab_mttr:.3} s");
+    assert!(
+        (console_mttr - lab_mttr).abs() <= 1.0,
+        "the console's MTTR {console_mttr:.3} s is not the lab's {lab_mttr:.3} s within 1 s: {incident}"
+    );
+
+    // The cluster page shows it: one failover, with that MTTR.
+    let page = console_get(&client_ns, &console.addr, &format!("/clusters/{LAB_CLUSTER}"));
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let shown = hastack::console::pages::format::duration_ms((console_mttr * 1000.0) as i64);
+    assert!(
+        html.contains("failover") && html.contains(&shown),
+        "the cluster page does not show the failover with its MTTR {shown}:\n{html}"
+    );
+    drop(console);
 }

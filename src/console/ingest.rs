@@ -26,7 +26,7 @@ use super::live::Live;
 use super::report::{Rejection, Report, SCHEMA_VERSIONS};
 use super::server::{RejectionRecord, Shared};
 use super::snapshot::SnapshotView;
-use super::store::{ingest_batch, Accepted, Db, Store, Stored};
+use super::store::{ingest_batch_cached, Accepted, Db, Store, Stored, WorkCache};
 use super::{now_us, token};
 
 /// Reports larger than this are refused (413). crm_mon of a two-node stack is tens of KiB.
@@ -94,6 +94,7 @@ impl Ingest {
 }
 
 fn write_loop(mut db: Box<dyn Db>, rx: Receiver<Job>, store: &Store, live: &Live) {
+    let mut cache = WorkCache::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -103,7 +104,7 @@ fn write_loop(mut db: Box<dyn Db>, rx: Receiver<Job>, store: &Store, live: &Live
             }
         }
         let (batch, replies): (Vec<Accepted>, Vec<_>) = jobs.into_iter().map(|j| (j.accepted, j.reply)).unzip();
-        match ingest_batch(db.as_mut(), &batch) {
+        match ingest_batch_cached(db.as_mut(), &batch, &mut cache) {
             Ok((outcomes, changed)) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);

@@ -6,7 +6,7 @@ mod advice;
 mod bench;
 mod browser;
 mod changes;
-mod client;
+pub(crate) mod client;
 mod fixtures;
 mod http;
 mod incidents;

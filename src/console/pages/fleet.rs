@@ -4,7 +4,7 @@ use maud::{html, Markup};
 
 use super::format;
 use super::layout::{page, Shell};
-use crate::console::health::{health, tile_mttr_ms, Level};
+use crate::console::health::{health, tile_mttr_ms, Health, Level};
 use crate::console::server::RejectionRecord;
 use crate::console::store::ClusterSummary;
 
@@ -18,7 +18,11 @@ pub fn cluster_href(name: &str) -> String {
 }
 
 pub fn tile(c: &ClusterSummary, now_us: i64) -> Markup {
-    let h = health(c, now_us);
+    tile_of(c, &health(c, now_us), now_us)
+}
+
+/// The tile of a cluster whose health is already known (the grid works it out once per cluster).
+fn tile_of(c: &ClusterSummary, h: &Health, now_us: i64) -> Markup {
     let state = match h.level {
         Level::Green => "all resources running".to_string(),
         _ => h.reasons.first().cloned().unwrap_or_default(),
@@ -46,10 +50,10 @@ pub fn tile(c: &ClusterSummary, now_us: i64) -> Markup {
 }
 
 pub fn render(clusters: &[ClusterSummary], only: Option<Level>, rejections: &[RejectionRecord], now_us: i64) -> Markup {
-    let levels: Vec<Level> = clusters.iter().map(|c| health(c, now_us).level).collect();
-    let count = |l: Level| levels.iter().filter(|x| **x == l).count();
-    let shown: Vec<&ClusterSummary> =
-        clusters.iter().zip(&levels).filter(|(_, l)| only.is_none_or(|o| o == **l)).map(|(c, _)| c).collect();
+    let healths: Vec<Health> = clusters.iter().map(|c| health(c, now_us)).collect();
+    let count = |l: Level| healths.iter().filter(|h| h.level == l).count();
+    let shown: Vec<(&ClusterSummary, &Health)> =
+        clusters.iter().zip(&healths).filter(|(_, h)| only.is_none_or(|o| o == h.level)).collect();
     let body = html! {
         h1 { "Fleet" }
         div.counts {
@@ -68,7 +72,7 @@ pub fn render(clusters: &[ClusterSummary], only: Option<Level>, rejections: &[Re
             }
         }
         div.grid {
-            @for c in &shown { (tile(c, now_us)) }
+            @for (c, h) in &shown { (tile_of(c, h, now_us)) }
         }
         @if !rejections.is_empty() {
             h2 { "Refused reports" }

@@ -64,7 +64,7 @@ pub async fn fleet(State(app): State<Shared>, Query(q): Query<FleetQuery>) -> Re
         Some("grey") => Some(Level::Grey),
         Some(other) => return Err(Failure::bad_request(format!("only={other}: expected red, amber, green or grey"))),
     };
-    let clusters = app.blocking(|s| s.fleet()).await?;
+    let clusters = app.blocking(|s| s.fleet_shared()).await?;
     Ok(html_response(fleet::render(&clusters, only, &app.rejections.list(None), now_us())))
 }
 

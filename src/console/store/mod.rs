@@ -10,13 +10,14 @@ mod sqlite;
 mod write;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 pub use db::{Db, DbUrl, Dialect, Pool, Val, DEFAULT_DB};
 pub use read::{deflate, inflate, EventPage, EventRow, ReportRow};
-pub use write::{ingest_batch, Accepted, Stored};
+pub use write::{ingest_batch, ingest_batch_cached, Accepted, Stored, WorkCache};
 
 use super::snapshot::SnapshotSummary;
 
@@ -85,7 +86,13 @@ pub struct Registered {
 pub struct Store {
     url: DbUrl,
     readers: Pool,
+    /// The fleet as last read, and the clusters' (count, reports, highest id) it was read at.
+    fleet_cache: Mutex<Option<(FleetStamp, Arc<Vec<ClusterSummary>>)>>,
 }
+
+/// Changes whenever a cluster row does: a row changes only when a cluster is added or stores a
+/// report (which adds to its count).
+type FleetStamp = (i64, i64, i64);
 
 impl Store {
     /// Opens (and creates or upgrades) the database. SQLite's directory is created if missing.
@@ -98,7 +105,7 @@ impl Store {
         let url2 = url.clone();
         let readers = Pool::new(Box::new(move || connect(&url2)));
         readers.with(schema::migrate)?;
-        Ok(Store { url: url.clone(), readers })
+        Ok(Store { url: url.clone(), readers, fleet_cache: Mutex::new(None) })
     }
 
     pub fn url(&self) -> &DbUrl {
