@@ -288,10 +288,12 @@ fn edit(spec: &Spec, live: &str, copy: &Path) -> Result<Result<Edit, String>> {
                         interval.as_ref().map(|i| format!(" with interval {i}")).unwrap_or_default()
                     )))
                 }
-                _ => return Ok(Err(format!(
+                _ => {
+                    return Ok(Err(format!(
                     "{resource} has {} {operation} operations (intervals {intervals:?}): say which with \"interval\"",
                     wanted.len()
-                ))),
+                )))
+                }
             };
             let id = op.attr("id").unwrap_or_default();
             let mut xml = format!("<op id=\"{}\"", cib::escape(id));

@@ -1,6 +1,6 @@
 //! Configuration changes, pull-based (the console never dials into a cluster): an operator records
-//! a desired change with who asked; the cluster's node agent (`hastack agent apply`, not built
-//! yet) fetches the oldest pending one with its cluster's token and reports each step back
+//! a desired change with who asked; the cluster's node agent (`hastack agent apply`, src/agent/)
+//! fetches the oldest pending one with its cluster's token and reports each step back
 //! (plan, commit, verify, rollback, refused). The rows are the audit log: who asked for what,
 //! when, and what each node did with it. Changes that need a cluster-wide restart (Corosync
 //! timing) are answered with the manual steps and never recorded for pushing.
