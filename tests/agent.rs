@@ -151,7 +151,8 @@ fn setup() -> Setup {
     Setup { ns, token_file, console, pcmk, _lan: lan }
 }
 
-/// The three stories on one cluster (starting one takes most of the time).
+/// The three stories on one cluster (starting one takes most of the time), and a change naming
+/// an operation the CIB does not have.
 #[test]
 fn agent_apply_plans_commits_verifies_rolls_back_and_refuses_a_race() {
     if !ready() {
@@ -218,6 +219,21 @@ fn agent_apply_plans_commits_verifies_rolls_back_and_refuses_a_race() {
     assert!(s.monitor_op().contains(r#"interval="5s""#), "not applied: {}", s.monitor_op());
     let local = s.pcmk.tool(1, "crm_attribute", &["--type", "crm_config", "--name", "hst-local-edit", "--query"]);
     assert!(local.stdout.contains("value=1"), "the local edit stays: {}", local.stdout);
+
+    // 4. An operation the CIB does not have: refused at plan with what there is, nothing written.
+    let before = s.resources();
+    let id = s.request(json!({ "kind": "operation", "resource": "dummy", "operation": "monitor",
+                               "interval": "99s", "new_interval": "30s" }));
+    s.apply(&[]).expect(1);
+    let c = s.change(id);
+    assert_eq!(c["state"], "refused", "{c:#}");
+    assert_eq!(steps(&c), vec![("refused".into(), false)], "{c:#}");
+    assert!(
+        step_detail(&c, "refused")
+            .contains(r#"dummy has no monitor operation with interval 99s (its monitor intervals: ["5s"])"#),
+        "{c:#}"
+    );
+    assert_eq!(s.resources(), before);
 }
 
 /// Bad flags and an unreadable token file name themselves and exit 2.
