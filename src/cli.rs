@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The node agent: applies the configuration changes the console holds for this cluster.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// The Pacemaker alert agent's companion commands (the agent itself is /usr/lib/hastack/alert).
     Alert {
         #[command(subcommand)]
@@ -91,6 +96,15 @@ enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+enum AgentCommand {
+    /// Poll the console and apply this cluster's changes: PLAN (the CIB diff), COMMIT (only if the
+    /// CIB's version is unchanged), VERIFY (crm_verify, validate-all, settled) or ROLLBACK.
+    /// Exit 0 when every change applied (or none waited), 1 when one was refused, rolled back or
+    /// failed, 3 when the console could not be asked.
+    Apply(crate::agent::apply::ApplyArgs),
+}
+
+#[derive(Subcommand)]
 enum AlertCommand {
     /// Send every spooled report to its console (oldest first); for a timer or after an outage.
     /// Exit 0 when nothing is left in the spool, 1 when reports still wait.
@@ -139,6 +153,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Ok(crate::alert::flush(&spool_dir, deadline))
         }
         Command::Alert { command: AlertCommand::Run } => Ok(crate::alert::main()),
+        Command::Agent { command: AgentCommand::Apply(args) } => return crate::agent::apply::run(args),
         // Its own binary runs it, with the arguments as given (after `console`: no global
         // option precedes a subcommand).
         Command::Console { .. } => {

@@ -4,6 +4,7 @@
 //! resource agent uses; `sys` and `net` hold the I/O edges (processes, mounts, logging, netlink).
 //! The agents themselves live in the top-level `agents/` folder, the fence agent in `fence/`.
 
+pub mod agent;
 pub mod alert;
 pub mod applets;
 pub mod cli;

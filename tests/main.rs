@@ -4,6 +4,7 @@
 
 mod support;
 
+mod agent;
 mod alert;
 mod cli;
 mod config;

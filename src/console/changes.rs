@@ -1,13 +1,13 @@
 //! Configuration changes, pull-based (the console never dials into a cluster): an operator records
-//! a desired change with who asked; the cluster's node agent (`hastack agent apply`, not built
-//! yet) fetches the oldest pending one with its cluster's token and reports each step back
+//! a desired change with who asked; the cluster's node agent (`hastack agent apply`, src/agent/)
+//! fetches the oldest pending one with its cluster's token and reports each step back
 //! (plan, commit, verify, rollback, refused). The rows are the audit log: who asked for what,
 //! when, and what each node did with it. Changes that need a cluster-wide restart (Corosync
 //! timing) are answered with the manual steps and never recorded for pushing.
 //!
 //! Its tables are its own (`CREATE TABLE IF NOT EXISTS`, additive to schema version 1).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,99 +44,7 @@ CREATE TABLE IF NOT EXISTS change_steps (
 CREATE INDEX IF NOT EXISTS change_steps_change ON change_steps (change_id, id);
 ";
 
-/// What an operator may ask a cluster to change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Spec {
-    /// A resource operation's interval and/or timeout (found by name and current interval).
-    Operation {
-        resource: String,
-        operation: String,
-        #[serde(default)]
-        interval: Option<String>,
-        #[serde(default)]
-        new_interval: Option<String>,
-        #[serde(default)]
-        new_timeout: Option<String>,
-    },
-    /// One instance attribute of a resource.
-    Parameter { resource: String, name: String, value: String },
-    /// migration-threshold of a resource, or of every resource (rsc_defaults) without one.
-    MigrationThreshold {
-        #[serde(default)]
-        resource: Option<String>,
-        value: u32,
-    },
-    /// The cluster's maintenance-mode property.
-    Maintenance { enabled: bool },
-    /// Corosync's totem timing: never pushed (it needs every node restarted); refused with the
-    /// manual steps.
-    CorosyncTiming { name: String, value: String },
-}
-
-/// The step a change is in, as the agent reported it.
-pub const STEPS: [&str; 5] = ["plan", "commit", "verify", "rollback", "refused"];
-/// A change's final states.
-pub const FINAL: [&str; 4] = ["applied", "rolled_back", "refused", "failed"];
-
-fn id_like(what: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    if !ok {
-        bail!("{what} {v:?}: expected a CIB id (letters, digits, - _ . :)");
-    }
-    Ok(())
-}
-
-fn duration(what: &str, v: &Option<String>) -> Result<()> {
-    if let Some(d) = v {
-        if crate::config::validate::duration_ms(d).is_none() {
-            bail!("{what} {d:?}: expected a Pacemaker duration such as \"10s\" or \"2min\"");
-        }
-    }
-    Ok(())
-}
-
-impl Spec {
-    /// Checks the request; a Corosync timing change is refused with the manual steps.
-    pub fn validate(&self) -> Result<()> {
-        match self {
-            Spec::Operation { resource, operation, interval, new_interval, new_timeout } => {
-                id_like("resource", resource)?;
-                id_like("operation", operation)?;
-                duration("interval", interval)?;
-                duration("new_interval", new_interval)?;
-                duration("new_timeout", new_timeout)?;
-                if new_interval.is_none() && new_timeout.is_none() {
-                    bail!("an operation change needs new_interval or new_timeout");
-                }
-            }
-            Spec::Parameter { resource, name, value } => {
-                id_like("resource", resource)?;
-                id_like("name", name)?;
-                if value.len() > 4096 || value.contains('\0') {
-                    bail!("value: at most 4096 bytes, no NUL");
-                }
-            }
-            Spec::MigrationThreshold { resource, value } => {
-                if let Some(r) = resource {
-                    id_like("resource", r)?;
-                }
-                if *value == 0 {
-                    bail!("value 0: use 1 or more (0 means INFINITY to Pacemaker; set it explicitly elsewhere)");
-                }
-            }
-            Spec::Maintenance { .. } => {}
-            Spec::CorosyncTiming { name, value } => bail!(
-                "corosync {name}={value} is never pushed: it needs every node's corosync restarted. Manual steps: \
-                 1. edit totem.{name} in /etc/corosync/corosync.conf on one node; 2. `pcs cluster sync` (or copy the \
-                 file to every node); 3. `corosync-cfgtool -R` to reload, or in a maintenance window \
-                 `pcs cluster stop --all && pcs cluster start --all`; 4. check `corosync-cmapctl | grep totem.{name}` \
-                 on each node"
-            ),
-        }
-        Ok(())
-    }
-}
+pub use crate::agent::spec::{Spec, FINAL, STEPS};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {

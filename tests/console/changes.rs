@@ -1,8 +1,8 @@
 //! Configuration changes recorded on the console (the audit log) and the pull API the node agent
 //! uses: who asked is required, a Corosync timing change is refused with the manual steps, bad
 //! fields are named, only the cluster's own token sees and reports on its changes, a finished
-//! change takes no more steps. (`hastack agent apply`, the node side, is not built yet: the test
-//! speaks its API.)
+//! change takes no more steps. (The node side, `hastack agent apply`, is tested under the real
+//! Pacemaker in tests/agent.rs; here the test speaks its API.)
 
 use serde_json::{json, Value};
 
