@@ -105,10 +105,17 @@ fn check_cib(cluster: &Cluster, xml: &str) {
     for p in model {
         let want = CibPrimitive {
             class: match p.class {
-                Class::Ocf => "ocf".into(),
+                Class::Ocf(_) => "ocf".into(),
                 Class::Stonith => "stonith".into(),
             },
-            provider: (p.class == Class::Ocf).then(|| OCF_PROVIDER.to_string()),
+            // `hastack config` renders only hastack's agents (the lab swaps providers later).
+            provider: match p.class {
+                Class::Ocf(provider) => {
+                    assert_eq!(provider, OCF_PROVIDER, "primitive {}", p.id);
+                    Some(provider.to_string())
+                }
+                Class::Stonith => None,
+            },
             agent: p.agent.clone(),
             params: p.params.clone(),
         };
@@ -124,7 +131,7 @@ fn check_pcs(cluster: &Cluster, script: &str) {
             .find(|c| c.len() > 4 && c[0] == "run" && c[2] == "create" && c[3] == p.id)
             .unwrap_or_else(|| panic!("no create command for {}\n{script}", p.id));
         let agent = match p.class {
-            Class::Ocf => p.agent_spec(),
+            Class::Ocf(_) => p.agent_spec(),
             Class::Stonith => p.agent.clone(),
         };
         assert_eq!(create[4], agent);
