@@ -7,6 +7,7 @@ specifications. Run from anywhere: `python3 fuzz/seeds/make.py`; the output is c
 Regression inputs of fixed findings (`regress-*`) are kept as they are."""
 
 import hashlib
+import json
 import os
 import re
 import struct
@@ -89,18 +90,19 @@ def clear(target):
 
 TEXT_TARGETS = {
     "log_tail": [
-        "agents/config_fault.rs", "agents/postgresql.rs", "agents/activemq.rs", "agents/rabbitmq.rs",
-        "agents/mycnf.rs", "agents/mariadb.rs", "agents/front_service.rs", "src/sys/daemon.rs",
+        "agents/service/config_fault.rs", "agents/postgresql.rs", "agents/activemq.rs", "agents/rabbitmq.rs",
+        "agents/mycnf.rs", "agents/mariadb.rs", "agents/service/web.rs", "agents/service/checks.rs",
+        "src/sys/logtail.rs",
     ],
     "drbd_events2": ["agents/drbd/state.rs", "agents/drbd.rs"],
     "haproxy_stats": ["agents/haproxy.rs"],
     "upsd": ["fence/nut.rs"],
     "crm_mon": ["src/alert/snapshot.rs", "src/alert/findings.rs"],
     "proc_files": ["src/sys/proc.rs", "src/sys/mount.rs", "src/sys/holders.rs", "src/sys/fs_types.rs",
-                   "src/sys/daemon.rs"],
+                   "src/sys/tree.rs", "src/sys/listeners.rs"],
     "config_text": ["src/sys/argv.rs", "src/sys/mount_options.rs", "agents/apache.rs", "src/alert/mod.rs",
                     "agents/haproxy.rs"],
-    "pid_files": ["agents/postgresql.rs", "fence/serial.rs", "src/sys/daemon.rs"],
+    "pid_files": ["agents/postgresql.rs", "fence/serial.rs", "src/sys/identity.rs", "src/sys/locks.rs"],
     "fence_stdin": ["fence/args.rs", "fence/config.rs"],
     "stack_file": ["src/config/validate.rs", "tests/config.rs"],
 }
@@ -273,5 +275,49 @@ write("http", None, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\
 write("http", None, b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnot \r\n5\r\nyet\r\n\r\n0\r\n\r\n")
 write("http", None, b"HTTP/1.0 302 Found\r\nLocation: http://127.0.0.1:8080/login\r\n\r\n")
 write("http", None, b"http://[::1]:8080/server-status?auto")
+
+# ---- the console's report bodies ------------------------------------------------------------
+
+# The documented example, and reports built from it as the alert agent would write them: each
+# with the idempotency key of its fields (docs/reports.md's recipe), so the fuzzer starts past
+# the key check; then what a console must refuse.
+def report_key(r):
+    e, a = r["event"], r["event"]["alert"]
+    opt = lambda v: "" if v is None else str(v)
+    fields = ["hastack-report-v1", r["cluster"]["id"], r["reporter"]["node"], str(e["time"]["epoch"]),
+              "%06d" % e["time"]["usec"], opt(e["time"]["node_sequence"]), e["kind"], opt(a["node"]),
+              opt(a["rsc"]), opt(a["task"]), opt(a["interval"]), opt(a["rc"])]
+    return hashlib.sha256("".join(f + "\n" for f in fields).encode()).hexdigest()
+
+
+def report(r):
+    r["idempotency_key"] = report_key(r)
+    return json.dumps(r, indent=1)
+
+
+clear("console_report")
+example = json.loads(src("docs/report-example.json"))
+write("console_report", None, src("docs/report-example.json"))
+started = json.loads(json.dumps(example))
+started["reporter"] = {"node": "beta", "hostname": "beta"}
+started["event"].update(category="operation_succeeded", severity="info", summary="orders-app start on beta ok")
+started["event"]["time"]["epoch"] += 31
+started["event"]["alert"].update(node="beta", task="start", rc=0, interval=0)
+write("console_report", None, report(started))
+lost = json.loads(json.dumps(example))
+lost["event"].update(kind="node", category="node_lost", severity="critical", summary="alpha lost")
+lost["event"]["alert"].update(node="alpha", rsc=None, task=None, rc=None, interval=None, target_rc=None, nodeid="1")
+lost["snapshot"].update(xml=None, error="crm_mon timed out", exit_code=None)
+write("console_report", None, report(lost))
+fenced = json.loads(json.dumps(lost))
+fenced["event"].update(kind="fencing", category="fencing_succeeded", summary="alpha fenced by beta")
+fenced["event"]["fencing"] = {"action": "reboot", "target": "alpha", "executioner": "beta", "client": "pacemaker-controld",
+                              "origin": "beta", "status": "OK", "reason": None, "ref": "1a2b", "succeeded": True}
+write("console_report", None, report(fenced))
+future = json.loads(json.dumps(example))
+future["event"]["time"]["epoch"] += 10 * 365 * 86400
+write("console_report", None, report(future))
+write("console_report", None, src("docs/report-example.json")[:300])
+write("console_report", None, '{"schema": "hastack.alert-report", "schema_version": 2}')
 
 print("seeds written to", SEEDS)

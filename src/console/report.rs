@@ -183,7 +183,12 @@ impl std::fmt::Display for Rejection {
 impl Report {
     /// Parses a request body: 400 for text that is not JSON, 422 for JSON that is not a report.
     pub fn parse(body: &[u8]) -> Result<Report, Rejection> {
-        let report: Report = serde_json::from_slice(body).map_err(|e| {
+        // JSON is UTF-8 (RFC 8259). serde_json checks the fields it reads but skips unknown ones
+        // unchecked, and the stored body is shown again as JSON: check the whole body first.
+        let text = std::str::from_utf8(body).map_err(|e| {
+            Rejection::new(400, "malformed_json", format!("the body is not JSON: it is not UTF-8 ({e})"))
+        })?;
+        let report: Report = serde_json::from_str(text).map_err(|e| {
             use serde_json::error::Category as C;
             match e.classify() {
                 C::Syntax | C::Eof | C::Io => {
@@ -313,6 +318,19 @@ mod tests {
         let err = Report::parse(missing.as_bytes()).unwrap_err();
         assert_eq!((err.status, err.code), (422, "not_a_report"));
         assert!(err.message.contains("reporter"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_even_inside_an_unknown_field() {
+        // Found by the console_report fuzz target: serde_json skips an unknown field's string
+        // without checking it, so this body was stored although it is not JSON.
+        let mut body = EXAMPLE.replacen('{', "{\"extra\": \"@\",", 1).into_bytes();
+        let at = body.iter().position(|&b| b == b'@').unwrap();
+        body[at] = 0xff;
+        assert!(serde_json::from_slice::<Report>(&body).is_ok(), "serde_json alone accepts it");
+        let err = Report::parse(&body).unwrap_err();
+        assert_eq!((err.status, err.code), (400, "malformed_json"), "{}", err.message);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
     }
 
     #[test]
