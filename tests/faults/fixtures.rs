@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use super::{DataDir, Fixture};
+use super::{DataDir, Facts, Fixture, NOT_RUNNING};
 use crate::data::{self, Partition};
 use crate::front::{self, write};
 use crate::support::*;
@@ -40,9 +40,23 @@ macro_rules! no_data {
         fn foreign(&self) -> (i32, Box<dyn Any>) {
             unreachable!("{NO_DATA}")
         }
-        fn foreign_is(&self) -> &'static str {
-            ""
+    };
+}
+
+/// What the front fixtures made by their area's own set-up (`self.0`) share: its resource,
+/// instance and port, and no data.
+macro_rules! front_instance {
+    () => {
+        fn run(&self) -> AgentRun {
+            self.0.run.clone()
         }
+        fn instance(&self) -> String {
+            self.0.instance.clone()
+        }
+        fn port(&self) -> u16 {
+            self.0.port
+        }
+        no_data!();
     };
 }
 
@@ -52,24 +66,19 @@ pub fn nginx() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Nginx(front::httpd::nginx(front_port())?)))
 }
 
+static NGINX: Facts = Facts {
+    agent: "nginx",
+    server: "nginx",
+    start_ms: 30_000,
+    config_says: "unknown directive",
+    stopped_says: NOT_RUNNING,
+    kill9_leaves_workers: true,
+    foreign_is: "",
+};
+
 impl Fixture for Nginx {
-    fn agent(&self) -> &'static str {
-        "nginx"
-    }
-    fn server(&self) -> &'static str {
-        "nginx"
-    }
-    fn run(&self) -> AgentRun {
-        self.0.run.clone()
-    }
-    fn instance(&self) -> String {
-        self.0.instance.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        30_000
-    }
-    fn port(&self) -> u16 {
-        self.0.port
+    fn facts(&self) -> &'static Facts {
+        &NGINX
     }
     fn config_file(&self) -> Option<PathBuf> {
         Some(self.0.dir.path().join("nginx.conf"))
@@ -80,13 +89,7 @@ impl Fixture for Nginx {
     fn repair_config(&self) {
         front::httpd::nginx_conf(self.0.dir.path(), self.0.port, "");
     }
-    fn config_says(&self) -> &'static str {
-        "unknown directive"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        true
-    }
-    no_data!();
+    front_instance!();
 }
 
 pub struct Apache(front::httpd::Apache);
@@ -95,24 +98,20 @@ pub fn apache() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Apache(front::httpd::apache(front_port())?)))
 }
 
+static APACHE: Facts = Facts {
+    agent: "apache",
+    server: "httpd",
+    start_ms: 30_000,
+    config_says: "Invalid command 'NoSuchDirective'",
+    stopped_says: NOT_RUNNING,
+    // httpd's children keep serving without their parent.
+    kill9_leaves_workers: true,
+    foreign_is: "",
+};
+
 impl Fixture for Apache {
-    fn agent(&self) -> &'static str {
-        "apache"
-    }
-    fn server(&self) -> &'static str {
-        "httpd"
-    }
-    fn run(&self) -> AgentRun {
-        self.0.run.clone()
-    }
-    fn instance(&self) -> String {
-        self.0.instance.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        30_000
-    }
-    fn port(&self) -> u16 {
-        self.0.port
+    fn facts(&self) -> &'static Facts {
+        &APACHE
     }
     fn config_file(&self) -> Option<PathBuf> {
         Some(self.0.dir.path().join("httpd.conf"))
@@ -123,14 +122,7 @@ impl Fixture for Apache {
     fn repair_config(&self) {
         front::httpd::apache_conf(self.0.dir.path(), self.0.port, "");
     }
-    fn config_says(&self) -> &'static str {
-        "Invalid command 'NoSuchDirective'"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        // httpd's children keep serving without their parent.
-        true
-    }
-    no_data!();
+    front_instance!();
 }
 
 pub struct Haproxy(front::haproxy::Haproxy);
@@ -139,24 +131,19 @@ pub fn haproxy() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Haproxy(front::haproxy::haproxy(port_pair(), false)?)))
 }
 
+static HAPROXY: Facts = Facts {
+    agent: "haproxy",
+    server: "haproxy",
+    start_ms: 30_000,
+    config_says: "unknown keyword 'no_such_keyword'",
+    stopped_says: NOT_RUNNING,
+    kill9_leaves_workers: false,
+    foreign_is: "",
+};
+
 impl Fixture for Haproxy {
-    fn agent(&self) -> &'static str {
-        "haproxy"
-    }
-    fn server(&self) -> &'static str {
-        "haproxy"
-    }
-    fn run(&self) -> AgentRun {
-        self.0.run.clone()
-    }
-    fn instance(&self) -> String {
-        self.0.instance.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        30_000
-    }
-    fn port(&self) -> u16 {
-        self.0.port
+    fn facts(&self) -> &'static Facts {
+        &HAPROXY
     }
     fn config_file(&self) -> Option<PathBuf> {
         Some(self.0.dir.path().join("haproxy.cfg"))
@@ -167,13 +154,7 @@ impl Fixture for Haproxy {
     fn repair_config(&self) {
         front::haproxy::haproxy_conf(self.0.dir.path(), self.0.port, false, "");
     }
-    fn config_says(&self) -> &'static str {
-        "unknown keyword 'no_such_keyword'"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
-    }
-    no_data!();
+    front_instance!();
 }
 
 pub struct Tomcat(front::tomcat::Tomcat);
@@ -182,24 +163,19 @@ pub fn tomcat() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Tomcat(front::tomcat::tomcat(front_port())?)))
 }
 
+static TOMCAT: Facts = Facts {
+    agent: "tomcat",
+    server: "tomcat",
+    start_ms: 120_000,
+    config_says: "must be terminated by the matching end-tag",
+    stopped_says: NOT_RUNNING,
+    kill9_leaves_workers: false,
+    foreign_is: "",
+};
+
 impl Fixture for Tomcat {
-    fn agent(&self) -> &'static str {
-        "tomcat"
-    }
-    fn server(&self) -> &'static str {
-        "tomcat"
-    }
-    fn run(&self) -> AgentRun {
-        self.0.run.clone()
-    }
-    fn instance(&self) -> String {
-        self.0.instance.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        120_000
-    }
-    fn port(&self) -> u16 {
-        self.0.port
+    fn facts(&self) -> &'static Facts {
+        &TOMCAT
     }
     fn config_file(&self) -> Option<PathBuf> {
         Some(self.0.dir.path().join("conf/server.xml"))
@@ -210,13 +186,7 @@ impl Fixture for Tomcat {
     fn repair_config(&self) {
         write(&self.config_file().unwrap(), &front::tomcat::server_xml(self.0.port, false));
     }
-    fn config_says(&self) -> &'static str {
-        "must be terminated by the matching end-tag"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
-    }
-    no_data!();
+    front_instance!();
 }
 
 /// The app agent runs a Python HTTP server; it has no configuration file of its own, so its
@@ -230,12 +200,19 @@ pub fn app() -> Option<Box<dyn Fixture>> {
     Some(Box::new(App { app: front::apps::app(front_port())?, broken: Cell::new(false) }))
 }
 
+static APP: Facts = Facts {
+    agent: "app",
+    server: "the service",
+    start_ms: 30_000,
+    config_says: "unrecognized arguments: --no-such-option",
+    stopped_says: NOT_RUNNING,
+    kill9_leaves_workers: false,
+    foreign_is: "",
+};
+
 impl Fixture for App {
-    fn agent(&self) -> &'static str {
-        "app"
-    }
-    fn server(&self) -> &'static str {
-        "the service"
+    fn facts(&self) -> &'static Facts {
+        &APP
     }
     fn run(&self) -> AgentRun {
         let run = self.app.run.clone();
@@ -248,9 +225,6 @@ impl Fixture for App {
     fn instance(&self) -> String {
         self.app.instance.clone()
     }
-    fn start_ms(&self) -> u64 {
-        30_000
-    }
     fn port(&self) -> u16 {
         self.app.port
     }
@@ -262,12 +236,6 @@ impl Fixture for App {
     }
     fn repair_config(&self) {
         self.broken.set(false);
-    }
-    fn config_says(&self) -> &'static str {
-        "unrecognized arguments: --no-such-option"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
     }
     no_data!();
 }
@@ -352,12 +320,19 @@ pub fn postgresql() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Postgresql { cluster, conf, disk }))
 }
 
+static POSTGRESQL: Facts = Facts {
+    agent: "postgresql",
+    server: "postgres",
+    start_ms: 60_000,
+    config_says: "syntax error",
+    stopped_says: "no postmaster runs on this data directory",
+    kill9_leaves_workers: false,
+    foreign_is: "postmaster",
+};
+
 impl Fixture for Postgresql {
-    fn agent(&self) -> &'static str {
-        "postgresql"
-    }
-    fn server(&self) -> &'static str {
-        "postgres"
+    fn facts(&self) -> &'static Facts {
+        &POSTGRESQL
     }
     fn run(&self) -> AgentRun {
         let dir = self.disk.dir.path();
@@ -369,9 +344,6 @@ impl Fixture for Postgresql {
     }
     fn instance(&self) -> String {
         self.cluster.name.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        60_000
     }
     fn port(&self) -> u16 {
         self.cluster.port
@@ -385,24 +357,12 @@ impl Fixture for Postgresql {
     fn repair_config(&self) {
         remove_last_line(&self.conf, PG_TYPO);
     }
-    fn config_says(&self) -> &'static str {
-        "syntax error"
-    }
     fn data(&self) -> Result<&DataDir, &'static str> {
         Ok(&self.disk.data)
     }
     fn foreign(&self) -> (i32, Box<dyn Any>) {
         let guard = data::postgresql::foreign_postmaster(&self.cluster.pgdata, self.disk.dir.path());
         foreign(self.cluster.postmaster(), nix::sys::signal::Signal::SIGINT, guard)
-    }
-    fn foreign_is(&self) -> &'static str {
-        "postmaster"
-    }
-    fn stopped_says(&self) -> &'static str {
-        "no postmaster runs on this data directory"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
     }
 }
 
@@ -422,21 +382,25 @@ pub fn mariadb() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Mariadb { server, disk }))
 }
 
+static MARIADB: Facts = Facts {
+    agent: "mariadb",
+    server: "mariadbd",
+    start_ms: 90_000,
+    config_says: "unknown variable",
+    stopped_says: "no server of this resource runs",
+    kill9_leaves_workers: false,
+    foreign_is: "server",
+};
+
 impl Fixture for Mariadb {
-    fn agent(&self) -> &'static str {
-        "mariadb"
-    }
-    fn server(&self) -> &'static str {
-        "mariadbd"
+    fn facts(&self) -> &'static Facts {
+        &MARIADB
     }
     fn run(&self) -> AgentRun {
         self.server.agent()
     }
     fn instance(&self) -> String {
         self.server.name.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        90_000
     }
     fn port(&self) -> u16 {
         self.server.port
@@ -450,24 +414,12 @@ impl Fixture for Mariadb {
     fn repair_config(&self) {
         remove_last_line(&self.config_file().unwrap(), MY_TYPO);
     }
-    fn config_says(&self) -> &'static str {
-        "unknown variable"
-    }
     fn data(&self) -> Result<&DataDir, &'static str> {
         Ok(&self.disk.data)
     }
     fn foreign(&self) -> (i32, Box<dyn Any>) {
         let guard = self.server.foreign_server();
         foreign(guard.pid(), nix::sys::signal::Signal::SIGKILL, guard)
-    }
-    fn foreign_is(&self) -> &'static str {
-        "server"
-    }
-    fn stopped_says(&self) -> &'static str {
-        "no server of this resource runs"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
     }
 }
 
@@ -487,21 +439,25 @@ pub fn activemq() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Activemq { broker, _disk: disk, data }))
 }
 
+static ACTIVEMQ: Facts = Facts {
+    agent: "activemq",
+    server: "the broker",
+    start_ms: 120_000,
+    config_says: "Exception",
+    stopped_says: "no broker of this resource runs",
+    kill9_leaves_workers: false,
+    foreign_is: "broker",
+};
+
 impl Fixture for Activemq {
-    fn agent(&self) -> &'static str {
-        "activemq"
-    }
-    fn server(&self) -> &'static str {
-        "the broker"
+    fn facts(&self) -> &'static Facts {
+        &ACTIVEMQ
     }
     fn run(&self) -> AgentRun {
         self.broker.agent()
     }
     fn instance(&self) -> String {
         self.broker.name.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        120_000
     }
     fn port(&self) -> u16 {
         self.broker.stomp_port
@@ -519,24 +475,12 @@ impl Fixture for Activemq {
         let bad = std::fs::read_to_string(&xml).unwrap();
         std::fs::write(&xml, bad.replace("<noSuchElement/></broker>", "</broker>")).unwrap();
     }
-    fn config_says(&self) -> &'static str {
-        "Exception"
-    }
     fn data(&self) -> Result<&DataDir, &'static str> {
         Ok(&self.data)
     }
     fn foreign(&self) -> (i32, Box<dyn Any>) {
         let (guard, _stomp) = self.broker.foreign_broker();
         foreign(guard.pid(), nix::sys::signal::Signal::SIGKILL, guard)
-    }
-    fn foreign_is(&self) -> &'static str {
-        "broker"
-    }
-    fn stopped_says(&self) -> &'static str {
-        "no broker of this resource runs"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
     }
 }
 
@@ -554,21 +498,25 @@ pub fn rabbitmq() -> Option<Box<dyn Fixture>> {
     Some(Box::new(Rabbitmq { node, disk }))
 }
 
+static RABBITMQ: Facts = Facts {
+    agent: "rabbitmq",
+    server: "the node",
+    start_ms: 120_000,
+    config_says: "application_start_failure",
+    stopped_says: "does not run on",
+    kill9_leaves_workers: false,
+    foreign_is: "node",
+};
+
 impl Fixture for Rabbitmq {
-    fn agent(&self) -> &'static str {
-        "rabbitmq"
-    }
-    fn server(&self) -> &'static str {
-        "the node"
+    fn facts(&self) -> &'static Facts {
+        &RABBITMQ
     }
     fn run(&self) -> AgentRun {
         self.node.agent()
     }
     fn instance(&self) -> String {
         self.node.name.clone()
-    }
-    fn start_ms(&self) -> u64 {
-        120_000
     }
     fn port(&self) -> u16 {
         self.node.port
@@ -582,9 +530,6 @@ impl Fixture for Rabbitmq {
     fn repair_config(&self) {
         write(&self.config_file().unwrap(), "log.console = true\n");
     }
-    fn config_says(&self) -> &'static str {
-        "application_start_failure"
-    }
     fn data(&self) -> Result<&DataDir, &'static str> {
         Ok(&self.disk.data)
     }
@@ -597,17 +542,8 @@ impl Fixture for Rabbitmq {
         // The node's Drop stops it through the agent.
         (pid, Box::new(other))
     }
-    fn foreign_is(&self) -> &'static str {
-        "node"
-    }
     /// The node's Erlang VM: the start script start launched is not the node.
     fn main_process(&self) -> i32 {
         self.node.vm()
-    }
-    fn stopped_says(&self) -> &'static str {
-        "does not run on"
-    }
-    fn kill9_leaves_workers(&self) -> bool {
-        false
     }
 }

@@ -106,14 +106,32 @@ pub struct DataDir {
 }
 
 /// What the matrix needs of one agent's set-up.
-pub trait Fixture {
-    fn agent(&self) -> &'static str;
+/// What the matrix expects of an agent, the same for every instance of it.
+pub struct Facts {
+    pub agent: &'static str,
     /// What exit reasons call the server ("nginx", "postgres", "the broker").
-    fn server(&self) -> &'static str;
-    /// The resource, with every parameter; its timeout is the start budget.
+    pub server: &'static str,
+    /// The start budget (the resource's start timeout).
+    pub start_ms: u64,
+    /// The software's own words for the broken configuration.
+    pub config_says: &'static str,
+    /// What a probe of the stopped resource says (exit 7).
+    pub stopped_says: &'static str,
+    /// Whether processes of the server outlive a kill -9 of its main process (nginx's workers).
+    pub kill9_leaves_workers: bool,
+    /// What the exit reason calls another server on the data directory ("postmaster", "server",
+    /// "broker", "node"); empty for agents that keep no data.
+    pub foreign_is: &'static str,
+}
+
+/// The default probe answer of a stopped service agent.
+pub const NOT_RUNNING: &str = "is not running";
+
+pub trait Fixture {
+    fn facts(&self) -> &'static Facts;
+    /// The resource, with every parameter; `Facts::start_ms` is its start budget.
     fn run(&self) -> AgentRun;
     fn instance(&self) -> String;
-    fn start_ms(&self) -> u64;
     /// The port the port-taken fault holds, and the port stop must leave free.
     fn port(&self) -> u16;
     /// The configuration file a typo breaks, which the reason must name (None: the agent has no
@@ -122,26 +140,16 @@ pub trait Fixture {
     /// Breaks the configuration the way an administrator's typo would.
     fn break_config(&self);
     fn repair_config(&self);
-    /// The software's own words for the broken configuration.
-    fn config_says(&self) -> &'static str;
     /// The data directory (None: the agent keeps no data, and why).
     fn data(&self) -> Result<&DataDir, &'static str>;
     /// Another server of the same software, not this resource's, on the data directory: its
     /// main PID, and a guard that stops it.
     fn foreign(&self) -> (i32, Box<dyn std::any::Any>);
-    /// What the exit reason calls that other server ("postmaster", "server", "broker", "node").
-    fn foreign_is(&self) -> &'static str;
     /// The server's main process, as the agent monitors it (the state file's PID: the process
     /// start launched).
     fn main_process(&self) -> i32 {
-        main_pid(self.agent(), &self.instance())
+        main_pid(self.facts().agent, &self.instance())
     }
-    /// What a probe of the stopped resource says (exit 7).
-    fn stopped_says(&self) -> &'static str {
-        "is not running"
-    }
-    /// Whether processes of the server outlive a kill -9 of its main process (nginx's workers).
-    fn kill9_leaves_workers(&self) -> bool;
 }
 
 /// The expectations, one per (agent, fault), from README's rules on exit codes:
@@ -159,7 +167,7 @@ pub trait Fixture {
 ///   the peer), refused before the launch, naming the directory (ActiveMQ would start on it and
 ///   block every persistent message).
 pub fn expected(fx: &dyn Fixture, fault: Fault) -> Expected {
-    let server = fx.server();
+    let server = fx.facts().server;
     let code = |c: i32, why: String| Expected::Code(c, vec![why]);
     let data = fx.data();
     match fault {
@@ -171,23 +179,23 @@ pub fn expected(fx: &dyn Fixture, fault: Fault) -> Expected {
                         "node-local configuration file {} rejected by {server}: banned on this node: ",
                         file.display()
                     ),
-                    fx.config_says().to_string(),
+                    fx.facts().config_says.to_string(),
                 ],
             ),
-            None => code(1, fx.config_says().to_string()),
+            None => code(1, fx.facts().config_says.to_string()),
         },
         Fault::PortTaken => code(1, format!("port {} is already held by PID {} (", fx.port(), std::process::id())),
-        Fault::Kill9 if fx.kill9_leaves_workers() => {
+        Fault::Kill9 if fx.facts().kill9_leaves_workers => {
             Expected::Code(1, vec!["main process".into(), "is gone but".into(), format!("holding port {}", fx.port())])
         }
-        Fault::Kill9 => code(7, fx.stopped_says().into()),
+        Fault::Kill9 => code(7, fx.facts().stopped_says.into()),
         Fault::SigstopMonitor => code(1, "is stopped (SIGSTOP or traced): it cannot serve".into()),
         Fault::SigstopStop => Expected::Code(0, vec![]),
         _ => match data {
             Err(why) => Expected::NotApplicable(why),
             Ok(d) => match fault {
                 Fault::DataMissing => code(5, "does not exist on this node".into()),
-                Fault::DataForeign => code(1, format!("in use by another running {}", fx.foreign_is())),
+                Fault::DataForeign => code(1, format!("in use by another running {}", fx.facts().foreign_is)),
                 Fault::ReadOnly => code(
                     4,
                     format!(
@@ -250,7 +258,7 @@ pub fn run_matrix(make: fn() -> Option<Box<dyn Fixture>>) {
     let mut sigstop_stop: Option<Result<Got, String>> = None;
     for fault in Fault::ALL {
         let expected = expected(fx.as_ref(), fault);
-        let mut cell = Cell { agent: fx.agent(), fault, expected: expected.clone(), got: None, failure: None };
+        let mut cell = Cell { agent: fx.facts().agent, fault, expected: expected.clone(), got: None, failure: None };
         if let Expected::Code(want, fragments) = &expected {
             let result = match fault {
                 // Measured with the monitors, in the same scenario.
@@ -274,7 +282,7 @@ pub fn run_matrix(make: fn() -> Option<Box<dyn Fixture>>) {
         }
         cells.push(cell);
     }
-    render::write_row(fx.agent(), &cells);
+    render::write_row(fx.facts().agent, &cells);
     let failed: Vec<String> = cells
         .iter()
         .filter_map(|c| c.failure.as_ref().map(|f| format!("{} / {}: {f}", c.agent, c.fault.title())))
@@ -325,16 +333,16 @@ fn apply(fx: &dyn Fixture, fault: Fault, sigstop_stop: &mut Option<Result<Got, S
 }
 
 fn start(fx: &dyn Fixture) -> Outcome {
-    fx.run().timeout_ms(fx.start_ms()).run("start")
+    fx.run().timeout_ms(fx.facts().start_ms).run("start")
 }
 
 /// A start the fault must refuse, then what Pacemaker does next (stop) and a probe: the
 /// resource is left stopped, nothing of it running.
 fn refused_start(fx: &dyn Fixture, run: &AgentRun) -> Got {
-    let out = run.clone().timeout_ms(fx.start_ms()).run("start");
+    let out = run.clone().timeout_ms(fx.facts().start_ms).run("start");
     run.clone().timeout_ms(STOP_MS).run("stop").expect(0);
     run.clone().timeout_ms(MONITOR_MS).run("monitor").expect(7);
-    Got::of(&out, fx.start_ms())
+    Got::of(&out, fx.facts().start_ms)
 }
 
 fn broken_config(fx: &dyn Fixture) -> Got {
@@ -391,7 +399,7 @@ fn stopped_clean(fx: &dyn Fixture, pid: i32, sid: i32) -> Outcome {
 
 fn kill9(fx: &dyn Fixture) -> Got {
     let (pid, sid) = started(fx);
-    if fx.kill9_leaves_workers() {
+    if fx.facts().kill9_leaves_workers {
         // Ready means listening, which the master does before it forks its workers.
         wait_for("the workers to run", Duration::from_secs(10), || session_survivors(sid).len() > 1);
     }
@@ -399,7 +407,7 @@ fn kill9(fx: &dyn Fixture) -> Got {
     wait_for("the main process to die", Duration::from_secs(10), || !tree::any_thread_alive(pid));
     // What the killed process leaves, as ps (not the agent's own scan) sees it: children that
     // notice their parent's death exit on their own; nginx's workers stay.
-    if fx.kill9_leaves_workers() {
+    if fx.facts().kill9_leaves_workers {
         assert!(!session_survivors(sid).is_empty(), "no worker outlived the kill -9 of {pid}");
     } else {
         wait_for("the killed server's other processes to exit", Duration::from_secs(20), || {
@@ -407,7 +415,7 @@ fn kill9(fx: &dyn Fixture) -> Got {
         });
     }
     let monitor = fx.run().recurring().timeout_ms(MONITOR_MS).run("monitor");
-    if fx.kill9_leaves_workers() {
+    if fx.facts().kill9_leaves_workers {
         assert!(!session_survivors(sid).is_empty(), "the workers exited while the monitor ran");
     }
     stopped_clean(fx, pid, sid);
