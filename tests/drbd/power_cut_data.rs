@@ -171,8 +171,18 @@ fn power_cut_run(options: &str) -> Option<Run> {
     let (port_a, port_b) = free_udp_ports();
     let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
     let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
-    let extras_a = VmExtras { mem_mib: Some(768), netns: Some(&ns.name), tap: Some((&taps[0], "52:54:00:98:00:01")) };
-    let extras_b = VmExtras { mem_mib: Some(768), netns: Some(&ns.name), tap: Some((&taps[1], "52:54:00:98:00:02")) };
+    let extras_a = VmExtras {
+        mem_mib: Some(768),
+        netns: Some(&ns.name),
+        tap: Some((&taps[0], "52:54:00:98:00:01")),
+        ..Default::default()
+    };
+    let extras_b = VmExtras {
+        mem_mib: Some(768),
+        netns: Some(&ns.name),
+        tap: Some((&taps[1], "52:54:00:98:00:02")),
+        ..Default::default()
+    };
     let mut a = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[0], &spec_a, &extras_a);
     let mut b = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[1], &spec_b, &extras_b);
     std::thread::scope(|s| {
