@@ -1,5 +1,14 @@
-//! ActiveMQ in the DRBD VMs (qemu TCG): Debian's ActiveMQ 5.17 on this machine's Java 17, from
-//! a read-only second disk (`tests/vm/build-amq-overlay.sh`), started by the `activemq` agent.
+//! A broker under a real power cut: ActiveMQ with its KahaDB store on DRBD in the two VMs, run by
+//! the agents (drbd, filesystem, vip, activemq) with KahaDB's defaults; a producer outside both
+//! VMs sends persistent messages with STOMP receipts through the data-layer VIP; qemu of the
+//! primary is killed mid-stream (its page cache dies with it); the agents bring the survivor up
+//! (KahaDB recovers from its journal); one consumer must then receive every receipted message,
+//! by content, once, and nothing but them (the message in flight at the cut excepted).
+//!
+//! Debian's ActiveMQ 5.17 runs on this machine's Java 17 from a read-only second disk
+//! (`tests/vm/build-amq-overlay.sh`). Under TCG the JVM gets options that make it compile little
+//! (TCG_JAVA_OPTS): the agent's start then takes 80-110 s there (BENCHMARKS.md), where RabbitMQ's
+//! took 270-520 s (power_cut_data.rs).
 
 use std::time::{Duration, Instant};
 
@@ -377,7 +386,8 @@ fn broker_power_cut_run(flavour: &str) -> Option<Run> {
     step(&format!("activemq start on B answered {} in {:.1} s", started.code, started.elapsed.as_secs_f64()));
     started.expect(0);
     activemq(&mut b, "monitor", flavour, TCG_JAVA_OPTS, 30_000).expect(0);
-    let recovery_log = b.ok("grep -iE 'recover|journal|kahadb' /run/amq.log || true", CMD_LIMIT);
+    let recovery_log = b.ok("grep -iE 'recover|journal|kahadb|corrupt' /run/amq.log || true", CMD_LIMIT);
+    eprintln!("B's broker log on its store:\n{recovery_log}");
 
     // The sentinel, then one consumer reads up to it.
     let ns_name = ns.name.clone();
@@ -451,6 +461,12 @@ fn order_ids(bodies: &[String]) -> Vec<u32> {
 #[test]
 fn drbd_activemq_power_cut_keeps_every_receipted_message() {
     let Some(run) = broker_power_cut_run("durable") else { return };
+    // The broker really crashed: B's KahaDB found its store shut down uncleanly.
+    assert!(
+        run.recovery_log.contains("prior unclean shutdown"),
+        "B's KahaDB did not recover from an unclean shutdown:\n{}",
+        run.recovery_log
+    );
     let ids = order_ids(&run.received);
     let present: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
     assert_eq!(present.len(), ids.len(), "a message was delivered twice: {ids:?}");

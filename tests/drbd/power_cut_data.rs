@@ -7,14 +7,10 @@
 //! The client is Debian's psql in a network namespace of the test, on a bridge with one tap NIC
 //! per VM (eth1); the qemu processes run in that namespace (their VM-to-VM link is its loopback).
 //!
-//! No broker: RabbitMQ's start takes 270-290 s in these TCG VMs, and the scenario needs three.
-//! The time is CPU, not a timeout: RabbitMQ's own log shows it going to loading code (Erlang/OTP
-//! 25 in Debian is JIT-only, so every module is compiled to machine code on load, which qemu's
-//! TCG then translates again): about 120 s before the first log line (Erlang boot, feature-flag
-//! scan) and 105 s between the banner and the first boot step (the boot-step scan loads every
-//! module of every loaded application). Name resolution, epmd and entropy each cost at most
-//! seconds there; the boot steps themselves take 20 s. Measurements in BENCHMARKS.md; the
-//! broker's power-cut proof waits for KVM or an Erlang without the JIT.
+//! The broker's proof is ActiveMQ's (power_cut_broker.rs). RabbitMQ is not used there: its start
+//! takes 270-520 s in these TCG VMs, CPU spent loading code (Erlang/OTP 25 in Debian is JIT-only,
+//! so every module is compiled to machine code on load, which qemu's TCG then translates again);
+//! measurements in BENCHMARKS.md.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
