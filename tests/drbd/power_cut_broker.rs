@@ -39,7 +39,8 @@ const TCG_JAVA_OPTS: &str =
 /// The feasibility measurement (BENCHMARKS.md, "drbd: data layer under a real power cut"): one
 /// VM, a plain ext4 disk, the agent's start timed with JVM option sets, each a fresh store
 /// then a restart on it. Ignored (a measurement, minutes of CPU): run by hand with
-/// `cargo nextest run --run-ignored only -E 'test(/bench_activemq_start_in_a_tcg_vm/)' --no-capture`.
+/// `cargo nextest run --run-ignored only -E 'test(/bench_activemq_start_in_a_tcg_vm/)' --no-capture`;
+/// `HST_AMQ_JAVA_OPTS='OPTS|OPTS...'` measures other option sets than TCG_JAVA_OPTS.
 #[test]
 #[ignore]
 fn bench_activemq_start_in_a_tcg_vm() {
