@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use crate::vm::{build_initramfs, debian_kernel, free_udp_ports, Vm, VmSpec};
 
+/// ActiveMQ on DRBD in the VMs under a power cut (issue 17).
+mod power_cut_broker;
 /// PostgreSQL on DRBD in the VMs under a power cut (issue 17).
 mod power_cut_data;
 

@@ -7,14 +7,10 @@
 //! The client is Debian's psql in a network namespace of the test, on a bridge with one tap NIC
 //! per VM (eth1); the qemu processes run in that namespace (their VM-to-VM link is its loopback).
 //!
-//! No broker: RabbitMQ's start takes 270-290 s in these TCG VMs, and the scenario needs three.
-//! The time is CPU, not a timeout: RabbitMQ's own log shows it going to loading code (Erlang/OTP
-//! 25 in Debian is JIT-only, so every module is compiled to machine code on load, which qemu's
-//! TCG then translates again): about 120 s before the first log line (Erlang boot, feature-flag
-//! scan) and 105 s between the banner and the first boot step (the boot-step scan loads every
-//! module of every loaded application). Name resolution, epmd and entropy each cost at most
-//! seconds there; the boot steps themselves take 20 s. Measurements in BENCHMARKS.md; the
-//! broker's power-cut proof waits for KVM or an Erlang without the JIT.
+//! The broker's proof is ActiveMQ's (power_cut_broker.rs). RabbitMQ is not used there: its start
+//! takes 270-520 s in these TCG VMs, CPU spent loading code (Erlang/OTP 25 in Debian is JIT-only,
+//! so every module is compiled to machine code on load, which qemu's TCG then translates again);
+//! measurements in BENCHMARKS.md.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -171,8 +167,18 @@ fn power_cut_run(options: &str) -> Option<Run> {
     let (port_a, port_b) = free_udp_ports();
     let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
     let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
-    let extras_a = VmExtras { mem_mib: Some(768), netns: Some(&ns.name), tap: Some((&taps[0], "52:54:00:98:00:01")) };
-    let extras_b = VmExtras { mem_mib: Some(768), netns: Some(&ns.name), tap: Some((&taps[1], "52:54:00:98:00:02")) };
+    let extras_a = VmExtras {
+        mem_mib: Some(768),
+        netns: Some(&ns.name),
+        tap: Some((&taps[0], "52:54:00:98:00:01")),
+        ..Default::default()
+    };
+    let extras_b = VmExtras {
+        mem_mib: Some(768),
+        netns: Some(&ns.name),
+        tap: Some((&taps[1], "52:54:00:98:00:02")),
+        ..Default::default()
+    };
     let mut a = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[0], &spec_a, &extras_a);
     let mut b = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[1], &spec_b, &extras_b);
     std::thread::scope(|s| {

@@ -64,6 +64,23 @@ pub fn build_pg_initramfs(dir: &Path, kernel: &Kernel) -> PathBuf {
     out
 }
 
+/// The DRBD VMs' initramfs with ActiveMQ's libraries and account added, and the read-only disk
+/// with the Java runtime and ActiveMQ (`build-amq-overlay.sh`): (initramfs, disk).
+pub fn build_amq_initramfs(dir: &Path, kernel: &Kernel) -> (PathBuf, PathBuf) {
+    let overlay = dir.join("amq-overlay");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/build-amq-overlay.sh");
+    let (base, result) = std::thread::scope(|s| {
+        let amq = s.spawn(|| Command::new(&script).arg(&overlay).output().expect("run build-amq-overlay.sh"));
+        (build_initramfs(dir, kernel), amq.join().unwrap())
+    });
+    assert!(result.status.success(), "build-amq-overlay.sh failed: {}", String::from_utf8_lossy(&result.stderr));
+    let out = dir.join("initramfs-amq.cpio.gz");
+    let mut joined = std::fs::read(&base).unwrap();
+    joined.extend(std::fs::read(overlay.with_extension("cpio.gz")).unwrap());
+    std::fs::write(&out, joined).unwrap();
+    (out, overlay.with_extension("img"))
+}
+
 /// Where a VM sits on the test network: its node name (the `on` section in drbd.conf), its
 /// address inside the VMs' private link, and the loopback UDP ports qemu uses for the link.
 pub struct VmSpec<'a> {
@@ -84,6 +101,9 @@ pub struct VmExtras<'a> {
     pub netns: Option<&'a str>,
     /// A tap device in `netns` for the VM's second NIC (eth1), and that NIC's MAC.
     pub tap: Option<(&'a str, &'a str)>,
+    /// A second disk, read-only (the guest's /dev/vdb; both VMs may share it): the broker's
+    /// runtime (`build-amq-overlay.sh`).
+    pub ro_disk: Option<&'a Path>,
 }
 
 /// A running VM. Dropping it kills qemu (a power cut, as far as the VM can tell).
@@ -146,29 +166,32 @@ impl Vm {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
-        let child = qemu
-            .args(["-accel", "tcg", "-m", &mem, "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
-            .arg("-kernel")
-            .arg(&kernel.image)
-            .arg("-initrd")
-            .arg(initramfs)
-            .args(["-append", &append])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-chardev")
-            .arg(format!("socket,id=cmd,path={},server=on,wait=off", socket.display()))
-            .args(["-serial", "chardev:cmd"])
-            .arg("-drive")
-            .arg(format!("file={},format=raw,if=virtio", disk.display()))
-            .arg("-netdev")
-            .arg(format!("socket,id=n0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}", spec.udp_peer, spec.udp_local))
-            .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={},romfile=", spec.mac))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("{}-qemu.err", spec.node))).unwrap())
-            .spawn()
-            .expect("start qemu-system-x86_64");
+        let child =
+            qemu.args(["-accel", "tcg", "-m", &mem, "-smp", "1", "-nographic", "-monitor", "none", "-no-reboot"])
+                .arg("-kernel")
+                .arg(&kernel.image)
+                .arg("-initrd")
+                .arg(initramfs)
+                .args(["-append", &append])
+                .arg("-serial")
+                .arg(format!("file:{}", console.display()))
+                .arg("-chardev")
+                .arg(format!("socket,id=cmd,path={},server=on,wait=off", socket.display()))
+                .args(["-serial", "chardev:cmd"])
+                .arg("-drive")
+                .arg(format!("file={},format=raw,if=virtio", disk.display()))
+                .args(extras.ro_disk.iter().flat_map(|d| {
+                    ["-drive".to_string(), format!("file={},format=raw,if=virtio,readonly=on", d.display())]
+                }))
+                .arg("-netdev")
+                .arg(format!("socket,id=n0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}", spec.udp_peer, spec.udp_local))
+                .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=n0,mac={},romfile=", spec.mac))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join(format!("{}-qemu.err", spec.node))).unwrap())
+                .spawn()
+                .expect("start qemu-system-x86_64");
         let mut qemu = ChildGuard(child);
         let started = Instant::now();
         let channel = loop {
