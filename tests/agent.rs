@@ -263,3 +263,166 @@ fn agent_apply_refuses_bad_flags() {
     out.expect(2);
     assert!(out.stderr.contains("/nonexistent/token"), "{}", out.stderr);
 }
+
+/// `hastack agent apply` polling (no --once) on node1, as README.md shows it with a short
+/// `--interval`; stopped (SIGTERM, then SIGKILL) on drop.
+struct Poller {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Poller {
+    fn start(s: &Setup, interval_s: u64, dir: &std::path::Path) -> Poller {
+        let log = dir.join("apply.log");
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["--target", &s.pcmk.pid(1).to_string(), "--mount", "--net", "--uts", "--"])
+            .arg(bin())
+            .args(["agent", "apply", "--console", &s.url(), "--token-file"])
+            .arg(s.token_file.path())
+            .args(["--interval", &format!("{interval_s}s")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        Poller { child: cmd.spawn().unwrap(), log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const POLL_S: u64 = 3;
+
+/// Waits (deadline) for the change to end while the poller keeps running; the change.
+fn wait_finished(s: &Setup, poller: &mut Poller, id: i64) -> Value {
+    let mut last = Value::Null;
+    wait_for("the poller to finish the change", Duration::from_secs(120), || {
+        assert!(poller.running(), "the poller exited:\n{}", poller.log());
+        last = s.change(id);
+        hastack::agent::spec::FINAL.contains(&last["state"].as_str().unwrap_or_default())
+    });
+    last
+}
+
+/// Seconds from the request to the agent's first step.
+fn picked_up_after_s(c: &Value) -> f64 {
+    (c["steps"][0]["time_us"].as_i64().unwrap() - c["created_us"].as_i64().unwrap()) as f64 / 1e6
+}
+
+fn configuration(s: &Setup) -> String {
+    let out = s.pcmk.tool(1, "cibadmin", &["--query", "--scope", "configuration"]);
+    out.expect(0);
+    out.stdout
+}
+
+/// The polling loop (no --once) picks each change up within one poll interval and reports every
+/// step; a migration-threshold change (one resource, and rsc_defaults) and a maintenance-mode
+/// change are applied and verified under the real Pacemaker; a change kind this agent does not
+/// know (a newer console's) is refused at plan with nothing written to the CIB.
+#[test]
+fn agent_apply_polls_and_applies_thresholds_and_maintenance_and_refuses_an_unknown_kind() {
+    if !ready() {
+        return;
+    }
+    let s = setup();
+    let dir = tempfile::Builder::new().prefix("hst-apply").tempdir().unwrap();
+    let mut poller = Poller::start(&s, POLL_S, dir.path());
+    let ok3 = |c: &Value| {
+        assert_eq!(
+            steps(c),
+            [("plan", true), ("commit", true), ("verify", true)].map(|(s, o)| (s.to_string(), o)),
+            "{c:#}"
+        )
+    };
+    let within_one_poll = |c: &Value| {
+        let after = picked_up_after_s(c);
+        eprintln!("change {} picked up {after:.1} s after the request (poll every {POLL_S} s)", c["id"]);
+        // One interval, plus the CIB's read and the step's report.
+        assert!(after <= POLL_S as f64 + 3.0, "picked up {after:.1} s after the request: {c:#}");
+    };
+
+    // migration-threshold of one resource.
+    let id = s.request(json!({ "kind": "migration_threshold", "resource": "dummy", "value": 3 }));
+    let c = wait_finished(&s, &mut poller, id);
+    assert_eq!(c["state"], "applied", "{c:#}\n{}", poller.log());
+    ok3(&c);
+    within_one_poll(&c);
+    let meta =
+        s.pcmk.tool(1, "crm_resource", &["--resource", "dummy", "--meta", "--get-parameter", "migration-threshold"]);
+    assert_eq!(meta.stdout.trim(), "3", "{}", meta.stderr);
+    assert!(step_detail(&c, "verify").contains("dummy validate-all: ok"), "{c:#}");
+
+    // migration-threshold for every resource (rsc_defaults).
+    let id = s.request(json!({ "kind": "migration_threshold", "value": 5 }));
+    let c = wait_finished(&s, &mut poller, id);
+    assert_eq!(c["state"], "applied", "{c:#}\n{}", poller.log());
+    ok3(&c);
+    within_one_poll(&c);
+    let q = s.pcmk.tool(1, "crm_attribute", &["--type", "rsc_defaults", "--name", "migration-threshold", "--query"]);
+    assert!(q.stdout.contains("value=5"), "{}", q.stdout);
+
+    // Maintenance mode on.
+    let id = s.request(json!({ "kind": "maintenance", "enabled": true }));
+    let c = wait_finished(&s, &mut poller, id);
+    assert_eq!(c["state"], "applied", "{c:#}\n{}", poller.log());
+    ok3(&c);
+    within_one_poll(&c);
+    assert!(step_detail(&c, "plan").contains("maintenance-mode"), "{c:#}");
+    let q = s.pcmk.tool(1, "crm_attribute", &["--type", "crm_config", "--name", "maintenance-mode", "--query"]);
+    assert!(q.stdout.contains("value=true"), "{}", q.stdout);
+    s.pcmk.tool(1, "crm_verify", &["-L", "-V"]).expect(0);
+
+    // A kind this agent does not know, as a newer console would offer it (written straight into
+    // the console's database: this console's API refuses it).
+    let before = configuration(&s);
+    let url = hastack::console::store::DbUrl::parse(&s.console.db).unwrap();
+    let store = hastack::console::store::Store::open(&url).unwrap();
+    let cluster = store.cluster(CLUSTER).unwrap().unwrap().id;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    let id = store
+        .read(|db| {
+            let row = db.query_one(
+                "INSERT INTO changes (cluster_id, created_us, requested_by, spec, state, updated_us)
+                 VALUES ($1, $2, 'carol', '{\"kind\": \"stonith_timeout\", \"value\": \"90s\"}', 'requested', $2) RETURNING id",
+                &[cluster.into(), now.into()],
+            )?;
+            Ok(row.and_then(|r| r[0].int()).unwrap())
+        })
+        .unwrap();
+    let c = wait_finished(&s, &mut poller, id);
+    assert_eq!(c["state"], "refused", "{c:#}");
+    assert_eq!(steps(&c), vec![("refused".into(), false)], "refused before plan wrote anything: {c:#}");
+    assert!(step_detail(&c, "refused").contains("does not know this change"), "{c:#}");
+    within_one_poll(&c);
+    assert_eq!(configuration(&s), before, "nothing written to the CIB's configuration");
+
+    // The poller is still polling and said each step of each change.
+    assert!(poller.running(), "{}", poller.log());
+    let said = poller.log();
+    eprintln!("the poller said:\n{said}");
+    for step in ["plan", "commit", "verify"] {
+        assert!(said.contains(&format!(": {step}: ")), "{step} not in the agent's log:\n{said}");
+    }
+    assert!(said.contains(&format!("change {id}: refused (failed): ")), "{said}");
+    drop(poller);
+}

@@ -10,7 +10,9 @@
 //!   them, each exactly once.
 //!
 //! A second lab (its own boot) points the alert agents at a real `hastack console serve` and cuts
-//! the primary's power: the console shows one failover incident whose MTTR is the lab's own.
+//! the primary's power: the console shows one failover incident whose MTTR is the lab's own. Then
+//! a monitor interval changed from that console reaches the CIB within one poll of `hastack agent
+//! apply` polling on the survivor, and `crm_verify -L` passes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -416,5 +418,119 @@ fn power_cut_is_one_failover_incident_in_the_console_with_the_labs_mttr() {
         html.contains("failover") && html.contains(&shown),
         "the cluster page does not show the failover with its MTTR {shown}:\n{html}"
     );
+
+    // Configuration push (issue 16) on the same lab: a monitor interval changed from the console
+    // reaches the CIB within one poll of `hastack agent apply` polling on the survivor.
+    monitor_interval_from_the_console_reaches_the_cib(&lab, survivor, &client_ns, &console);
     drop(console);
+}
+
+/// `hastack agent apply` polling (not --once) inside a lab node, killed with its process group on
+/// drop (nsenter forks the command into the node's PID namespace).
+struct Poller {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Poller {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// The poll interval of the lab's agent: short, so that the test waits little for "one poll".
+const POLL_S: i64 = 5;
+
+fn monitor_interval_from_the_console_reaches_the_cib(
+    lab: &Lab,
+    node: &str,
+    client_ns: &str,
+    console: &crate::console::Console,
+) {
+    use crate::console::client;
+    let monitor =
+        |on: &str| lab.on(on, "cibadmin", &["--query", "--xpath", "//primitive[@id='db']//op[@name='monitor']"]);
+    let before = monitor(node);
+    assert!(before.contains(r#"interval="10s""#), "lab.toml's db monitor: {before}");
+
+    // The poller, started as README.md shows (without --once), on the survivor, as root.
+    let dir = tempfile::Builder::new().prefix("hst-lab-apply").tempdir().unwrap();
+    let log = dir.path().join("apply.log");
+    let mut cmd = hastack::lab::node::command_on(&lab.handle(), node, "hastack").unwrap();
+    cmd.args(["agent", "apply", "--console", &format!("http://{}", console.addr)])
+        .args(["--token-file", "/srv/hastack/console.token", "--interval", &format!("{POLL_S}s")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut poller = Poller { child: cmd.spawn().unwrap(), log };
+
+    // The operator's request, as the page's form and the API record it.
+    let body = serde_json::json!({ "requested_by": "lab-operator", "change": { "kind": "operation",
+        "resource": DB, "operation": "monitor", "interval": "10s", "new_interval": "12s" } });
+    let path = format!("/api/v1/clusters/{LAB_CLUSTER}/changes");
+    let posted = in_netns(client_ns, || {
+        client::request(
+            &console.addr,
+            "POST",
+            &path,
+            &[("Content-Type", "application/json")],
+            Some(&serde_json::to_vec(&body).unwrap()),
+        )
+    });
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    let id = posted.json()["id"].as_i64().unwrap();
+    let change = || -> Value {
+        let r = console_get(client_ns, &console.addr, &path);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["changes"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap()
+    };
+    wait_for("the console to show the change finished", Duration::from_secs(300), || {
+        assert!(poller.child.try_wait().unwrap().is_none(), "the poller exited:\n{}", poller.log());
+        ["applied", "rolled_back", "refused", "failed"].contains(&change()["state"].as_str().unwrap_or_default())
+    });
+    let c = change();
+    eprintln!("the change as the console shows it: {}", serde_json::to_string_pretty(&c).unwrap());
+    assert_eq!(c["state"], "applied", "{c:#}\n{}", poller.log());
+    let steps: Vec<(&str, bool, &str)> = c["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["ok"].as_bool().unwrap(), s["node"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("plan", true, node), ("commit", true, node), ("verify", true, node)], "{c:#}");
+    // Within one poll: the agent planned it at most one interval (and the CIB's read) after the request.
+    let planned_after_s = (c["steps"][0]["time_us"].as_i64().unwrap() - c["created_us"].as_i64().unwrap()) / 1_000_000;
+    assert!(planned_after_s <= POLL_S + 5, "planned {planned_after_s} s after the request (poll every {POLL_S} s)");
+    // The poller keeps polling and said each step on its stderr.
+    assert!(poller.child.try_wait().unwrap().is_none(), "the poller exited:\n{}", poller.log());
+    let said = poller.log();
+    for step in ["plan", "commit", "verify"] {
+        assert!(said.contains(&format!("change {id}: {step}:")), "{step} not in the agent's log:\n{said}");
+    }
+    drop(poller);
+
+    // Pacemaker's own tools, on both nodes: the CIB has the new interval, and it verifies.
+    for on in ["node1", "node2"] {
+        let after = monitor(on);
+        assert!(after.contains(r#"interval="12s""#), "{on}'s CIB: {after}");
+    }
+    lab.on(node, "crm_verify", &["-L", "-V"]);
+    eprintln!("monitor interval 10s -> 12s applied {planned_after_s} s after the request; crm_verify -L passes");
 }

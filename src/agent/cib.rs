@@ -25,7 +25,8 @@ impl Ran {
     }
     /// The tool's own words, for a report.
     pub fn said(&self) -> String {
-        let text = format!("{}{}", self.stderr.trim(), self.stdout.trim());
+        let (err, out) = (self.stderr.trim(), self.stdout.trim());
+        let text = if err.is_empty() || out.is_empty() { format!("{err}{out}") } else { format!("{err}\n{out}") };
         let text = if text.is_empty() { "(no output)".to_string() } else { text };
         if text.len() > 2000 {
             {

@@ -8,17 +8,17 @@
 //! Its tables are its own (`CREATE TABLE IF NOT EXISTS`, additive to schema version 1).
 
 use anyhow::Result;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::now_us;
 use super::server::{Failure, Shared};
 use super::store::{Db, Store, Val};
 use super::token;
+use super::{now_us, pages};
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS changes (
@@ -52,12 +52,21 @@ pub struct Change {
     pub cluster_id: i64,
     pub created_us: i64,
     pub requested_by: String,
-    pub spec: Spec,
+    /// The change as recorded: a `Spec`, kept as JSON so that a kind this console does not know
+    /// (a row a newer console wrote) is still listed, and refused by the agent, not an error.
+    pub spec: Value,
     /// `requested`, `in_progress`, then one of `FINAL`.
     pub state: String,
     pub updated_us: i64,
     pub detail: Option<String>,
     pub steps: Vec<Step>,
+}
+
+impl Change {
+    /// The change, if it is a kind this console knows.
+    pub fn known(&self) -> Option<Spec> {
+        serde_json::from_value(self.spec.clone()).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,7 +109,7 @@ fn change_from_row(db: &mut dyn Db, r: &[Val]) -> Result<Change> {
         cluster_id: r[1].int().unwrap_or(0),
         created_us: r[2].int().unwrap_or(0),
         requested_by: r[3].string().unwrap_or_default(),
-        spec: serde_json::from_str(r[4].text().unwrap_or("null"))?,
+        spec: serde_json::from_str(r[4].text().unwrap_or("null")).unwrap_or(Value::Null),
         state: r[5].string().unwrap_or_default(),
         updated_us: r[6].int().unwrap_or(0),
         detail: r[7].string(),
@@ -225,17 +234,11 @@ pub async fn post_change(
     let req: ChangeRequest =
         serde_json::from_slice(&body).map_err(|e| unprocessable(format!("not a change request: {e}")))?;
     req.change.validate().map_err(|e| unprocessable(format!("{e:#}")))?;
-    let who = headers
-        .get("x-remote-user")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(req.requested_by)
-        .map(|w| w.trim().to_string())
-        .filter(|w| !w.is_empty() && w.len() <= 200)
-        .ok_or_else(|| unprocessable("who asks: requested_by (or the proxy's X-Remote-User) is required"))?;
+    let who = requester(&headers, req.requested_by).map_err(unprocessable)?;
     let id = cluster_id(&app, name).await?;
     let spec = req.change;
     let change = app.blocking(move |s| record(s, id, &who, &spec, now_us())).await.map_err(Failure::json)?;
+    publish(&app, id).await;
     Ok((StatusCode::CREATED, Json(json!({ "id": change, "state": "requested" }))).into_response())
 }
 
@@ -302,6 +305,155 @@ pub async fn agent_step(
         app.blocking(move |s| add_step(s, cluster, change, &step, state.as_deref())).await.map_err(Failure::json)?;
     match refused {
         Some(why) => Err(Failure { status: StatusCode::CONFLICT, message: why, json: true }),
-        None => Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response()),
+        None => {
+            publish(&app, cluster).await;
+            Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response())
+        }
+    }
+}
+
+/// Tells the cluster's open pages (live feed) that its changes moved.
+async fn publish(app: &Shared, cluster: i64) {
+    if let Ok(Some(c)) = app.blocking(move |s| s.cluster_by_id(cluster)).await {
+        app.live.publish(vec![c]);
+    }
+}
+
+/// Who asked: the reverse proxy's `X-Remote-User` when present, else what the request says.
+fn requester(headers: &HeaderMap, given: Option<String>) -> Result<String, String> {
+    headers
+        .get("x-remote-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(given)
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty() && w.len() <= 200)
+        .ok_or_else(|| "who asks: requested_by (or the proxy's X-Remote-User) is required".to_string())
+}
+
+/// The page's form as a change: the same fields as the JSON API's, empty ones left out.
+pub fn spec_from_form(f: &pages::changes::Form) -> Result<Spec, String> {
+    let text = |v: &str| (!v.trim().is_empty()).then(|| Value::String(v.trim().to_string()));
+    let mut m = serde_json::Map::new();
+    m.insert("kind".into(), json!(f.kind));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    match f.kind.as_str() {
+        "operation" => {
+            put("resource", text(&f.resource));
+            put("operation", text(&f.operation));
+            put("interval", text(&f.interval));
+            put("new_interval", text(&f.new_interval));
+            put("new_timeout", text(&f.new_timeout));
+        }
+        "parameter" => {
+            put("resource", text(&f.resource));
+            put("name", text(&f.name));
+            put("value", Some(json!(f.value)));
+        }
+        "migration_threshold" => {
+            put("resource", text(&f.resource));
+            let n =
+                f.value.trim().parse::<u32>().map_err(|_| format!("value {:?}: expected a whole number", f.value))?;
+            put("value", Some(json!(n)));
+        }
+        "maintenance" => match f.enabled.as_str() {
+            "true" | "false" => put("enabled", Some(json!(f.enabled == "true"))),
+            other => return Err(format!("enabled {other:?}: expected true or false")),
+        },
+        other => {
+            return Err(format!("kind {other:?}: expected operation, parameter, migration_threshold or maintenance"))
+        }
+    }
+    let spec: Spec = serde_json::from_value(Value::Object(m)).map_err(|e| format!("{e}"))?;
+    spec.validate().map_err(|e| format!("{e:#}"))?;
+    Ok(spec)
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    requested: Option<i64>,
+}
+
+async fn page_data(app: &Shared, name: String) -> Result<(super::store::ClusterSummary, Vec<Change>), Failure> {
+    let label = name.clone();
+    app.blocking(move |s| {
+        let Some(c) = s.cluster(&name)? else { return Ok(None) };
+        let changes = list(s, c.id, 200)?;
+        Ok(Some((c, changes)))
+    })
+    .await?
+    .ok_or_else(|| Failure::not_found(format!("no cluster {label:?} is registered")))
+}
+
+fn remote_user(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-remote-user").and_then(|v| v.to_str().ok()).filter(|u| !u.trim().is_empty())
+}
+
+/// `GET /clusters/{name}/changes`: the page.
+pub async fn page(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let (cluster, changes) = page_data(&app, name).await?;
+    let data = pages::changes::PageData {
+        cluster: &cluster,
+        changes: &changes,
+        refused: None,
+        requested: q.requested,
+        remote_user: remote_user(&headers),
+        now: now_us(),
+    };
+    Ok(Html(pages::changes::render(&data).into_string()).into_response())
+}
+
+/// `POST /clusters/{name}/changes` (the page's forms, `application/x-www-form-urlencoded`):
+/// records the change and redirects to it (303), or shows the page again with the reason (422)
+/// and the form as it was sent. A cross-site form post (the browser's `Sec-Fetch-Site`) is
+/// refused: the console has no login of its own to tell the operator's post from another site's.
+pub async fn page_post(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<pages::changes::Form>,
+) -> Result<Response, Failure> {
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return Err(Failure {
+            status: StatusCode::FORBIDDEN,
+            message: "a form posted from another site".into(),
+            json: false,
+        });
+    }
+    let (cluster, _) = page_data(&app, name).await?;
+    let asked = spec_from_form(&form).and_then(|spec| {
+        let given = (!form.requested_by.trim().is_empty()).then(|| form.requested_by.clone());
+        Ok((spec, requester(&headers, given)?))
+    });
+    match asked {
+        Ok((spec, who)) => {
+            let (cid, c2) = (cluster.id, cluster.clone());
+            let id = app.blocking(move |s| record(s, cid, &who, &spec, now_us())).await?;
+            app.live.publish(vec![c2]);
+            let to = format!("{}?requested={id}#change-{id}", pages::changes::href(&cluster.name));
+            Ok((StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response())
+        }
+        Err(why) => {
+            let cid = cluster.id;
+            let changes = app.blocking(move |s| list(s, cid, 200)).await?;
+            let data = pages::changes::PageData {
+                cluster: &cluster,
+                changes: &changes,
+                refused: Some((&why, &form)),
+                requested: None,
+                remote_user: remote_user(&headers),
+                now: now_us(),
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(pages::changes::render(&data).into_string())).into_response())
+        }
     }
 }

@@ -133,6 +133,7 @@ pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/", get(pages::fleet))
         .route("/clusters/{name}", get(pages::cluster))
+        .route("/clusters/{name}/changes", get(super::changes::page).post(super::changes::page_post))
         .route("/incidents/{id}", get(pages::incident))
         .route("/events/{id}", get(pages::event))
         .route("/reports/{id}/snapshot", get(pages::snapshot))

@@ -2,7 +2,8 @@
 //! (WebDriver, fantoccini). A failure report POSTed while the fleet page is open turns its tile
 //! red without a reload; the recovery turns it back; the cluster page shows the requirement the
 //! failover broke, and the fleet table its MTTR. Screenshots of the fleet, cluster, incident,
-//! snapshot, findings and fleet comparison pages go to target/console-screenshots/.
+//! snapshot, findings and fleet comparison pages go to target/console-screenshots/. A change's
+//! life: requested in the page, applied (or rolled back) by a real `hastack agent apply`, shown.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -266,4 +267,186 @@ fn a_failure_turns_its_tile_red_live_and_the_recovery_turns_it_back() {
     };
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(180), session).await })
         .expect("the browser session finished within 180 s");
+}
+
+/// A CIB the test controls: a file that Pacemaker's own tools (and so `hastack agent apply`) use
+/// instead of a running cluster when `CIB_file` names it, with one ocf:pacemaker:Dummy resource.
+struct FileCib {
+    dir: tempfile::TempDir,
+}
+
+impl FileCib {
+    fn new() -> FileCib {
+        let dir = tempfile::Builder::new().prefix("hst-cib").tempdir().unwrap();
+        let cib = FileCib { dir };
+        let empty = run_with_deadline(Command::new("cibadmin").arg("--empty"), Duration::from_secs(30));
+        empty.expect(0);
+        std::fs::write(cib.path(), empty.stdout).unwrap();
+        cib.tool("crm_attribute", &["--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
+            .expect(0);
+        let primitive = r#"<primitive id="dummy" class="ocf" provider="pacemaker" type="Dummy">
+  <instance_attributes id="dummy-params"><nvpair id="dummy-op_sleep" name="op_sleep" value="0"/></instance_attributes>
+  <operations><op id="dummy-monitor-10s" name="monitor" interval="10s" timeout="20s"/></operations>
+</primitive>"#;
+        cib.tool("cibadmin", &["--create", "--scope", "resources", "--xml-text", primitive]).expect(0);
+        cib
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("cib.xml")
+    }
+
+    fn tool(&self, program: &str, args: &[&str]) -> Outcome {
+        run_with_deadline(Command::new(program).args(args).env("CIB_file", self.path()), Duration::from_secs(60))
+    }
+
+    /// `cibadmin --query` of the dummy's resources section.
+    fn resources(&self) -> String {
+        let out = self.tool("cibadmin", &["--query", "--scope", "resources"]);
+        out.expect(0);
+        out.stdout
+    }
+
+    /// `hastack agent apply --console URL --token-file F --once`, as README.md shows it, on this CIB.
+    fn apply(&self, console: &Console, token_file: &std::path::Path) -> Outcome {
+        let url = format!("http://{}", console.addr);
+        let mut cmd = Command::new(bin());
+        cmd.args(["agent", "apply", "--console", &url, "--token-file"])
+            .arg(token_file)
+            .args(["--once", "--node", "node1", "--settle-timeout", "20s"])
+            .env("CIB_file", self.path());
+        run_with_deadline(&mut cmd, Duration::from_secs(120))
+    }
+}
+
+/// A change's life as the page shows it: each stage and whether it is done, failed or to do.
+async fn life(c: &Client, id: &str) -> Vec<String> {
+    let js = format!(
+        "return Array.from(document.querySelectorAll('#{id} ol.life li')).map(li => li.textContent + ':' + li.className)"
+    );
+    let v = c.execute(&js, vec![]).await.unwrap();
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+async fn wait_change(c: &Client, state: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&format!("#change-log section.change[data-state='{state}']")))
+        .await
+        .unwrap_or_else(|e| panic!("no change shown {state} within 20 s: {e}"))
+}
+
+/// Types into a form's field (after clearing what is there).
+async fn fill(c: &Client, form: &str, name: &str, value: &str) {
+    let input = c.find(Locator::Css(&format!("#{form} [name='{name}']"))).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+async fn submit(c: &Client, form: &str) {
+    c.find(Locator::Css(&format!("#{form} button[type='submit']"))).await.unwrap().click().await.unwrap();
+}
+
+/// A change's life in the pages: requested with the page's form, applied by a real `hastack agent
+/// apply --once` to a CIB the test controls, shown applied (live, without a reload) with each
+/// step's output; a parameter the resource agent rejects is rolled back and the page says why; a
+/// bad request is refused by the form with the field named. Screenshots: change-*.png.
+#[test]
+fn a_change_requested_in_the_page_is_applied_or_rolled_back_and_shown_with_why() {
+    if !need_program("chromium", "chromium")
+        || !need_program("chromedriver", "chromium-driver")
+        || !need_program("cibadmin", "pacemaker-cli-utils")
+        || !need_program("crm_resource", "pacemaker-cli-utils")
+    {
+        return;
+    }
+    let console = Console::start();
+    let token = console.add_cluster("store-cfg");
+    let token_file = console.dir.path().join("store-cfg.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let cib = FileCib::new();
+    let driver = ChromeDriver::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = async {
+        let c = browser(&driver).await;
+        c.set_window_size(1400, 1800).await.unwrap();
+        // From the cluster page, as an operator gets there.
+        c.goto(&format!("http://{}/clusters/store-cfg", console.addr)).await.unwrap();
+        c.find(Locator::LinkText("configuration changes")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Id("request-operation")).await.unwrap();
+
+        // A bad request: refused by the console with the field named, nothing recorded, the form kept.
+        fill(&c, "request-operation", "resource", "dummy").await;
+        fill(&c, "request-operation", "new_interval", "soon").await;
+        fill(&c, "request-operation", "requested_by", "alice").await;
+        submit(&c, "request-operation").await;
+        let refused = c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Id("refused")).await.unwrap();
+        let text = refused.text().await.unwrap();
+        assert!(text.contains("new_interval \"soon\": expected a Pacemaker duration"), "{text}");
+        let kept = c.find(Locator::Css("#request-operation [name='new_interval']")).await.unwrap();
+        assert_eq!(kept.prop("value").await.unwrap().as_deref(), Some("soon"), "the form keeps what was sent");
+        assert_eq!(console.get_json("/api/v1/clusters/store-cfg/changes")["changes"], json!([]));
+
+        // 1. The monitor interval, requested in the page.
+        fill(&c, "request-operation", "interval", "10s").await;
+        fill(&c, "request-operation", "new_interval", "5s").await;
+        submit(&c, "request-operation").await;
+        let requested = wait_change(&c, "requested").await;
+        let text = requested.text().await.unwrap();
+        assert!(text.contains("dummy monitor (every 10s): interval → 5s") && text.contains("alice"), "{text}");
+        assert!(text.contains("Waiting for the cluster"), "{text}");
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("header .live.on")).await.unwrap();
+        c.execute("window.hastackNoReload = true; return 1", vec![]).await.unwrap();
+        save(&c, "change-requested.png").await;
+
+        // The node's agent polls once and applies it to the CIB; the page shows it without a reload.
+        let out = cib.apply(&console, &token_file);
+        out.expect(0);
+        assert!(cib.resources().contains(r#"interval="5s""#), "{}", cib.resources());
+        let applied = wait_change(&c, "applied").await;
+        let text = applied.text().await.unwrap();
+        let id = applied.attr("id").await.unwrap().unwrap();
+        let stages = ["requested:done", "planned:done", "committed:done", "verified:done", "applied:done"];
+        assert_eq!(life(&c, &id).await, stages, "{text}");
+        assert!(text.contains("node1") && text.contains(r#"interval="5s""#), "the plan's diff is shown: {text}");
+        assert!(text.contains("crm_verify -L -V: ok"), "verify's output is shown: {text}");
+        let steps = applied.find_all(Locator::Css("tr[data-step]")).await.unwrap();
+        let mut names = Vec::new();
+        for s in &steps {
+            names.push(s.attr("data-step").await.unwrap().unwrap_or_default());
+        }
+        assert_eq!(names, ["plan", "commit", "verify"]);
+        let kept = c.execute("return window.hastackNoReload === true", vec![]).await.unwrap();
+        assert_eq!(kept, Value::Bool(true), "the page reloaded");
+        save(&c, "change-applied.png").await;
+
+        // 2. A parameter Dummy's validate-all rejects: committed, verify fails, rolled back; the
+        //    page says why.
+        let before = cib.resources();
+        fill(&c, "request-parameter", "resource", "dummy").await;
+        fill(&c, "request-parameter", "name", "op_sleep").await;
+        fill(&c, "request-parameter", "value", "soon").await;
+        fill(&c, "request-parameter", "requested_by", "bob").await;
+        submit(&c, "request-parameter").await;
+        wait_change(&c, "requested").await;
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("header .live.on")).await.unwrap();
+        cib.apply(&console, &token_file).expect(1);
+        assert_eq!(cib.resources(), before, "rolled back: the CIB's resources are as before");
+        let rolled = wait_change(&c, "rolled_back").await;
+        let id = rolled.attr("id").await.unwrap().unwrap();
+        let stages = ["requested:done", "planned:done", "committed:done", "verified:failed", "rolled back:failed"];
+        assert_eq!(life(&c, &id).await, stages);
+        let why = rolled.find(Locator::Css(".reason")).await.unwrap().text().await.unwrap();
+        assert!(why.starts_with("rolled back: restored") && why.contains("because"), "{why}");
+        assert!(why.contains("validate-all"), "the reason names the check that failed: {why}");
+        save(&c, "change-rolled-back.png").await;
+
+        // The cluster page lists both with their states.
+        c.goto(&format!("http://{}/clusters/store-cfg#changes", console.addr)).await.unwrap();
+        let section = c.find(Locator::Css("h2#changes + table")).await.unwrap().text().await.unwrap();
+        assert!(section.contains("rolled back") && section.contains("applied") && section.contains("bob"), "{section}");
+        c.close().await.unwrap();
+    };
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(240), session).await })
+        .expect("the browser session finished within 240 s");
 }

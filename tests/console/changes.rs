@@ -113,7 +113,104 @@ fn changes_and_their_steps_are_stored_alike_in_sqlite_and_postgresql() {
             t.label
         );
         assert_eq!(c.steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["plan", "commit"]);
-        assert_eq!(c.spec, spec);
+        assert_eq!(c.known(), Some(spec));
         assert!(changes::next_pending(&t.store, cluster).unwrap().is_none(), "{}", t.label);
     });
+}
+
+fn form_post(console: &Console, path: &str, headers: &[(&str, &str)], body: &str) -> client::Response {
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    client::request(&console.addr, "POST", path, &h, Some(body.as_bytes()))
+}
+
+/// The changes page without JavaScript: the cluster page links it; its forms record a change
+/// (303 to it, as a browser follows), a bad one is shown again with the reason and what was sent
+/// (422, nothing recorded), a cross-site post is refused (403); the page shows each change with
+/// who asked, its life and its steps' output, and the JSON API lists the same.
+#[test]
+fn the_changes_page_records_a_change_from_its_form_and_shows_its_life() {
+    let console = Console::start();
+    let token = console.add_cluster("store-form");
+    let page = "/clusters/store-form/changes";
+    let cluster_page = client::get(&console.addr, "/clusters/store-form").text();
+    assert!(cluster_page.contains(&format!("href=\"{page}\"")), "the cluster page links the changes page");
+    let r = client::get(&console.addr, page);
+    assert_eq!(r.status, 200);
+    for form in ["request-operation", "request-parameter", "request-migration_threshold", "request-maintenance"] {
+        assert!(r.text().contains(&format!("id=\"{form}\"")), "{form} missing");
+    }
+
+    let r = form_post(&console, page, &[], "kind=migration_threshold&resource=db&value=three&requested_by=alice");
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("value &quot;three&quot;: expected a whole number"), "{}", r.text());
+    assert!(r.text().contains("value=\"three\""), "the form keeps what was sent");
+    let r = form_post(&console, page, &[], "kind=maintenance&enabled=true&requested_by=");
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("requested_by"), "{}", r.text());
+    let r = form_post(
+        &console,
+        page,
+        &[("Sec-Fetch-Site", "cross-site")],
+        "kind=maintenance&enabled=true&requested_by=eve",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(console.get_json("/api/v1/clusters/store-form/changes")["changes"], json!([]), "nothing recorded");
+
+    let r = form_post(
+        &console,
+        page,
+        &[("Sec-Fetch-Site", "same-origin")],
+        "kind=operation&resource=db&operation=monitor&interval=10s&new_interval=5s&new_timeout=&requested_by=alice",
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let list = console.get_json("/api/v1/clusters/store-form/changes")["changes"].clone();
+    let id = list[0]["id"].as_i64().unwrap();
+    assert_eq!(r.header("Location"), Some(format!("{page}?requested={id}#change-{id}").as_str()));
+    assert_eq!(
+        list[0]["spec"],
+        json!({ "kind": "operation", "resource": "db", "operation": "monitor",
+        "interval": "10s", "new_interval": "5s", "new_timeout": null })
+    );
+    assert_eq!(list[0]["requested_by"], "alice");
+    // The proxy's user wins over the form's.
+    let r =
+        form_post(&console, page, &[("X-Remote-User", "bob")], "kind=maintenance&enabled=false&requested_by=mallory");
+    assert_eq!(r.status, 303);
+    assert_eq!(console.get_json("/api/v1/clusters/store-form/changes")["changes"][0]["requested_by"], "bob");
+
+    // The node's report, then the page.
+    let auth = format!("Bearer {token}");
+    let steps = format!("/api/v1/agent/changes/{id}/steps");
+    let plan = "CIB 0.5.2: op db-monitor-10s: interval 10s -> 5s\n<diff format=\"2\"/>";
+    let step = |body: Value| post(&console, &steps, &[("Authorization", &auth)], &body).status;
+    assert_eq!(step(json!({ "node": "node1", "step": "plan", "ok": true, "detail": plan })), 201);
+    assert_eq!(step(json!({ "node": "node1", "step": "commit", "ok": true, "detail": "CIB 0.5.2 -> 0.6.0" })), 201);
+    let why = "crm_verify -L -V failed (1): error: bad op";
+    assert_eq!(step(json!({ "node": "node1", "step": "verify", "ok": false, "detail": why })), 201);
+    let back = format!("restored <primitive id=\"db\"> because {why}");
+    assert_eq!(
+        step(json!({ "node": "node1", "step": "rollback", "ok": true, "detail": back, "state": "rolled_back" })),
+        201
+    );
+    let html = client::get(&console.addr, &format!("{page}?requested={id}")).text();
+    let section = html.split(&format!("id=\"change-{id}\"")).nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(section.contains("db monitor (every 10s): interval → 5s"), "{section}");
+    assert!(section.contains("requested by <b>alice</b>"), "{section}");
+    assert!(
+        section.contains("<li class=\"done\">planned</li>") && section.contains("<li class=\"failed\">verified</li>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("rolled back: </b>restored &lt;primitive id=&quot;db&quot;&gt; because crm_verify"),
+        "{section}"
+    );
+    assert!(section.contains("&lt;diff format=&quot;2&quot;/&gt;"), "each step's output, escaped: {section}");
+    assert!(html.contains(&format!("Change #{id} recorded")), "the redirect's notice");
+    assert!(!html.contains("http-equiv=\"refresh\""), "a page with forms does not refresh itself");
+    let cluster_page = client::get(&console.addr, "/clusters/store-form").text();
+    assert!(
+        cluster_page.contains("rolled back") && cluster_page.contains("maintenance-mode = false"),
+        "{cluster_page}"
+    );
 }

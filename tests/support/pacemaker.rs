@@ -131,7 +131,7 @@ impl Pacemaker {
 
     /// The PID of a process in the node's mount namespace (the supervisor shell, or pacemakerd
     /// once it has replaced it).
-    fn pid(&self, node: usize) -> u32 {
+    pub fn pid(&self, node: usize) -> u32 {
         self.nodes[node - 1].supervisor.0.id()
     }
 

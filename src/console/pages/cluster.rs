@@ -24,6 +24,8 @@ pub struct Data {
     pub days: i64,
     /// Requirements, recommendations and the fleet comparison (`advice`).
     pub advice: Option<Markup>,
+    /// The latest configuration changes (`changes`).
+    pub changes: Vec<crate::console::changes::Change>,
 }
 
 fn ms(v: Option<i64>) -> String {
@@ -46,6 +48,7 @@ pub fn render(d: &Data, rejections: &[RejectionRecord], now: i64) -> Markup {
             (c.reports) " reports, " (c.events) " events"
             @if let Some(t) = c.last_report_us { " · last report " time datetime=(format::iso(t)) data-ago { (format::ago(t, now)) } }
             @if let Some(t) = c.first_event_us { " · history since " (format::date(t)) }
+            " · " a href=(super::changes::href(&c.name)) { "configuration changes" }
         }
         @if h.level != Level::Green {
             ul.reasons {
@@ -84,6 +87,8 @@ pub fn render(d: &Data, rejections: &[RejectionRecord], now: i64) -> Markup {
             (plots::mttr_trend(&d.incidents, now, d.days))
         }
         @if let Some(a) = &d.advice { (a) }
+        h2 #changes { "Configuration changes" }
+        (super::changes::summary_table(&d.changes, &c.name))
         h2 { "Incidents" }
         @if d.incidents.is_empty() { p.muted { "No incident in the last " (d.days) " days." } } @else { (incident_table(&d.incidents, now)) }
         h2 { "Cluster state" }
@@ -111,7 +116,7 @@ pub fn render(d: &Data, rejections: &[RejectionRecord], now: i64) -> Markup {
         }
     };
     let stream = format!("/live/clusters/{}", super::encode_path(&c.name));
-    page(Shell { title: &c.name, stream: Some(stream), only: None }, body)
+    page(Shell { title: &c.name, stream: Some(stream), only: None, forms: false }, body)
 }
 
 fn card(k: &str, v: String) -> Markup {
@@ -232,7 +237,7 @@ pub fn incident_page(cluster: Option<&ClusterSummary>, i: &Incident, events: &[E
             }
         }
     };
-    page(Shell { title: &title, stream: None, only: None }, body)
+    page(Shell { title: &title, stream: None, only: None, forms: false }, body)
 }
 
 pub fn event_page(cluster: Option<&ClusterSummary>, e: &EventRow, reports: &[ReportRow], now: i64) -> Markup {
@@ -275,7 +280,7 @@ pub fn event_page(cluster: Option<&ClusterSummary>, e: &EventRow, reports: &[Rep
             }
         }
     };
-    page(Shell { title: &title, stream: None, only: None }, body)
+    page(Shell { title: &title, stream: None, only: None, forms: false }, body)
 }
 
 pub fn snapshot_page(cluster: Option<&ClusterSummary>, r: &ReportRow, view: Option<&SnapshotView>) -> Markup {
@@ -294,5 +299,5 @@ pub fn snapshot_page(cluster: Option<&ClusterSummary>, r: &ReportRow, view: Opti
             None => { p.muted { "This report has no readable snapshot." } }
         }
     };
-    page(Shell { title: &title, stream: None, only: None }, body)
+    page(Shell { title: &title, stream: None, only: None, forms: false }, body)
 }

@@ -81,7 +81,7 @@ pub fn render(clusters: &[ClusterSummary], only: Option<Level>, rejections: &[Re
         }
     };
     let only_str = only.map(Level::as_str);
-    page(Shell { title: "Fleet", stream: Some("/live/fleet".into()), only: only_str }, body)
+    page(Shell { title: "Fleet", stream: Some("/live/fleet".into()), only: only_str, forms: false }, body)
 }
 
 pub fn rejection_table(rows: &[RejectionRecord], now_us: i64, with_cluster: bool) -> Markup {

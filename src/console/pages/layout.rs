@@ -10,6 +10,8 @@ pub struct Shell<'a> {
     pub stream: Option<String>,
     /// Fleet filter (`red`, `amber`...), for console.js to keep the grid filtered.
     pub only: Option<&'a str>,
+    /// The page has forms: no `<noscript>` refresh, which would throw away what is being typed.
+    pub forms: bool,
 }
 
 pub fn page(shell: Shell, body: Markup) -> Markup {
@@ -21,7 +23,7 @@ pub fn page(shell: Shell, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (shell.title) " · hastack console" }
                 link rel="stylesheet" href="/static/console.css";
-                @if shell.stream.is_some() {
+                @if shell.stream.is_some() && !shell.forms {
                     noscript { meta http-equiv="refresh" content="30"; }
                 }
                 script src="/static/console.js" defer {}
@@ -32,7 +34,7 @@ pub fn page(shell: Shell, body: Markup) -> Markup {
                     a href="/" { "Fleet" }
                     a href="/fleet/compare" { "Compare" }
                     a href="/api" { "API" }
-                    @if shell.stream.is_some() { span.live { "refreshes every 30 s" } }
+                    @if shell.stream.is_some() { span.live { (if shell.forms { "reload for updates" } else { "refreshes every 30 s" }) } }
                 }
                 main { (body) }
             }

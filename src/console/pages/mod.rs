@@ -1,6 +1,7 @@
 //! Server-rendered pages (maud: HTML written in Rust, escaped by construction). Every page works
 //! without JavaScript; console.js only makes the fleet and cluster pages live.
 
+pub mod changes;
 pub mod cluster;
 pub mod fleet;
 pub mod format;
@@ -40,12 +41,12 @@ pub fn encode_path(s: &str) -> String {
 
 /// A page without a live feed, for modules outside `pages` (advice).
 pub fn layout_page(title: &str, body: Markup) -> Markup {
-    page(Shell { title, stream: None, only: None }, body)
+    page(Shell { title, stream: None, only: None, forms: false }, body)
 }
 
 pub fn error_page(status: StatusCode, message: &str) -> Markup {
     page(
-        Shell { title: status.canonical_reason().unwrap_or("error"), stream: None, only: None },
+        Shell { title: status.canonical_reason().unwrap_or("error"), stream: None, only: None, forms: false },
         html! { h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) } p { (message) } p { a href="/" { "Back to the fleet" } } },
     )
 }
@@ -97,7 +98,8 @@ pub async fn cluster(
             let advice = super::advice::advise(s, &rules, &c, snapshot.as_ref(), now)?;
             let comparison = super::advice::fleet_comparison(s, days, now)?;
             let advice = Some(super::advice::render_section(&advice, &comparison, &c.name));
-            Ok(Some(cluster::Data { cluster: c, stats, incidents, open, events, snapshot, days, advice }))
+            let changes = super::changes::list(s, c.id, 5)?;
+            Ok(Some(cluster::Data { cluster: c, stats, incidents, open, events, snapshot, days, advice, changes }))
         })
         .await?
         .ok_or_else(|| Failure::not_found(format!("no cluster {label:?} is registered")))?;

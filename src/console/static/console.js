@@ -35,13 +35,16 @@
     }
     ages();
   });
-  // Cluster page: this cluster changed; fetch the page again and swap its content.
+  // Cluster and changes pages: this cluster changed; fetch the page again and swap its content.
   es.addEventListener("changed", async () => {
     const r = await fetch(location.href, { headers: { Accept: "text/html" } });
     if (!r.ok) return;
     const doc = new DOMParser().parseFromString(await r.text(), "text/html");
-    const fresh = doc.querySelector("main");
-    if (fresh) document.querySelector("main").replaceWith(fresh);
+    // A page with a form swaps only its live part ([data-live]), never what the operator types.
+    const part = document.querySelector("[data-live]");
+    const sel = part ? `#${part.id}` : "main";
+    const fresh = doc.querySelector(sel);
+    if (fresh) document.querySelector(sel).replaceWith(fresh);
     ages();
   });
 })();
