@@ -213,7 +213,7 @@ fn console_benchmark() {
             copy_history(conn.as_mut(), ids[0], ids[c], c as i64, max_event, max_report);
         }
         conn.commit().unwrap();
-        stored += per_cluster;
+        stored += per_cluster * chunk.len();
     }
     if conn.dialect() == Dialect::Postgres {
         // Explicit ids leave the identity sequences behind; autovacuum would analyse the tables.
