@@ -278,7 +278,7 @@ pub fn accept_report(
         (reported, None)
     };
     // A snapshot that does not parse is kept in the body; the tile then has no summary from it.
-    let snapshot = report.snapshot.xml.take().and_then(|xml| SnapshotView::parse(&xml).ok()).map(|v| v.summary());
+    let snapshot = report.snapshot.xml.take().and_then(|xml| SnapshotView::summarise(&xml).ok());
     Ok(Accepted {
         cluster_id,
         report,

@@ -183,6 +183,18 @@ impl SnapshotView {
         Parser::default().run(xml)
     }
 
+    /// The summary alone (ingest's per-report work): the same as `parse(xml)?.summary()`, without
+    /// reading the sections it does not use (node attributes, operation history, fencing history,
+    /// tickets, bans), which are most of crm_mon's XML.
+    pub fn summarise(xml: &str) -> Result<SnapshotSummary, String> {
+        match (Parser { summary_only: true, ..Parser::default() }).run(xml) {
+            Ok(view) => Ok(view.summary()),
+            // A skipped section that does not end (a cut snapshot) is an error to the skipping
+            // reader only: the full parse decides, as it always did.
+            Err(_) => Ok(SnapshotView::parse(xml)?.summary()),
+        }
+    }
+
     pub fn summary(&self) -> SnapshotSummary {
         let mut placement: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut seen: BTreeMap<String, (bool, bool)> = BTreeMap::new(); // id → (active somewhere, disabled)
@@ -225,8 +237,10 @@ impl SnapshotView {
 #[derive(Default)]
 struct Parser {
     view: SnapshotView,
-    /// The open elements' names, outermost first.
-    path: Vec<String>,
+    /// The open elements, outermost first (only the names the parser asks about).
+    path: Vec<Section>,
+    /// Skip what `SnapshotView::summary` does not use.
+    summary_only: bool,
     /// Open containers (group, clone, bundle, replica) by id.
     containers: Vec<String>,
     resource: Option<ResourceView>,
@@ -235,14 +249,34 @@ struct Parser {
     history: Option<ResourceHistory>,
 }
 
+/// An open element, as far as the parser cares which one it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Resources,
+    NodeAttributes,
+    Nodes,
+    Other,
+}
+
+/// Sections `SnapshotView::summary` does not read: a summary-only parse skips them unread.
+const NOT_SUMMARISED: &[&[u8]] = &[b"node_attributes", b"node_history", b"fence_history", b"tickets", b"bans"];
+
 impl Parser {
     fn run(mut self, xml: &str) -> Result<SnapshotView, String> {
         let mut reader = Reader::from_str(xml);
         loop {
             match reader.read_event().map_err(|e| format!("crm_mon XML: {e}"))? {
+                Event::Start(e) if self.summary_only && NOT_SUMMARISED.iter().any(|n| *n == e.name().as_ref()) => {
+                    reader.read_to_end(e.name()).map_err(|e| format!("crm_mon XML: {e}"))?;
+                }
                 Event::Start(e) => {
                     self.open(&e, false);
-                    self.path.push(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+                    self.path.push(match e.name().as_ref() {
+                        b"resources" => Section::Resources,
+                        b"node_attributes" => Section::NodeAttributes,
+                        b"nodes" => Section::Nodes,
+                        _ => Section::Other,
+                    });
                 }
                 Event::Empty(e) => self.open(&e, true),
                 Event::End(e) => {
@@ -256,14 +290,14 @@ impl Parser {
         Ok(self.view)
     }
 
-    fn inside(&self, name: &str) -> bool {
-        self.path.iter().any(|p| p == name)
+    fn inside(&self, section: Section) -> bool {
+        self.path.contains(&section)
     }
 
     fn open(&mut self, e: &BytesStart, empty: bool) {
         let name = e.name();
-        let in_resources = self.inside("resources");
-        let in_attributes = self.inside("node_attributes");
+        let in_resources = self.inside(Section::Resources);
+        let in_attributes = self.inside(Section::NodeAttributes);
         let v = &mut self.view;
         match name.as_ref() {
             b"pacemaker-result" => v.api_version = attr(e, "api-version"),
@@ -315,7 +349,7 @@ impl Parser {
                     if let Some(n) = attr(e, "name") {
                         r.nodes.push(n);
                     }
-                } else if self.path.last().is_some_and(|p| p == "nodes") {
+                } else if self.path.last() == Some(&Section::Nodes) {
                     v.nodes.push(NodeView {
                         name: attr(e, "name").unwrap_or_default(),
                         online: flag(e, "online"),
@@ -528,6 +562,14 @@ mod tests {
         assert_eq!(s.placement["web"], vec!["n1"]);
         assert_eq!(s.placement["app"], vec!["n1"]);
         assert_eq!(s.nodes, vec![("n1".into(), "online".into()), ("n2".into(), "unclean".into())]);
+    }
+
+    #[test]
+    fn the_summary_only_parse_gives_the_full_parse_s_summary() {
+        assert_eq!(SnapshotView::summarise(XML).unwrap(), SnapshotView::parse(XML).unwrap().summary());
+        // Cut inside a skipped section: both parses agree on whether that is XML.
+        let cut = &XML[..XML.find("</node_history>").expect("the fixture has a node history")];
+        assert_eq!(SnapshotView::summarise(cut).is_ok(), SnapshotView::parse(cut).is_ok());
     }
 
     #[test]

@@ -192,11 +192,55 @@ fn open_incidents(db: &mut dyn Db, cluster_id: i64) -> Result<Vec<Incident>> {
 
 fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored> {
     let r = &acc.report;
+    // A replay is found by its key before anything is written. The report row is written once,
+    // with its event (rewriting it would rewrite its body: in SQLite, its overflow pages).
+    let stored =
+        db.query_one("SELECT id, event_id FROM reports WHERE idem_key = $1", &[r.idempotency_key.as_str().into()])?;
+    if let Some(row) = stored {
+        return Ok(Stored::Duplicate { report_id: row[0].int().unwrap_or(0), event_id: row[1].int() });
+    }
+
+    let t = acc.time_us;
+    let (event_id, report_id, merged) = match same_event(db, acc)? {
+        Some((event_id, event_time, reporters)) => {
+            let reporters = add_reporter(&reporters, &r.reporter.node);
+            db.exec(
+                "UPDATE events SET reporters = $2, report_count = report_count + 1, time_us = $3 WHERE id = $1",
+                &[event_id.into(), reporters.into(), t.min(event_time).into()],
+            )?;
+            let report_id = insert_report(db, acc, event_id)?;
+            if t < event_time {
+                // The merged event moved earlier: its effects are re-derived from there.
+                replay(db, work, t)?;
+            }
+            (event_id, report_id, true)
+        }
+        None => {
+            let event_id = insert_event(db, acc)?;
+            let report_id = insert_report(db, acc, event_id)?;
+            db.exec("UPDATE events SET primary_report_id = $2 WHERE id = $1", &[event_id.into(), report_id.into()])?;
+            let facts = facts_of(acc, event_id);
+            if work.cursor_us.is_none_or(|c| t >= c) {
+                apply_step(db, work, &facts)?;
+                work.cursor_us = Some(t);
+            } else {
+                replay(db, work, t)?;
+            }
+            (event_id, report_id, false)
+        }
+    };
+    summarise(work, acc, report_id, event_id, merged);
+    Ok(Stored::New { report_id, event_id, merged })
+}
+
+/// The report's row, for its event; its id.
+fn insert_report(db: &mut dyn Db, acc: &Accepted, event_id: i64) -> Result<i64> {
+    let r = &acc.report;
     let snapshot_json = acc.snapshot.as_ref().map(|s| serde_json::to_string(s).expect("serialisable"));
     let inserted = db.query_one(
         "INSERT INTO reports (cluster_id, idem_key, reporter, received_us, event_time_us, clock_ahead_ms, \
-         snapshot_us, snapshot_error, snapshot_summary, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (idem_key) DO NOTHING RETURNING id",
+         snapshot_us, snapshot_error, snapshot_summary, body, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11) ON CONFLICT (idem_key) DO NOTHING RETURNING id",
         &[
             acc.cluster_id.into(),
             r.idempotency_key.as_str().into(),
@@ -206,47 +250,15 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored
             acc.clock_ahead_ms.into(),
             acc.snapshot_us().into(),
             r.snapshot.error.clone().into(),
-            snapshot_json.clone().into(),
+            snapshot_json.into(),
             Val::Blob(acc.body.clone()),
+            event_id.into(),
         ],
     )?;
-    let Some(row) = inserted else {
-        let row = db
-            .query_one("SELECT id, event_id FROM reports WHERE idem_key = $1", &[r.idempotency_key.as_str().into()])?
-            .context("a report key conflicted but is not stored")?;
-        return Ok(Stored::Duplicate { report_id: row[0].int().unwrap_or(0), event_id: row[1].int() });
-    };
-    let report_id = row[0].int().context("no report id")?;
-
-    let t = acc.time_us;
-    let (event_id, merged) = match same_event(db, acc)? {
-        Some((event_id, event_time, reporters)) => {
-            let reporters = add_reporter(&reporters, &r.reporter.node);
-            db.exec(
-                "UPDATE events SET reporters = $2, report_count = report_count + 1, time_us = $3 WHERE id = $1",
-                &[event_id.into(), reporters.into(), t.min(event_time).into()],
-            )?;
-            if t < event_time {
-                // The merged event moved earlier: its effects are re-derived from there.
-                replay(db, work, t)?;
-            }
-            (event_id, true)
-        }
-        None => {
-            let event_id = insert_event(db, acc, report_id)?;
-            let facts = facts_of(acc, event_id);
-            if work.cursor_us.is_none_or(|c| t >= c) {
-                apply_step(db, work, &facts)?;
-                work.cursor_us = Some(t);
-            } else {
-                replay(db, work, t)?;
-            }
-            (event_id, false)
-        }
-    };
-    db.exec("UPDATE reports SET event_id = $2 WHERE id = $1", &[report_id.into(), event_id.into()])?;
-    summarise(work, acc, report_id, event_id, merged);
-    Ok(Stored::New { report_id, event_id, merged })
+    // Only a second console on the same database could have stored the key since the check:
+    // the batch is rolled back and the sender's retry is then answered as a replay.
+    let row = inserted.context("the report's key was stored concurrently")?;
+    row[0].int().context("no report id")
 }
 
 /// The stored event this report is another node's account of (docs/reports.md, de-duplication).
@@ -337,7 +349,8 @@ fn add_reporter(list: &str, node: &str) -> String {
     }
 }
 
-fn insert_event(db: &mut dyn Db, acc: &Accepted, report_id: i64) -> Result<i64> {
+/// The event's row (its primary report is set once that is stored).
+fn insert_event(db: &mut dyn Db, acc: &Accepted) -> Result<i64> {
     let r = &acc.report;
     let e = &r.event;
     let a = &e.alert;
@@ -346,8 +359,8 @@ fn insert_event(db: &mut dyn Db, acc: &Accepted, report_id: i64) -> Result<i64> 
         .query_one(
             "INSERT INTO events (cluster_id, time_us, kind, category, severity, summary, node, rsc, task, \
              interval_ms, rc, target_rc, status, descr, fence_ref, fence_action, reporters, report_count, \
-             primary_report_id, placement, time_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, 1, $18, $19, $20) RETURNING id",
+             placement, time_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17, 1, $18, $19) RETURNING id",
             &[
                 acc.cluster_id.into(),
                 acc.time_us.into(),
@@ -366,7 +379,6 @@ fn insert_event(db: &mut dyn Db, acc: &Accepted, report_id: i64) -> Result<i64> 
                 e.fencing.as_ref().and_then(|f| f.reference.clone()).into(),
                 e.fencing.as_ref().map(|f| f.action.clone()).into(),
                 add_reporter("", &r.reporter.node).into(),
-                report_id.into(),
                 placement.into(),
                 acc.clock_ahead_ms.map(|_| "clock_ahead").into(),
             ],
