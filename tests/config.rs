@@ -523,27 +523,41 @@ fn config_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
     if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
         return;
     }
-    let (_parallel, parallel) = parallel_two_node();
-    for loaded in [two_node(), three_node(), parallel] {
-        let dir = tempfile::tempdir().unwrap();
-        let expected = normalized(&loaded.render(Format::Cib));
-        assert!(expected["resources"].len() >= 4 && expected["constraints"].len() >= 4, "{expected:?}");
-
-        let script = dir.path().join("stack.pcs");
-        std::fs::write(&script, loaded.render(Format::Pcs)).unwrap();
-        let pcs_cib = empty_cib(dir.path(), "pcs.xml");
-        let out = run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300));
-        out.expect(0);
-        assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
-
-        let crm = dir.path().join("stack.crm");
-        std::fs::write(&crm, loaded.render(Format::Crm)).unwrap();
-        let crm_cib = empty_cib(dir.path(), "crm.xml");
-        let mut cmd = Command::new("crm");
-        cmd.args(["-F", "configure", "load", "update"]).arg(&crm).env("CIB_file", &crm_cib);
-        run_with_deadline(&mut cmd, Duration::from_secs(120)).expect(0);
-        assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
+    for loaded in [two_node(), three_node()] {
+        scripts_build_the_same_cib(&loaded);
     }
+}
+
+/// The same with `parallel` layers (its own test: pcs takes seconds per command).
+#[test]
+fn config_parallel_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
+    if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
+        return;
+    }
+    let (_written, parallel) = parallel_two_node();
+    scripts_build_the_same_cib(&parallel);
+}
+
+/// The pcs and crmsh scripts, applied to an empty CIB, make the cluster the CIB renderer writes.
+fn scripts_build_the_same_cib(loaded: &Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = normalized(&loaded.render(Format::Cib));
+    assert!(expected["resources"].len() >= 4 && expected["constraints"].len() >= 4, "{expected:?}");
+
+    let script = dir.path().join("stack.pcs");
+    std::fs::write(&script, loaded.render(Format::Pcs)).unwrap();
+    let pcs_cib = empty_cib(dir.path(), "pcs.xml");
+    let out = run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300));
+    out.expect(0);
+    assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
+
+    let crm = dir.path().join("stack.crm");
+    std::fs::write(&crm, loaded.render(Format::Crm)).unwrap();
+    let crm_cib = empty_cib(dir.path(), "crm.xml");
+    let mut cmd = Command::new("crm");
+    cmd.args(["-F", "configure", "load", "update"]).arg(&crm).env("CIB_file", &crm_cib);
+    run_with_deadline(&mut cmd, Duration::from_secs(120)).expect(0);
+    assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
 }
 
 #[test]
