@@ -26,6 +26,17 @@ fn three_node() -> Loaded {
     config::load(&example("stack-3node.toml")).expect("the shipped three-node stack is valid")
 }
 
+/// The two-node stack with the data group's broker and database started together once the
+/// partition and VIP2 are up (`parallel`, as lab.toml has it). The Written keeps the file.
+fn parallel_two_node() -> (Written, Loaded) {
+    let written = Written::example("stack.toml", &[(PARALLEL_AT, PARALLEL)]);
+    let loaded = config::load(&written.stack).expect("the stack with parallel layers is valid");
+    (written, loaded)
+}
+
+const PARALLEL_AT: &str = "with_promoted = \"drbd-clone\"\n";
+const PARALLEL: &str = "with_promoted = \"drbd-clone\"\nparallel = [\"broker\", \"db\"]\n";
+
 fn need_pacemaker_tools() -> bool {
     need_program("crm_simulate", "pacemaker-cli-utils") && need_program("crm_verify", "pacemaker-cli-utils")
 }
@@ -67,7 +78,9 @@ fn config_rendered_cibs_pass_crm_verify() {
     if !need_pacemaker_tools() {
         return;
     }
-    for loaded in [two_node(), three_node()] {
+    let (_parallel, parallel) = parallel_two_node();
+    let lab = config::load(&example("lab.toml")).expect("the lab's stack is valid");
+    for loaded in [two_node(), three_node(), parallel, lab] {
         let sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
         let verdict = verify(sim.state()).unwrap();
         assert!(verdict.ok, "crm_verify refused the CIB:\n{}", verdict.messages);
@@ -161,6 +174,128 @@ fn config_database_failure_restarts_in_place_then_moves_the_data_group_only() {
     assert_eq!(sim.nodes_of("db").unwrap(), vec!["node2"]);
     assert_eq!(sim.nodes_of("haproxy").unwrap(), vec!["node1"], "the load balancer stays");
     assert_eq!(sim.nodes_of("tomcat").unwrap(), vec!["node1", "node2"]);
+}
+
+/// `parallel = ["broker", "db"]`: after the primary is lost, both start on the secondary once
+/// the partition is mounted and VIP2 is up, neither waiting for the other; they are stopped
+/// before it; the database's migration-threshold still moves the whole data layer.
+#[test]
+fn config_parallel_layers_start_together_after_the_group_and_move_with_it() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let (written, loaded) = parallel_two_node();
+    let cib = loaded.render(Format::Cib);
+    // The group keeps the partition and VIP2; broker and db are primitives of their own.
+    let group = &cib[cib.find("<group id=\"data\">").unwrap()..];
+    let group = &group[..group.find("</group>").unwrap()];
+    for (rsc, inside) in [("fs", true), ("vip2", true), ("broker", false), ("db", false)] {
+        assert_eq!(group.contains(&format!("<primitive id=\"{rsc}\"")), inside, "{rsc} in the group: {group}");
+        assert!(cib.contains(&format!("<primitive id=\"{rsc}\"")), "{rsc} not rendered");
+    }
+    let (mut sim, facts) = running_two_node(&loaded);
+    let t = sim.step(&["--node-fail".into(), "node1".into()]).unwrap().transition;
+    let fence = t.fencing("node1").unwrap().id;
+    for rsc in ["fs", "vip2", "broker", "db"] {
+        assert!(t.waits_for(action_id(&t, "start", rsc, "node2"), fence), "start {rsc} does not wait for the fencing");
+    }
+    let chain = |last| {
+        [("promote", "drbd", "node2"), ("start", "fs", "node2"), ("start", "vip2", "node2"), ("start", last, "node2")]
+    };
+    assert_chain(&t, &chain("broker"));
+    assert_chain(&t, &chain("db"));
+    let (broker, db) = (action_id(&t, "start", "broker", "node2"), action_id(&t, "start", "db", "node2"));
+    assert!(
+        !t.waits_for(db, broker) && !t.waits_for(broker, db),
+        "broker and db wait for each other: {:?}",
+        t.summary()
+    );
+    for rsc in ["fs", "vip2", "broker", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node2"], "{rsc} runs on the secondary after the failover");
+    }
+    assert_eq!(clone_churn(&t, &facts, &["node2"]), Vec::<String>::new(), "HTTP/app instances on node2 were touched");
+
+    // The database fails on the primary: restarted alone in place, then the data layer moves.
+    let (mut sim, facts) = running_two_node(&loaded);
+    let inject = vec!["--op-inject".to_string(), "db_monitor_10000@node1=1".to_string()];
+    for failure in 1..=2 {
+        let t = sim.step(&inject).unwrap().transition;
+        let moved: Vec<String> = t.resource_actions().map(|a| format!("{} {}", a.operation, a.rsc)).collect();
+        assert_eq!(moved, ["stop db", "start db"], "failure {failure}: more than db restarted");
+    }
+    let t = sim.step(&inject).unwrap().transition;
+    for stopped_first in ["broker", "db"] {
+        assert_chain(
+            &t,
+            &[
+                ("stop", stopped_first, "node1"),
+                ("stop", "vip2", "node1"),
+                ("stop", "fs", "node1"),
+                ("demote", "drbd", "node1"),
+                ("promote", "drbd", "node2"),
+                ("start", "fs", "node2"),
+                ("start", "vip2", "node2"),
+                ("start", stopped_first, "node2"),
+            ],
+        );
+    }
+    for rsc in ["fs", "vip2", "broker", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node2"], "{rsc} moved with the data layer");
+    }
+    assert_eq!(clone_churn(&t, &facts, &["node1", "node2"]), Vec::<String>::new(), "HTTP/app instances were touched");
+    assert_eq!(sim.nodes_of("haproxy").unwrap(), vec!["node1"], "the load balancer stays");
+
+    // `hastack config check` says so too.
+    let out = written.run(&["check"]);
+    out.expect(0);
+    assert!(out.stdout.contains("ok: broker, db start together, none waiting for another"), "{}", out.stdout);
+}
+
+/// Each way `parallel` can be wrong is refused with its line and what to change.
+#[test]
+fn config_parallel_mistakes_are_refused_by_name() {
+    for (parallel, words) in [
+        (
+            "parallel = [\"broker\", \"dbx\"]",
+            &["group 'data': parallel 'dbx' is not a layer of the group (layers: fs, vip2, broker, db)"][..],
+        ),
+        ("parallel = [\"db\"]", &["group 'data': parallel needs at least two layers"][..]),
+        (
+            "parallel = [\"vip2\", \"broker\"]",
+            &["group 'data': parallel must name the group's last 2 layers (broker, db)"][..],
+        ),
+        ("parallel = [\"broker\", \"db\", \"db\"]", &["group 'data': parallel lists 'db' twice"][..]),
+        (
+            "parallel = [\"fs\", \"vip2\", \"broker\", \"db\"]",
+            &["group 'data': parallel must leave at least one layer before it"][..],
+        ),
+    ] {
+        let w = Written::example("stack.toml", &[(PARALLEL_AT, &format!("{PARALLEL_AT}{parallel}\n"))]);
+        let out = w.run(&["render", "--format", "cib"]);
+        out.expect(1);
+        assert!(out.stdout.is_empty(), "{parallel}: rendered although refused");
+        w.assert_message(&out, parallel, words);
+    }
+    // A parallel layer keeping its data on a filesystem a parallel sibling mounts would start on
+    // the bare directory.
+    let w = Written::example(
+        "stack-3node.toml",
+        &[
+            ("id = \"billing\"\n", "id = \"billing\"\nparallel = [\"late-fs\", \"billing-db\"]\n"),
+            (
+                "  id = \"billing-db\"\n",
+                "  id = \"late-fs\"\n  agent = \"filesystem\"\n  params = { device = \"/dev/mapper/late\", directory = \"/srv/late\", fstype = \"xfs\" }\n\n  [[group.layer]]\n  id = \"billing-db\"\n",
+            ),
+            ("datadir = \"/srv/billing/mysql\"", "datadir = \"/srv/late/mysql\""),
+        ],
+    );
+    let out = w.run(&["render", "--format", "cib"]);
+    out.expect(1);
+    w.assert_message(
+        &out,
+        "datadir = \"/srv/late/mysql\"",
+        &["layer 'billing-db': datadir /srv/late/mysql is on /srv/late which layer 'late-fs' mounts while 'billing-db' starts", "put 'late-fs' before the parallel layers"],
+    );
 }
 
 #[test]
@@ -389,25 +524,40 @@ fn config_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
         return;
     }
     for loaded in [two_node(), three_node()] {
-        let dir = tempfile::tempdir().unwrap();
-        let expected = normalized(&loaded.render(Format::Cib));
-        assert!(expected["resources"].len() >= 4 && expected["constraints"].len() >= 4, "{expected:?}");
-
-        let script = dir.path().join("stack.pcs");
-        std::fs::write(&script, loaded.render(Format::Pcs)).unwrap();
-        let pcs_cib = empty_cib(dir.path(), "pcs.xml");
-        let out = run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300));
-        out.expect(0);
-        assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
-
-        let crm = dir.path().join("stack.crm");
-        std::fs::write(&crm, loaded.render(Format::Crm)).unwrap();
-        let crm_cib = empty_cib(dir.path(), "crm.xml");
-        let mut cmd = Command::new("crm");
-        cmd.args(["-F", "configure", "load", "update"]).arg(&crm).env("CIB_file", &crm_cib);
-        run_with_deadline(&mut cmd, Duration::from_secs(120)).expect(0);
-        assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
+        scripts_build_the_same_cib(&loaded);
     }
+}
+
+/// The same with `parallel` layers (its own test: pcs takes seconds per command).
+#[test]
+fn config_parallel_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
+    if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
+        return;
+    }
+    let (_written, parallel) = parallel_two_node();
+    scripts_build_the_same_cib(&parallel);
+}
+
+/// The pcs and crmsh scripts, applied to an empty CIB, make the cluster the CIB renderer writes.
+fn scripts_build_the_same_cib(loaded: &Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = normalized(&loaded.render(Format::Cib));
+    assert!(expected["resources"].len() >= 4 && expected["constraints"].len() >= 4, "{expected:?}");
+
+    let script = dir.path().join("stack.pcs");
+    std::fs::write(&script, loaded.render(Format::Pcs)).unwrap();
+    let pcs_cib = empty_cib(dir.path(), "pcs.xml");
+    let out = run_with_deadline(Command::new("sh").arg(&script).arg(&pcs_cib), Duration::from_secs(300));
+    out.expect(0);
+    assert_eq!(normalized(&std::fs::read_to_string(&pcs_cib).unwrap()), expected, "pcs built another cluster");
+
+    let crm = dir.path().join("stack.crm");
+    std::fs::write(&crm, loaded.render(Format::Crm)).unwrap();
+    let crm_cib = empty_cib(dir.path(), "crm.xml");
+    let mut cmd = Command::new("crm");
+    cmd.args(["-F", "configure", "load", "update"]).arg(&crm).env("CIB_file", &crm_cib);
+    run_with_deadline(&mut cmd, Duration::from_secs(120)).expect(0);
+    assert_eq!(normalized(&std::fs::read_to_string(&crm_cib).unwrap()), expected, "crmsh built another cluster");
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub fn build(stack: &Stack) -> Cluster {
         add_group(&mut cluster, group.get_ref(), &nodes);
     }
     for clone in &stack.clones {
-        add_clone(&mut cluster, clone.get_ref());
+        add_clone(&mut cluster, clone.get_ref(), &stack.groups);
     }
     if let Some(alert) = &stack.alert {
         cluster.alerts.push(alert_of(alert.get_ref()));
@@ -115,8 +115,12 @@ fn ban(rsc: &str, node: &str) -> Constraint {
 /// when a failover list is given), and its tie to a promoted clone.
 fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
     let id = g.id.get_ref().clone();
-    let members = g.layers.iter().map(|l| primitive(l.get_ref(), false)).collect();
+    let (sequential, parallel) = g.layers.split_at(g.sequential_len());
+    let members = sequential.iter().map(|l| primitive(l.get_ref(), false)).collect();
     cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
+    for layer in parallel {
+        add_parallel(cluster, &id, primitive(layer.get_ref(), false));
+    }
     let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
     if let Some(failover) = &g.failover {
         ranked.extend(failover.get_ref().iter().map(|n| n.get_ref().clone()));
@@ -143,6 +147,39 @@ fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
     }
 }
 
+/// A `parallel` layer of a group: a primitive of its own where the group runs (colocation
+/// `INFINITY`), started after the group and stopped before it (symmetrical order). Its siblings
+/// have no order between them, so Pacemaker starts them in the same transition, together.
+fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
+    let rsc = p.id.clone();
+    cluster.resources.push(Resource::Primitive(p));
+    cluster.constraints.push(Constraint::Colocation {
+        id: format!("col-{rsc}-with-{group}"),
+        rsc: rsc.clone(),
+        with_rsc: group.to_string(),
+        with_role: None,
+        score: "INFINITY".into(),
+    });
+    cluster.constraints.push(Constraint::Order {
+        id: format!("ord-{group}-then-{rsc}"),
+        first: group.to_string(),
+        first_action: "start".into(),
+        then: rsc,
+        then_action: "start".into(),
+        symmetrical: true,
+    });
+}
+
+/// The resources whose start means "the group has started": the group, and its `parallel`
+/// layers, which run outside it.
+fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<String> {
+    let mut ids = vec![group.to_string()];
+    if let Some(g) = groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == group) {
+        ids.extend(g.layers[g.sequential_len()..].iter().map(|l| l.get_ref().id.get_ref().clone()));
+    }
+    ids
+}
+
 /// A group on the Promoted instance of a clone, started after the promotion.
 fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
     [
@@ -165,16 +202,15 @@ fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
 }
 
 /// A clone, and its asymmetrical order after the groups it follows.
-fn add_clone(cluster: &mut Cluster, c: &stack::Clone) {
+fn add_clone(cluster: &mut Cluster, c: &stack::Clone, groups: &[toml::Spanned<stack::Group>]) {
     let id = c.id.get_ref().clone();
     let meta = clone_meta(c.promotable);
     let child = primitive(c.layer.get_ref(), c.promotable);
     cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
-    for after in &c.after {
-        let group = after.get_ref();
+    for first in c.after.iter().flat_map(|after| started_with(after.get_ref(), groups)) {
         cluster.constraints.push(Constraint::Order {
-            id: format!("ord-{group}-then-{id}"),
-            first: group.clone(),
+            id: format!("ord-{first}-then-{id}"),
+            first,
             first_action: "start".into(),
             then: id.clone(),
             then_action: "start".into(),

@@ -41,6 +41,24 @@ pub struct GroupFacts {
     pub threshold: u32,
     /// The ordered failover list (preferred node first), when the group has one.
     pub ordered: Option<Vec<String>>,
+    /// Its `parallel` layers: they start together, none waiting for another.
+    pub parallel: Vec<String>,
+}
+
+/// The primitives rendered for group `id`'s `parallel` layers, in the stack's order.
+fn parallel_of<'a>(loaded: &'a Loaded, id: &str) -> Vec<&'a Primitive> {
+    let Some(g) = loaded.stack.groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == id) else {
+        return Vec::new();
+    };
+    g.layers[g.sequential_len()..]
+        .iter()
+        .filter_map(|l| {
+            loaded.cluster.resources.iter().find_map(|r| match r {
+                Resource::Primitive(p) if &p.id == l.get_ref().id.get_ref() => Some(p),
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 impl Facts {
@@ -67,7 +85,10 @@ impl Facts {
                 Resource::Clone(c) if c.promotable => facts.promotable.push(c.child.id.clone()),
                 Resource::Clone(c) => facts.clone_children.push(c.child.id.clone()),
                 Resource::Group(g) => {
-                    let last = g.members.last().expect("validated: groups have members");
+                    // The group's `parallel` layers run outside it, colocated: they are its
+                    // members for the scenarios, the last one (the database) included.
+                    let members: Vec<&Primitive> = g.members.iter().chain(parallel_of(loaded, &g.id)).collect();
+                    let last = *members.last().expect("validated: groups have members");
                     let monitor = last.ops.iter().find(|o| o.name == "monitor").expect("every layer has a monitor");
                     let spec = loaded.stack.groups.iter().find(|s| s.get_ref().id.get_ref() == &g.id);
                     let ordered = spec.and_then(|s| {
@@ -80,11 +101,12 @@ impl Facts {
                     });
                     facts.groups.push(GroupFacts {
                         id: g.id.clone(),
-                        members: g.members.iter().map(|m| m.id.clone()).collect(),
+                        members: members.iter().map(|m| m.id.clone()).collect(),
                         last: last.id.clone(),
                         last_monitor_ms: interval_ms(monitor),
                         threshold: threshold_of(last),
                         ordered,
+                        parallel: parallel_of(loaded, &g.id).iter().map(|p| p.id.clone()).collect(),
                     });
                 }
                 Resource::Primitive(_) => {}
@@ -231,6 +253,18 @@ fn node_lost(loaded: &Loaded, facts: &Facts, node: &str) -> Result<Section> {
     let churn = clone_churn(t, facts, &survivors);
     s.expect(churn.is_empty(), format!("HTTP/app clone instances on the survivors are untouched (touched: {churn:?})"));
     for g in &facts.groups {
+        let starts: Vec<_> = g.parallel.iter().filter_map(|rsc| t.find("start", rsc, None)).collect();
+        if starts.len() > 1 {
+            let serial: Vec<String> = starts
+                .iter()
+                .flat_map(|a| starts.iter().filter(|b| b.id != a.id && t.waits_for(a.id, b.id)).map(move |b| (a, b)))
+                .map(|(a, b)| format!("{} after {}", a.rsc, b.rsc))
+                .collect();
+            s.expect(
+                serial.is_empty(),
+                format!("{} start together, none waiting for another (waiting: {serial:?})", g.parallel.join(", ")),
+            );
+        }
         let now = sim.nodes_of(&g.members[0])?;
         s.lines.push(format!(
             "group {} now on {}",

@@ -71,7 +71,8 @@ pub struct Clone {
 pub enum Constraint {
     /// `rsc` on `node` with `score`.
     Location { id: String, rsc: String, node: String, score: String },
-    /// `rsc` (in role Started: pcs always writes it) runs where `with_rsc` runs in `with_role`.
+    /// `rsc` runs where `with_rsc` runs (in `with_role`; with a role, pcs and crmsh also write
+    /// `rsc` in role Started).
     Colocation { id: String, rsc: String, with_rsc: String, with_role: Option<String>, score: String },
     /// A mandatory order: `then_action` of `then` never happens before `first_action` of `first`
     /// has succeeded. Symmetrical: `then` also stops before `first` stops (and so restarts with

@@ -167,13 +167,13 @@ fn constraint(w: &mut W, c: &Constraint) -> Res {
                 .write_empty()?;
         }
         Constraint::Colocation { id, rsc, with_rsc, with_role, score } => {
-            let mut el = w.create_element("rsc_colocation").with_attributes([
-                ("id", id.as_str()),
-                ("rsc", rsc),
-                ("rsc-role", "Started"),
-                ("with-rsc", with_rsc),
-                ("score", score),
-            ]);
+            let mut el = w.create_element("rsc_colocation").with_attributes([("id", id.as_str()), ("rsc", rsc)]);
+            // Roles only where one matters, as pcs and crmsh write them: with a role for
+            // `with-rsc`, both also write `rsc-role="Started"`.
+            if with_role.is_some() {
+                el = el.with_attribute(("rsc-role", "Started"));
+            }
+            el = el.with_attributes([("with-rsc", with_rsc.as_str()), ("score", score.as_str())]);
             if let Some(role) = with_role {
                 el = el.with_attribute(("with-rsc-role", role.as_str()));
             }

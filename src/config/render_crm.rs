@@ -31,11 +31,11 @@ pub fn render(cluster: &Cluster) -> String {
                 format!("location {id} {rsc} {}: {node}\n", score_word(score))
             }
             Constraint::Colocation { id, rsc, with_rsc, with_role, score } => {
-                let with = match with_role {
-                    Some(role) => format!("{with_rsc}:{role}"),
-                    None => with_rsc.clone(),
+                let pair = match with_role {
+                    Some(role) => format!("{rsc}:Started {with_rsc}:{role}"),
+                    None => format!("{rsc} {with_rsc}"),
                 };
-                format!("colocation {id} {}: {rsc}:Started {with}\n", score_word(score))
+                format!("colocation {id} {}: {pair}\n", score_word(score))
             }
             Constraint::Order { id, first, first_action, then, then_action, symmetrical } => {
                 let sym = if *symmetrical { String::new() } else { " symmetrical=false".into() };

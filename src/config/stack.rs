@@ -95,8 +95,20 @@ pub struct Group {
     pub failover: Option<Spanned<Vec<Spanned<String>>>>,
     /// Id of a promotable clone: the group runs where it is promoted, started after the promotion.
     pub with_promoted: Option<Spanned<String>>,
+    /// The group's last layers, by id: they start together once the layers before them have
+    /// started (rendered outside the group, colocated with it and ordered after it).
+    pub parallel: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(rename = "layer")]
     pub layers: Vec<Spanned<Layer>>,
+}
+
+impl Group {
+    /// How many layers, from the first, start one after the other (the Pacemaker group); the
+    /// rest start together after them (`parallel`).
+    pub fn sequential_len(&self) -> usize {
+        let parallel = self.parallel.as_ref().map_or(0, |p| p.get_ref().len());
+        self.layers.len().saturating_sub(parallel)
+    }
 }
 
 /// One resource running on every node (or a promotable one, promoted on one).

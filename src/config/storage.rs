@@ -1,7 +1,8 @@
 //! Where the data lives. A failover is only as good as the data the other node finds:
 //! - a data layer (postgresql, mariadb, activemq, rabbitmq) in a group keeps its data directory
 //!   (the parameters its agent marks `data`) on a filesystem that group mounts before it; outside
-//!   it, the node that takes over starts from its own local copy (refused). A group that mounts
+//!   it, the node that takes over starts from its own local copy (refused); a `parallel` layer
+//!   cannot keep it on a filesystem another parallel layer mounts (they start together). A group that mounts
 //!   nothing gets a warning: its storage may be managed outside the cluster, but probably is not;
 //! - a filesystem on a DRBD device is mounted only where that DRBD is Promoted, after the
 //!   promotion (its group `with_promoted` the DRBD clone); otherwise the scheduler may mount a
@@ -43,6 +44,8 @@ fn data_on_the_partition(g: &Group, problems: &mut Vec<Problem>) {
         .filter(|(_, _, dir)| dir.trim().starts_with('/'))
         .map(|(i, id, dir)| (i, id, clean(&dir)))
         .collect();
+    // Layers from `seq` on start together (`parallel`): none may wait for another's mount.
+    let seq = g.sequential_len();
     if mounts.is_empty() && !filesystems.is_empty() {
         return; // its directory is refused already; nothing to measure against
     }
@@ -86,6 +89,14 @@ layer for the replicated or shared partition first in the group, and {name} on i
                     format!(
                         "layer '{id}': {name} {value} is on {} which layer '{fs}' mounts only after it: put '{fs}' \
 before '{id}' in group '{gid}'",
+                        dir.display()
+                    ),
+                )),
+                Some((at_fs, fs, dir)) if *at_fs >= seq && i >= seq => problems.push(Problem::error(
+                    at,
+                    format!(
+                        "layer '{id}': {name} {value} is on {} which layer '{fs}' mounts while '{id}' starts (both are in \
+group '{gid}''s parallel): put '{fs}' before the parallel layers",
                         dir.display()
                     ),
                 )),

@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::layer_check::{self, ParamProblem};
-use super::stack::{param_text, Layer, Monitor, Params, Stack};
+use super::stack::{param_text, Group, Layer, Monitor, Params, Stack};
 use super::{fence_check, storage};
 
 /// One problem: where (a byte range of the source), what, and whether it only warns.
@@ -496,6 +496,7 @@ impl<'a> Checker<'a> {
                     format!("group '{id}' has a failover list but the stack has no [alert]: nobody would hear when it stops for good"),
                 );
             }
+            self.parallel(g);
             if let Some(p) = &g.with_promoted {
                 if !promotable.contains(&p.get_ref().as_str()) {
                     self.problem(
@@ -514,6 +515,54 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+        }
+    }
+
+    /// `parallel`: at least two of the group's layers, its last ones, each once, and at least one
+    /// layer before them (the group that stays a Pacemaker group).
+    fn parallel(&mut self, g: &Group) {
+        let Some(parallel) = &g.parallel else { return };
+        let id = g.id.get_ref();
+        let named: Vec<&str> = parallel.get_ref().iter().map(|l| l.get_ref().as_str()).collect();
+        let layers: Vec<&str> = g.layers.iter().map(|l| l.get_ref().id.get_ref().as_str()).collect();
+        for (i, layer) in parallel.get_ref().iter().enumerate() {
+            if !layers.contains(&layer.get_ref().as_str()) {
+                self.problem(
+                    layer.span(),
+                    format!(
+                        "group '{id}': parallel '{}' is not a layer of the group (layers: {})",
+                        layer.get_ref(),
+                        layers.join(", ")
+                    ),
+                );
+            } else if named[..i].contains(&layer.get_ref().as_str()) {
+                self.problem(layer.span(), format!("group '{id}': parallel lists '{}' twice", layer.get_ref()));
+            }
+        }
+        if named.len() < 2 {
+            self.problem(
+                parallel.span(),
+                format!("group '{id}': parallel needs at least two layers (one layer alone is what the group does)"),
+            );
+            return;
+        }
+        if named.len() >= layers.len() {
+            self.problem(
+                parallel.span(),
+                format!("group '{id}': parallel must leave at least one layer before it (the layers the parallel ones start after)"),
+            );
+            return;
+        }
+        let tail = &layers[layers.len() - named.len()..];
+        if tail.iter().any(|l| !named.contains(l)) {
+            self.problem(
+                parallel.span(),
+                format!(
+                    "group '{id}': parallel must name the group's last {} layers ({}): the layers after it would have to wait for all of them",
+                    named.len(),
+                    tail.join(", ")
+                ),
+            );
         }
     }
 

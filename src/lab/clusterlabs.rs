@@ -194,6 +194,7 @@ mod tests {
             .iter()
             .find_map(|r| match r {
                 Resource::Group(g) => g.members.iter().find(|m| m.id == "db"),
+                Resource::Primitive(p) => Some(p).filter(|p| p.id == "db"),
                 _ => None,
             })
             .unwrap();

@@ -345,3 +345,49 @@ fn activemq_passes_ocf_tester() {
         ],
     );
 }
+
+/// `class_archive`: the first clean stop writes the archive (-XX:ArchiveClassesAtExit), the next
+/// start maps it (-XX:SharedArchiveFile, the file in the JVM's memory maps); a relative path or a
+/// directory the broker's user cannot write is refused by name before any JVM starts.
+#[test]
+fn activemq_class_archive_is_written_at_a_clean_stop_and_mapped_by_the_next_start() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let dir = b.run.join("cds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("broker.jsa");
+    let a = b.agent().param("class_archive", archive.display());
+
+    b.agent().param("class_archive", "broker.jsa").run("validate-all").expect(6).reason_contains("'class_archive'");
+    a.run("start")
+        .expect(4)
+        .reason_contains("parameter 'class_archive'")
+        .reason_contains("not writable by user 'activemq'");
+    b.agent()
+        .param("class_archive", b.run.join("no-such-dir/broker.jsa").display())
+        .run("start")
+        .expect(5)
+        .reason_contains("parameter 'class_archive'");
+    sh("chown", &["activemq:", dir.to_str().unwrap()]);
+
+    a.run("start").expect(0);
+    let cmdline = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+    assert!(
+        cmdline(b.pid()).contains(&format!("-XX:ArchiveClassesAtExit={}", archive.display())),
+        "{}",
+        cmdline(b.pid())
+    );
+    assert!(!archive.exists(), "written before the broker exits");
+    a.run("stop").expect(0);
+    assert!(std::fs::metadata(&archive).is_ok_and(|m| m.len() > 0), "no archive written at the clean stop");
+
+    a.run("start").expect(0);
+    let pid = b.pid();
+    assert!(cmdline(pid).contains(&format!("-XX:SharedArchiveFile={}", archive.display())), "{}", cmdline(pid));
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(maps.contains(archive.to_str().unwrap()), "the JVM did not map the archive");
+    a.clone().depth(20).run("monitor").expect(0);
+    a.run("stop").expect(0);
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Where an ActiveMQ start goes, with hastack's activemq agent, the lab's broker configuration
+# (crm-config/lab.toml's java_opts, src/lab/services.rs's activemq.xml) and the real broker:
+# clean starts and starts after kill -9 (KahaDB recovery after an unclean stop, as after a power
+# cut), without and with `class_archive` (AppCDS). Phases from the broker's own log timestamps:
+# JVM + launcher (agent start → first log line), Spring/XBean configuration (→ "Using Persistence
+# Adapter"), KahaDB (→ "is starting"), connectors (→ "Connector stomp started"), the agent's
+# readiness probe (→ the agent's return), and the JVM's CPU at readiness. Needs root and the
+# activemq package; RUNS (default 5) per cell; BIN (default target/release/hastack, else debug).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+bin=${BIN:-$target/release/hastack}
+[ -x "$bin" ] || bin=$target/debug/hastack
+bin=$(realpath "$bin")
+runs=${RUNS:-5}
+work=$(mktemp -d /tmp/hst-bench-broker.XXXXXX)
+chmod 755 "$work"
+"$bin" install --root "$work/root" >/dev/null
+agent=$work/root/usr/lib/ocf/resource.d/hastack/activemq
+aq=$work/aq
+install -d -o activemq -g activemq "$aq" "$aq/data" "$aq/cds"
+stomp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+openwire=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$aq/activemq.xml" <<XML
+<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
+  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
+  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="lab" dataDirectory="\${activemq.data}">
+    <persistenceAdapter><kahaDB directory="\${activemq.data}/kahadb"/></persistenceAdapter>
+    <transportConnectors>
+      <transportConnector name="openwire" uri="tcp://127.0.0.1:$openwire"/>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:$stomp"/>
+    </transportConnectors>
+  </broker>
+</beans>
+XML
+cat >"$aq/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, stdout
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
+EOF
+export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=hst-bench-broker OCF_RESKEY_CRM_meta_timeout=120000 \
+  OCF_RESKEY_config=$aq/activemq.xml OCF_RESKEY_data_dir=$aq/data OCF_RESKEY_stomp_port=$stomp \
+  OCF_RESKEY_log=$aq/broker.log
+opts="-Xms64m -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC" # lab.toml's
+cleanup() { set +e; "$agent" stop >/dev/null 2>&1; rm -rf "$work"; }
+trap cleanup EXIT
+broker_pid() { pgrep -f -- "-Dactivemq.data=$aq/data" | head -1; }
+
+# One start; prints "phase seconds..." as a TSV row.
+one() {
+  local label=$1
+  : >"$aq/broker.log"
+  local t0; t0=$(date +%s.%N)
+  "$agent" start >/dev/null 2>&1
+  local t1; t1=$(date +%s.%N)
+  local pid; pid=$(broker_pid)
+  local cpu; cpu=$(awk '{print ($14+$15)/100}' "/proc/$pid/stat")
+  python3 - "$label" "$t0" "$t1" "$cpu" "$aq/broker.log" <<'PY'
+import sys, datetime
+label, t0, t1, cpu, log = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+def at(marker):
+    for line in open(log, errors="replace"):
+        if marker in line and line[:2] == "20":
+            d = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=datetime.timezone.utc)
+            return d.timestamp()
+    return float("nan")
+marks = [at("Refreshing"), at("Using Persistence Adapter"), at("is starting"), at("Connector stomp started"), t1]
+prev, cells = t0, []
+for m in marks:
+    cells.append(f"{m - prev:.2f}")
+    prev = m
+print("\t".join([label] + cells + [f"{t1 - t0:.2f}", cpu]))
+PY
+}
+
+echo "# $(date -u '+%F %T') UTC, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg), $bin"
+printf 'cell\tJVM+launcher\tSpring/XBean\tKahaDB\tconnectors\tprobe\ttotal s\tJVM CPU s\n'
+"$agent" start >/dev/null 2>&1; "$agent" stop >/dev/null 2>&1 # the store exists
+for archive in none cds; do
+  if [ $archive = cds ]; then
+    export OCF_RESKEY_class_archive=$aq/cds/broker.jsa
+    "$agent" start >/dev/null 2>&1; "$agent" stop >/dev/null 2>&1 # the clean stop writes it
+  fi
+  export OCF_RESKEY_java_opts="$opts"
+  for i in $(seq "$runs"); do
+    one "after a clean stop, archive $archive"
+    kill -9 "$(broker_pid)"; while [ -n "$(broker_pid)" ]; do sleep 0.05; done
+    one "after kill -9, archive $archive"
+    "$agent" stop >/dev/null 2>&1
+  done
+done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
