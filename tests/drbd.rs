@@ -82,6 +82,79 @@ fn events_show(fields: &[&str]) -> String {
 
 const BOTH_UPTODATE: &[&str] = &[" disk:UpToDate", "peer-disk:UpToDate", "connection:Connected"];
 
+/// The two VMs of a power-cut test (power_cut_data.rs, power_cut_broker.rs) with a client
+/// network: a network namespace of the test holds a bridge (10.98.0.254/24) and one tap NIC
+/// per VM (its eth1), and qemu runs in it (the VM-to-VM link is the namespace's loopback).
+/// Fields drop in order: the VMs (qemu killed) before their files, the namespace last.
+struct ClientNetPair {
+    a: Vm,
+    b: Vm,
+    _dir: tempfile::TempDir,
+    ns: Netns,
+}
+
+/// Boots a [`ClientNetPair`]: 768 MiB each, a zeroed 256 MiB DRBD disk each; `build` makes the
+/// initramfs (and the read-only second disk both VMs share, if any) in the pair's directory.
+fn boot_client_net_pair(
+    ns_tag: &str,
+    dir_prefix: &str,
+    kernel: &crate::vm::Kernel,
+    build: impl FnOnce(&std::path::Path) -> (std::path::PathBuf, Option<std::path::PathBuf>),
+) -> ClientNetPair {
+    // Made first, dropped last (see the struct).
+    let ns = Netns::new(ns_tag);
+    let bridge = unique_name("br");
+    let taps = [unique_name("tp"), unique_name("tp")];
+    ns.exec("ip", &["link", "add", &bridge, "type", "bridge"]);
+    ns.exec("ip", &["addr", "add", "10.98.0.254/24", "dev", &bridge]);
+    ns.exec("ip", &["link", "set", &bridge, "up"]);
+    for tap in &taps {
+        ns.exec("ip", &["tuntap", "add", "dev", tap, "mode", "tap"]);
+        ns.exec("ip", &["link", "set", tap, "master", &bridge, "up"]);
+    }
+    let dir = tempfile::Builder::new().prefix(dir_prefix).tempdir().unwrap();
+    let (initramfs, ro_disk) = build(dir.path());
+    let disks: Vec<_> = ["vma", "vmb"]
+        .iter()
+        .map(|n| {
+            let path = dir.path().join(format!("{n}.img"));
+            std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
+            path
+        })
+        .collect();
+    let (port_a, port_b) = free_udp_ports();
+    let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
+    let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
+    let extras = |tap, mac| crate::vm::VmExtras {
+        mem_mib: Some(768),
+        netns: Some(&ns.name),
+        tap: Some((tap, mac)),
+        ro_disk: ro_disk.as_deref(),
+    };
+    let mut a =
+        Vm::start_with(dir.path(), kernel, &initramfs, &disks[0], &spec_a, &extras(&taps[0], "52:54:00:98:00:01"));
+    let mut b =
+        Vm::start_with(dir.path(), kernel, &initramfs, &disks[1], &spec_b, &extras(&taps[1], "52:54:00:98:00:02"));
+    std::thread::scope(|s| {
+        s.spawn(|| a.wait_ready(BOOT_LIMIT));
+        b.wait_ready(BOOT_LIMIT);
+    });
+    ClientNetPair { a, b, _dir: dir, ns }
+}
+
+/// The administrator's one-time steps on both VMs: DRBD's meta-data, the client network's NIC
+/// up, then `setup` (what the data layer needs); DRBD started and made an UpToDate pair without
+/// the initial full sync (the disks are zeroed).
+fn drbd_pair_up_to_date(a: &mut Vm, b: &mut Vm, setup: &str) {
+    for vm in [&mut *a, &mut *b] {
+        vm.ok(&format!("drbdadm -- --force create-md r0 && ip link set eth1 up && {setup}"), CMD_LIMIT);
+        agent(vm, "start", 60_000, "").expect(0);
+    }
+    wait_in(a, "the VMs to connect", Duration::from_secs(60), &events_show(&["connection:Connected"]));
+    a.ok("drbdadm -- --clear-bitmap new-current-uuid r0", CMD_LIMIT);
+    wait_in(b, "UpToDate on both sides", Duration::from_secs(60), &events_show(BOTH_UPTODATE));
+}
+
 #[test]
 fn drbd_vms_failover_after_power_cut_keeps_every_fsynced_byte() {
     if !need_root("booting qemu VMs with disk files") || !need_program("qemu-system-x86_64", "qemu-system-x86") {

@@ -297,55 +297,17 @@ fn broker_power_cut_run(flavour: &str) -> Option<Run> {
     };
     let test_started = Instant::now();
     let step = |what: &str| eprintln!("[{:6.1} s] {what}", test_started.elapsed().as_secs_f64());
-    // Dropped last: the VMs (declared later) are gone before their namespace is deleted.
-    let ns = Netns::new("pb");
-    let bridge = unique_name("br");
-    let taps = [unique_name("tp"), unique_name("tp")];
-    ns.exec("ip", &["link", "add", &bridge, "type", "bridge"]);
-    ns.exec("ip", &["addr", "add", "10.98.0.254/24", "dev", &bridge]);
-    ns.exec("ip", &["link", "set", &bridge, "up"]);
-    for tap in &taps {
-        ns.exec("ip", &["tuntap", "add", "dev", tap, "mode", "tap"]);
-        ns.exec("ip", &["link", "set", tap, "master", &bridge, "up"]);
-    }
-
-    let dir = tempfile::Builder::new().prefix("hst-drbd-amq").tempdir().unwrap();
-    let (initramfs, sw) = build_amq_initramfs(dir.path(), &kernel);
-    let disks: Vec<_> = ["vma", "vmb"]
-        .iter()
-        .map(|n| {
-            let path = dir.path().join(format!("{n}.img"));
-            std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
-            path
-        })
-        .collect();
-    let (port_a, port_b) = free_udp_ports();
-    let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
-    let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
-    let extras =
-        |tap, mac| VmExtras { mem_mib: Some(768), netns: Some(&ns.name), tap: Some((tap, mac)), ro_disk: Some(&sw) };
-    let mut a =
-        Vm::start_with(dir.path(), &kernel, &initramfs, &disks[0], &spec_a, &extras(&taps[0], "52:54:00:98:00:01"));
-    let mut b =
-        Vm::start_with(dir.path(), &kernel, &initramfs, &disks[1], &spec_b, &extras(&taps[1], "52:54:00:98:00:02"));
-    std::thread::scope(|s| {
-        s.spawn(|| a.wait_ready(BOOT_LIMIT));
-        b.wait_ready(BOOT_LIMIT);
+    let pair = boot_client_net_pair("pb", "hst-drbd-amq", &kernel, |dir| {
+        let (initramfs, sw) = build_amq_initramfs(dir, &kernel);
+        (initramfs, Some(sw))
     });
+    let ns = &pair.ns;
+    // Declared after the pair: dropped (qemu killed) before its namespace and files.
+    let (mut a, mut b) = (pair.a, pair.b);
     step("booted");
 
-    // The administrator's one-time steps: meta-data, the client network's NIC, the broker's
-    // runtime (read-only disk), an UpToDate pair without the initial full sync (zeroed disks).
-    for vm in [&mut a, &mut b] {
-        vm.ok(
-            "drbdadm -- --force create-md r0 && ip link set eth1 up && mkdir -p /sw && mount -o ro /dev/vdb /sw",
-            CMD_LIMIT,
-        );
-        agent(vm, "start", 60_000, "").expect(0);
-    }
-    wait_in(&mut a, "the VMs to connect", Duration::from_secs(60), &events_show(&["connection:Connected"]));
-    a.ok("drbdadm -- --clear-bitmap new-current-uuid r0", CMD_LIMIT);
-    wait_in(&mut b, "UpToDate on both sides", Duration::from_secs(60), &events_show(BOTH_UPTODATE));
+    // The broker's runtime from the read-only disk.
+    drbd_pair_up_to_date(&mut a, &mut b, "mkdir -p /sw && mount -o ro /dev/vdb /sw");
     step("DRBD UpToDate on both");
 
     // A: promote, filesystem, the broker's data directory made once, vip, activemq.

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::vm::{build_pg_initramfs, VmExtras};
+use crate::vm::build_pg_initramfs;
 
 const VIP: &str = "10.98.0.100";
 const PGDATA: &str = "/mnt/pgdata";
@@ -142,66 +142,17 @@ fn power_cut_run(options: &str) -> Option<Run> {
         return None;
     };
     let test_started = Instant::now();
-    // Dropped last: the VMs (declared later) are gone before their namespace is deleted.
-    let ns = Netns::new("pc");
-    let bridge = unique_name("br");
-    let taps = [unique_name("tp"), unique_name("tp")];
-    ns.exec("ip", &["link", "add", &bridge, "type", "bridge"]);
-    ns.exec("ip", &["addr", "add", "10.98.0.254/24", "dev", &bridge]);
-    ns.exec("ip", &["link", "set", &bridge, "up"]);
-    for tap in &taps {
-        ns.exec("ip", &["tuntap", "add", "dev", tap, "mode", "tap"]);
-        ns.exec("ip", &["link", "set", tap, "master", &bridge, "up"]);
-    }
-
-    let dir = tempfile::Builder::new().prefix("hst-drbd-pg").tempdir().unwrap();
-    let initramfs = build_pg_initramfs(dir.path(), &kernel);
-    let disks: Vec<_> = ["vma", "vmb"]
-        .iter()
-        .map(|n| {
-            let path = dir.path().join(format!("{n}.img"));
-            std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
-            path
-        })
-        .collect();
-    let (port_a, port_b) = free_udp_ports();
-    let spec_a = VmSpec { node: "vma", ip: "10.99.0.1", mac: "52:54:00:99:00:01", udp_local: port_a, udp_peer: port_b };
-    let spec_b = VmSpec { node: "vmb", ip: "10.99.0.2", mac: "52:54:00:99:00:02", udp_local: port_b, udp_peer: port_a };
-    let extras_a = VmExtras {
-        mem_mib: Some(768),
-        netns: Some(&ns.name),
-        tap: Some((&taps[0], "52:54:00:98:00:01")),
-        ..Default::default()
-    };
-    let extras_b = VmExtras {
-        mem_mib: Some(768),
-        netns: Some(&ns.name),
-        tap: Some((&taps[1], "52:54:00:98:00:02")),
-        ..Default::default()
-    };
-    let mut a = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[0], &spec_a, &extras_a);
-    let mut b = Vm::start_with(dir.path(), &kernel, &initramfs, &disks[1], &spec_b, &extras_b);
-    std::thread::scope(|s| {
-        s.spawn(|| a.wait_ready(BOOT_LIMIT));
-        b.wait_ready(BOOT_LIMIT);
-    });
+    let pair = boot_client_net_pair("pc", "hst-drbd-pg", &kernel, |dir| (build_pg_initramfs(dir, &kernel), None));
+    let ns = &pair.ns;
+    // Declared after the pair: dropped (qemu killed) before its namespace and files.
+    let (mut a, mut b) = (pair.a, pair.b);
     let booted = test_started.elapsed();
     // Progress with the time since the start, for a run that is slower than it should be.
     let step = |what: &str| eprintln!("[{:6.1} s] {what}", test_started.elapsed().as_secs_f64());
     step("booted");
 
-    // The administrator's one-time steps: meta-data, the client network's NIC, /dev/shm for
-    // PostgreSQL's shared memory, an UpToDate pair without the initial full sync (zeroed disks).
-    for vm in [&mut a, &mut b] {
-        vm.ok(
-            "drbdadm -- --force create-md r0 && ip link set eth1 up && mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm",
-            CMD_LIMIT,
-        );
-        agent(vm, "start", 60_000, "").expect(0);
-    }
-    wait_in(&mut a, "the VMs to connect", Duration::from_secs(60), &events_show(&["connection:Connected"]));
-    a.ok("drbdadm -- --clear-bitmap new-current-uuid r0", CMD_LIMIT);
-    wait_in(&mut b, "UpToDate on both sides", Duration::from_secs(60), &events_show(BOTH_UPTODATE));
+    // /dev/shm for PostgreSQL's shared memory.
+    drbd_pair_up_to_date(&mut a, &mut b, "mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm");
 
     // A: promote, filesystem, the data directory put on it once (and synced: setup, not the
     // stream under test), vip, postgresql.
