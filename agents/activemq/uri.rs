@@ -1,7 +1,7 @@
 //! `broker_uri`: an ActiveMQ broker configured by a `broker:` URI (ActiveMQ's own
 //! BrokerFactory, the form `activemq start broker:(...)` takes) instead of activemq.xml. It has
-//! no Spring context to build and no schema to validate: the broker starts on about 40 % of the
-//! CPU (BENCHMARKS.md "Where the broker's start goes").
+//! no Spring context to build and no schema to validate: a start costs about a third less CPU
+//! (BENCHMARKS.md "Where the broker's start goes").
 //!
 //! The agent reads the URI as ActiveMQ does (URISupport.parseComposite): `broker:(C1,C2,...)`
 //! then an optional `/NAME` (the broker's name) and `?OPTIONS` that are set on the
