@@ -5,7 +5,12 @@
 //! the stack file; only its primitives are swapped here, after rendering's model is built: ids,
 //! groups, clones, constraints, operations and fencing stay exactly as rendered.
 //!
-//! resource-agents has no HAProxy and no ActiveMQ agent: those layers keep hastack's.
+//! resource-agents has no HAProxy and no ActiveMQ agent: those layers keep hastack's. The
+//! broker keeps hastack's agent but not its `broker_uri`: an administrator without hastack
+//! runs ActiveMQ configured by activemq.xml (Debian's default, its packaged instance),
+//! so the ClusterLabs side's broker reads the activemq.xml `lab up` writes in its `conf_dir`
+//! (the same connectors, name and store settings; src/lab/services.rs), while hastack's side
+//! uses the URI, the start without Spring (BENCHMARKS.md "Where the broker's start goes").
 
 use anyhow::{bail, Result};
 
@@ -86,6 +91,9 @@ fn swap(p: &mut Primitive) -> Result<()> {
     if p.class != Class::Ocf(crate::config::model::OCF_PROVIDER) {
         return Ok(());
     }
+    if p.agent == "activemq" {
+        return broker_from_activemq_xml(p);
+    }
     let Some(agent) = replacement(&p.agent) else { return Ok(()) };
     let mut params: Vec<Nv> = Vec::new();
     let mut put = |k: &str, v: &str| params.push((k.to_string(), v.to_string()));
@@ -142,6 +150,17 @@ fn swap(p: &mut Primitive) -> Result<()> {
     Ok(())
 }
 
+/// hastack's activemq agent as a site without hastack would configure the broker: `broker_uri`
+/// swapped back to `config`, the activemq.xml `lab up` writes in `conf_dir` (module doc).
+fn broker_from_activemq_xml(p: &mut Primitive) -> Result<()> {
+    let Some(at) = p.params.iter().position(|(k, _)| k == "broker_uri") else { return Ok(()) };
+    let Some(conf_dir) = p.params.iter().find(|(k, _)| k == "conf_dir").map(|(_, v)| v.clone()) else {
+        bail!("layer '{}': with broker_uri the lab needs conf_dir (where it writes activemq.xml)", p.id);
+    };
+    p.params[at] = ("config".into(), super::services::activemq_xml_in(&conf_dir));
+    Ok(())
+}
+
 /// The CIB the lab loads: `hastack config`'s rendering of the stack, with the ClusterLabs
 /// agents swapped in when asked.
 pub fn render_cib(loaded: &mut crate::config::Loaded, agents: Agents) -> Result<String> {
@@ -189,6 +208,15 @@ mod tests {
         assert_eq!(get("haproxy"), "ocf:hastack:haproxy");
         assert_eq!(get("broker"), "ocf:hastack:activemq");
         assert_eq!(get("fence-node1"), "stonith:fence_ups");
+        // The broker reads activemq.xml on this side (module doc), in the conf_dir of lab.toml's.
+        let broker = member(&c, "broker");
+        let param = |k: &str| broker.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(param("config"), Some("/srv/conf/activemq/activemq.xml"));
+        assert_eq!(param("broker_uri"), None);
+        // hastack's side keeps the URI.
+        let hastack = lab_cluster();
+        let uri = member(&hastack, "broker").params.iter().find(|(n, _)| n == "broker_uri").cloned();
+        assert!(uri.is_some_and(|(_, v)| v.starts_with("broker:(")));
         let db = c
             .resources
             .iter()
@@ -202,6 +230,17 @@ mod tests {
         assert_eq!(param("socketdir"), Some("/run/postgresql"));
         assert_eq!(param("pgctl"), Some("/usr/lib/postgresql/15/bin/pg_ctl"));
         assert_eq!(param("listen_addresses"), None);
+    }
+
+    fn member<'a>(c: &'a Cluster, id: &str) -> &'a Primitive {
+        c.resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Group(g) => g.members.iter().find(|m| m.id == id),
+                Resource::Primitive(p) => Some(p).filter(|p| p.id == id),
+                Resource::Clone(c) => Some(&c.child).filter(|p| p.id == id),
+            })
+            .unwrap()
     }
 
     #[test]

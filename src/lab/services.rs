@@ -198,9 +198,24 @@ fn write_service(
             crate::lab::app::write_context(&base.join("conf/Catalina/localhost/lab.xml"), &xml)?;
         }
         "activemq" => {
-            let path = at(&required(layer, "config")?)?;
-            write(&path, &activemq_xml())?;
-            write(&path.with_file_name("log4j.properties"), ACTIVEMQ_LOG4J)?;
+            // activemq.conf: the logging configuration, and the broker's activemq.xml, which the
+            // agent reads when the layer sets `config` and the ClusterLabs side always does (a
+            // `broker_uri` layer says the same broker, clusterlabs::translate).
+            let (conf_dir, xml) = match (param(layer, "broker_uri"), param(layer, "config")) {
+                (Some(_), _) => {
+                    let dir = required(layer, "conf_dir")?;
+                    let xml = activemq_xml_in(&dir);
+                    (dir, xml)
+                }
+                (None, _) => {
+                    let xml = required(layer, "config")?;
+                    let dir = param(layer, "conf_dir")
+                        .unwrap_or_else(|| xml.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default());
+                    (dir, xml)
+                }
+            };
+            write(&at(&xml)?, &activemq_xml())?;
+            write(&at(&conf_dir)?.join("log4j.properties"), ACTIVEMQ_LOG4J)?;
         }
         "postgresql" => {
             let inner = required(layer, "config")?;
@@ -296,6 +311,13 @@ fn write_tomcat_base(base: &Path) -> Result<()> {
     chown_tree(base, "tomcat")
 }
 
+/// The activemq.xml `lab up` writes in a broker's `conf_dir` beside its `broker_uri`.
+pub fn activemq_xml_in(conf_dir: &str) -> String {
+    format!("{}/activemq.xml", conf_dir.trim_end_matches('/'))
+}
+
+/// The lab's broker as activemq.xml: the same connectors, name and persistence as lab.toml's
+/// `broker_uri` (a test holds them together).
 fn activemq_xml() -> String {
     format!(
         r#"<!-- Written by `hastack lab up`: the store under ${{activemq.data}} (on the shared disk). -->
@@ -363,6 +385,30 @@ mod tests {
         assert!(cfg.contains("stats socket"), "the agent needs the stats socket");
         let ngx = nginx_conf("/run/nginx-lab.pid", "/srv/conf/nginx/tmp", &[p.nodes[1].links[1]]);
         assert!(ngx.contains("server 10.250.1.12:8080 backup;") && ngx.contains("listen 8081;"), "{ngx}");
+    }
+
+    /// lab.toml's broker_uri and the activemq.xml the ClusterLabs side runs are the same
+    /// broker: the ports the application and the agent use, one name, no JMX, persistent.
+    #[test]
+    fn the_lab_broker_uri_and_its_activemq_xml_say_the_same_broker() {
+        use crate::agents::activemq::uri::BrokerUri;
+        let stack = crate::config::parse("lab.toml", super::super::LAB_TOML).unwrap().stack;
+        let broker = plan::layers(&stack).into_iter().find(|l| l.agent.get_ref() == "activemq").unwrap();
+        let uri = BrokerUri::parse(&param(broker, "broker_uri").unwrap()).unwrap();
+        let xml = activemq_xml();
+        for c in &uri.connectors {
+            assert!(xml.contains(&format!("uri=\"{c}\"")), "{c} is not in activemq.xml:\n{xml}");
+        }
+        assert_eq!(uri.connectors.len(), xml.matches("<transportConnector ").count());
+        assert_eq!(uri.connectors[0], format!("tcp://0.0.0.0:{OPENWIRE_PORT}"));
+        assert_eq!(uri.stomp_ports(), [STOMP_PORT]);
+        assert_eq!(uri.option("brokerName").as_deref(), Some("lab"));
+        assert!(xml.contains("brokerName=\"lab\""));
+        assert_eq!(uri.option("useJmx").as_deref(), Some("false"));
+        assert!(xml.contains("useJmx=\"false\""));
+        assert_eq!(uri.option("persistent"), None, "persistent by default, as activemq.xml");
+        assert_eq!(param(broker, "conf_dir").as_deref(), Some("/srv/conf/activemq"));
+        assert_eq!(param(broker, "config"), None);
     }
 
     #[test]

@@ -95,6 +95,32 @@ impl Broker {
             .timeout_ms(120000)
     }
 
+    /// The same broker configured by a `broker:` URI instead of activemq.xml (README "activemq"):
+    /// its store in data_dir/hst/KahaDB, logging by the log4j.properties in `conf`.
+    pub fn uri(&self) -> String {
+        format!(
+            "broker:(tcp://127.0.0.1:{},stomp://127.0.0.1:{})?useJmx=false&brokerName=hst",
+            self.openwire_port, self.stomp_port
+        )
+    }
+
+    pub fn uri_agent(&self) -> AgentRun {
+        self.uri_agent_with(&self.uri())
+    }
+
+    pub fn uri_agent_with(&self, uri: &str) -> AgentRun {
+        AgentRun::new("activemq")
+            .env("OCF_RESOURCE_INSTANCE", &self.name)
+            .param("broker_uri", uri)
+            .param("conf_dir", self.conf.display())
+            .param("data_dir", self.data.display())
+            .param("stomp_port", self.stomp_port)
+            .param("log", self.run.join("broker.log").display())
+            .param("java_opts", "-Xms32m -Xmx128m -XX:TieredStopAtLevel=1")
+            .param("probe_timeout", 3)
+            .timeout_ms(120000)
+    }
+
     /// Another broker (its own ports), started as Debian's launcher would run it but not by this
     /// resource, on the data directory: serving STOMP on the returned port when it returns.
     pub fn foreign_broker(&self) -> (ChildGuard, u16) {
@@ -144,6 +170,7 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.agent().timeout_ms(30000).run("stop");
+        let _ = self.uri_agent().timeout_ms(30000).run("stop");
     }
 }
 
@@ -390,4 +417,112 @@ fn activemq_class_archive_is_written_at_a_clean_stop_and_mapped_by_the_next_star
     assert!(maps.contains(archive.to_str().unwrap()), "the JVM did not map the archive");
     a.clone().depth(20).run("monitor").expect(0);
     a.run("stop").expect(0);
+}
+
+/// `broker_uri`: the broker configured by a `broker:` URI (no activemq.xml) runs its store on
+/// data_dir (the agent adds dataDirectory), answers every monitor depth, keeps persistent
+/// messages across a clean restart and a kill -9, and uses `class_archive` as the XML form does.
+#[test]
+fn activemq_from_a_broker_uri_keeps_its_store_on_data_dir() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let dir = b.run.join("cds");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh("chown", &["activemq:", dir.to_str().unwrap()]);
+    let archive = dir.join("broker.jsa");
+    let a = b.uri_agent().param("class_archive", archive.display());
+    a.run("validate-all").expect(0);
+    a.run("monitor").expect(7);
+    a.run("start").expect(0);
+    let cmdline = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+    let launched = cmdline(b.pid());
+    assert!(launched.contains(&format!("&dataDirectory={}", b.data.display())), "{launched}");
+    assert!(!launched.contains("xbean:"), "{launched}");
+    for depth in [0, 10, 20] {
+        a.clone().depth(depth).recurring().run("monitor").expect(0);
+    }
+    assert!(b.data.join("hst/KahaDB/lock").is_file(), "the store is not in data_dir/hst/KahaDB");
+    a.run("start").expect(0);
+    send_persistent(&b, 100);
+    // A clean stop (it writes the class archive), a start that maps it.
+    a.run("stop").expect(0);
+    a.run("monitor").expect(7);
+    assert!(std::fs::metadata(&archive).is_ok_and(|m| m.len() > 0), "no archive written at the clean stop");
+    a.run("start").expect(0);
+    assert!(cmdline(b.pid()).contains(&format!("-XX:SharedArchiveFile={}", archive.display())));
+    // And a power cut's kill -9: KahaDB recovers.
+    kill9_session(b.pid());
+    a.clone().recurring().run("monitor").expect(7);
+    a.run("start").expect(0);
+    assert_eq!(receive_all(&b, 100), orders(100));
+    a.run("stop").expect(0);
+    a.run("stop").expect(0);
+}
+
+/// What the agent cannot use is refused before any JVM starts (6, naming `broker_uri`); what
+/// ActiveMQ refuses fails the start at once with its words: an unknown option is the
+/// parameter's fault (6), a transport this node's ActiveMQ lacks is node-local (2).
+#[test]
+fn activemq_refuses_a_broker_uri_it_cannot_use() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let xml = b.conf.join("activemq.xml");
+    b.uri_agent()
+        .param("config", xml.display())
+        .run("start")
+        .expect(6)
+        .reason_contains("parameters 'config' and 'broker_uri' are both set");
+    b.uri_agent_with(&format!("xbean:file:{}", xml.display()))
+        .run("validate-all")
+        .expect(6)
+        .reason_contains("parameter 'broker_uri' must be an ActiveMQ broker URI starting with 'broker:'");
+    b.uri_agent_with(&format!("{}&dataDirectory=/var/lib/activemq/data", b.uri()))
+        .run("start")
+        .expect(6)
+        .reason_contains("parameter 'broker_uri' keeps the store in /var/lib/activemq/data, not in data_dir");
+    b.uri_agent_with(&format!("{}&persistent=false", b.uri()))
+        .run("start")
+        .expect(6)
+        .reason_contains("parameter 'broker_uri' sets persistent=false");
+    b.uri_agent_with(&format!("broker:(tcp://127.0.0.1:{})", b.openwire_port))
+        .run("start")
+        .expect(6)
+        .reason_contains(&format!("parameter 'broker_uri' has no STOMP connector on port {}", b.stomp_port));
+    b.uri_agent().run("monitor").expect(7);
+
+    let unknown = b.uri_agent_with(&format!("{}&noSuchOption=1", b.uri())).run("start");
+    unknown
+        .expect(6)
+        .reason_contains("parameter 'broker_uri' rejected by the broker: fatal everywhere")
+        .reason_contains("noSuchOption");
+    assert!(unknown.elapsed < Duration::from_secs(60), "{:?}", unknown.elapsed);
+    let scheme = format!("broker:(nosuch://127.0.0.1:{},stomp://127.0.0.1:{})", b.openwire_port, b.stomp_port);
+    b.uri_agent_with(&scheme)
+        .run("start")
+        .expect(2)
+        .reason_contains("parameter 'broker_uri' names a transport ActiveMQ on this node does not have")
+        .reason_contains("nosuch");
+    b.uri_agent().run("monitor").expect(7);
+    // Stop with parameters that never started anything succeeds.
+    b.uri_agent().param("config", xml.display()).run("stop").expect(0);
+}
+
+/// The KahaDB lock detection holds for the URI form: another broker on the data directory (its
+/// store under data_dir/kahadb, ours would be data_dir/hst/KahaDB) is found by its lock.
+#[test]
+fn activemq_from_a_broker_uri_refuses_a_store_another_broker_holds() {
+    if !available() {
+        return;
+    }
+    let b = Broker::new();
+    let (other, _) = b.foreign_broker();
+    let refused = b.uri_agent().run("start");
+    refused.expect(1).reason_contains("in use by another running broker");
+    assert!(refused.elapsed < Duration::from_secs(30));
+    b.uri_agent().run("monitor").expect(7);
+    drop(other);
 }
