@@ -152,16 +152,22 @@ pub async fn post_report(
     });
     let mut verified: Option<String> = None;
     let result = async {
-        let (cluster_id, cluster_name) = authenticate(&app, &headers).await?;
+        let (cluster_id, cluster_name, token_hash) = authenticate(&app, &headers).await?;
         verified = Some(cluster_name.clone());
         let body = body.clone()?;
         let headers = headers.clone();
-        let accepted =
+        let checked_hash = token_hash.clone();
+        let mut accepted =
             tokio::task::spawn_blocking(move || accept(&headers, &body, cluster_id, &cluster_name, received_us))
                 .await
                 .map_err(|e| Rejection::new(500, "internal", e.to_string()))??;
+        accepted.token_hash = Some(checked_hash);
         let flagged = accepted.clock_ahead_ms;
         let stored = app.ingest.submit(accepted).await?;
+        if stored == Stored::TokenRevoked {
+            app.tokens.forget(&token_hash);
+            return Err(unknown_token());
+        }
         Ok::<_, Rejection>((stored, flagged))
     }
     .await;
@@ -177,6 +183,7 @@ pub async fn post_report(
             let body = serde_json::json!({ "status": "duplicate", "report_id": report_id, "event_id": event_id });
             (StatusCode::OK, axum::Json(body)).into_response()
         }
+        Ok((Stored::TokenRevoked, _)) => unreachable!("answered as unknown_token above"),
         Err(rejection) => {
             let claimed = body.as_ref().ok().and_then(|b| serde_json::from_slice::<Claimed>(b).ok());
             let claimed_cluster = claimed.as_ref().and_then(|c| c.cluster.as_ref()).and_then(|c| c.id.clone());
@@ -199,8 +206,43 @@ pub async fn post_report(
     }
 }
 
-/// The cluster the bearer token belongs to.
-async fn authenticate(app: &Shared, headers: &HeaderMap) -> Result<(i64, String), Rejection> {
+/// Which cluster a token hash belongs to, as the database said when the token was last seen: a
+/// report then costs no database read (and no blocking-thread hop) before it is parsed. The
+/// cache only finds the cluster: the writer checks the hash against the cluster's row in the
+/// transaction that stores the report (`Stored::TokenRevoked`), so a token rotated by
+/// `hastack console cluster rotate` (another process) still stops working at once.
+#[derive(Default)]
+pub struct TokenCache {
+    known: std::sync::RwLock<std::collections::HashMap<String, (i64, String)>>,
+}
+
+/// Token hashes the cache keeps at most (one per cluster; emptied when it would grow beyond).
+const CACHED_TOKENS: usize = 100_000;
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<(i64, String)> {
+        self.known.read().unwrap_or_else(|e| e.into_inner()).get(hash).cloned()
+    }
+
+    fn remember(&self, hash: &str, cluster: (i64, String)) {
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= CACHED_TOKENS {
+            known.clear();
+        }
+        known.insert(hash.to_string(), cluster);
+    }
+
+    fn forget(&self, hash: &str) {
+        self.known.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+}
+
+fn unknown_token() -> Rejection {
+    Rejection::new(401, "unknown_token", "the bearer token belongs to no registered cluster")
+}
+
+/// The cluster the bearer token belongs to, and the token's hash.
+async fn authenticate(app: &Shared, headers: &HeaderMap) -> Result<(i64, String, String), Rejection> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -216,11 +258,17 @@ async fn authenticate(app: &Shared, headers: &HeaderMap) -> Result<(i64, String)
         })?
         .to_string();
     let hash = token::hash(&token);
+    if let Some((id, name)) = app.tokens.get(&hash) {
+        return Ok((id, name, hash));
+    }
+    let lookup = hash.clone();
     let found = app
-        .blocking(move |store| store.cluster_by_token(&hash))
+        .blocking(move |store| store.cluster_by_token(&lookup))
         .await
         .map_err(|e| Rejection::new(503, "store_unavailable", e.message))?;
-    found.ok_or_else(|| Rejection::new(401, "unknown_token", "the bearer token belongs to no registered cluster"))
+    let (id, name) = found.ok_or_else(unknown_token)?;
+    app.tokens.remember(&hash, (id, name.clone()));
+    Ok((id, name, hash))
 }
 
 /// Checks the headers, then the body (on a blocking thread: JSON and XML of tens of KiB).
@@ -287,6 +335,7 @@ pub fn accept_report(
         clock_ahead_ms,
         body: super::store::deflate(body),
         snapshot,
+        token_hash: None,
     })
 }
 

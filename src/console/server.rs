@@ -27,6 +27,8 @@ pub struct App {
     pub ingest: Ingest,
     pub live: Live,
     pub rejections: Rejections,
+    /// Token hash → cluster, for ingest (`ingest::TokenCache`).
+    pub tokens: super::ingest::TokenCache,
     /// The requirements findings are checked against (`--rules`).
     pub rules: Arc<RuleSet>,
 }
@@ -194,8 +196,14 @@ async fn server_timing(req: Request, next: Next) -> Response {
 pub async fn serve(store: Arc<Store>, listen: SocketAddr, writers: usize, rules: Arc<RuleSet>) -> Result<()> {
     let live = Live::new();
     let ingest = Ingest::start(store.clone(), writers, live.clone())?;
-    let app =
-        Arc::new(App { store: store.clone(), ingest, live: live.clone(), rejections: Rejections::default(), rules });
+    let app = Arc::new(App {
+        store: store.clone(),
+        ingest,
+        live: live.clone(),
+        rejections: Rejections::default(),
+        tokens: Default::default(),
+        rules,
+    });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("hastack console: listening on http://{addr}/ (database {})", store.url().display());

@@ -42,6 +42,52 @@ fn error_code(r: &client::Response) -> String {
     r.json()["error"].as_str().unwrap_or_default().to_string()
 }
 
+/// One group commit (the writer's batch) with a report whose token was rotated away, a report of
+/// another cluster, and a replay of a report earlier in the same batch: the replay is stored
+/// once, the stale token's report is refused (nothing stored), and the others are stored.
+#[test]
+fn a_batch_stores_a_replay_inside_it_once_and_refuses_only_a_stale_token() {
+    on_both_stores(|ts| {
+        let store = &ts.store;
+        let (a, b) = (register(store, "store-a"), register(store, "store-b"));
+        let hash_of = |id: i64| {
+            store
+                .read(move |db| db.query_one("SELECT token_hash FROM clusters WHERE id = $1", &[id.into()]))
+                .unwrap()
+                .unwrap()[0]
+                .string()
+                .unwrap()
+        };
+        let now = fixtures::now_us();
+        let accepted = |cluster: &str, id: i64, seq: i64, hash: String| {
+            let body = serde_json::to_vec(&simple_report(cluster, now - 60_000_000 + seq, seq)).unwrap();
+            let mut acc = accept_report(&body, id, cluster, now).unwrap();
+            acc.token_hash = Some(hash);
+            acc
+        };
+        let first = accepted("store-a", a, 1, hash_of(a));
+        let stale = accepted("store-a", a, 2, token::hash("hsc_rotated_away"));
+        let other = accepted("store-b", b, 3, hash_of(b));
+        let mut db = store.connect().unwrap();
+        let (outcomes, changed) = ingest_batch(db.as_mut(), &[first.clone(), stale, other, first.clone()]).unwrap();
+        let outcomes: Vec<Stored> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert!(matches!(outcomes[0], Stored::New { merged: false, .. }), "{outcomes:?}");
+        assert_eq!(outcomes[1], Stored::TokenRevoked, "{outcomes:?}");
+        assert!(matches!(outcomes[2], Stored::New { .. }), "{outcomes:?}");
+        let Stored::New { report_id, event_id, .. } = outcomes[0] else { unreachable!() };
+        assert_eq!(outcomes[3], Stored::Duplicate { report_id, event_id: Some(event_id) }, "the replay");
+        assert_eq!(changed.len(), 2);
+        let count = |sql: &'static str, id: i64| {
+            store.read(move |db| Ok(db.query_one(sql, &[id.into()])?.unwrap()[0].int().unwrap())).unwrap()
+        };
+        for (id, name) in [(a, "store-a"), (b, "store-b")] {
+            assert_eq!(count("SELECT COUNT(*) FROM reports WHERE cluster_id = $1", id), 1, "{name}: {}", ts.label);
+            assert_eq!(count("SELECT COUNT(*) FROM events WHERE cluster_id = $1", id), 1, "{name}: {}", ts.label);
+            assert_eq!(store.cluster(name).unwrap().unwrap().reports, 1, "{name}'s summary");
+        }
+    });
+}
+
 #[test]
 fn a_report_is_stored_once_201_then_200_for_its_retry() {
     let console = Console::start();
@@ -206,22 +252,30 @@ fn cluster_add_prints_a_token_once_and_refuses_a_taken_or_bad_name() {
     let db = console.db.strip_prefix("sqlite://").unwrap();
     let bytes = std::fs::read(db).unwrap();
     assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the token is stored in clear");
-    // Rotation: the old token stops working at once.
+    // Rotation: the old token stops working at once, also when the console has seen it (its
+    // token cache knows it: the writer's check against the cluster's row refuses it), and also
+    // for the replay of a report it stored before.
+    let before = simple_report("store-7", fixtures::now_us(), 1);
+    assert_eq!(console.post_json(&token, &before).status, 201);
     let rotated = run_with_deadline(
         Command::new(bin()).args(["console", "cluster", "rotate", "store-7"]).env("HASTACK_CONSOLE_DB", &console.db),
         Duration::from_secs(30),
     );
     rotated.expect(0);
     let new_token = rotated.stdout.trim();
-    let report = simple_report("store-7", fixtures::now_us(), 1);
-    assert_eq!(console.post_json(&token, &report).status, 401);
+    let report = simple_report("store-7", fixtures::now_us(), 2);
+    let refused = console.post_json(&token, &report);
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(refused.text().contains("unknown_token"), "{}", refused.text());
+    assert_eq!(console.post_json(&token, &before).status, 401, "a replay with the old token");
     assert_eq!(console.post_json(new_token, &report).status, 201);
+    assert_eq!(console.post_json(new_token, &before).status, 200, "the replay with the new token");
     let list = run_with_deadline(
         Command::new(bin()).args(["console", "cluster", "list"]).env("HASTACK_CONSOLE_DB", &console.db),
         Duration::from_secs(30),
     );
     list.expect(0);
-    assert!(list.stdout.lines().any(|l| l.starts_with("store-7 ") && l.contains(" 1 ")), "{}", list.stdout);
+    assert!(list.stdout.lines().any(|l| l.starts_with("store-7 ") && l.contains(" 2 ")), "{}", list.stdout);
 }
 
 #[test]

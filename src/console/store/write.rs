@@ -34,6 +34,10 @@ pub struct Accepted {
     /// The request body, deflate-compressed.
     pub body: Vec<u8>,
     pub snapshot: Option<SnapshotSummary>,
+    /// The hash of the token the sender showed, checked against the cluster's row in the
+    /// transaction that stores the report (the HTTP layer finds the cluster from a cache of
+    /// tokens; a token rotated since is refused here). `None`: the store's own callers.
+    pub token_hash: Option<String>,
 }
 
 impl Accepted {
@@ -52,6 +56,8 @@ pub enum Stored {
     New { report_id: i64, event_id: i64, merged: bool },
     /// Its idempotency key was stored before: nothing changed.
     Duplicate { report_id: i64, event_id: Option<i64> },
+    /// The token it came with is no longer its cluster's (rotated): nothing stored.
+    TokenRevoked,
 }
 
 /// A cluster's row and derivation state while a batch works on it.
@@ -60,6 +66,8 @@ struct Work {
     summary: ClusterSummary,
     state: DeriveState,
     cursor_us: Option<i64>,
+    /// The cluster's token hash as this transaction read it.
+    token_hash: String,
 }
 
 /// Each report's outcome (an error leaves that report unstored: its sender retries it), and the
@@ -109,7 +117,12 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
                 Some(w) => Ok(w.clone()),
                 None => load_cached(db, acc.cluster_id, cache),
             };
-            let outcome = loaded.and_then(|mut work| ingest_one(db, &mut work, acc).map(|stored| (stored, work)));
+            let outcome = loaded.and_then(|mut work| {
+                if acc.token_hash.as_ref().is_some_and(|t| *t != work.token_hash) {
+                    return Ok((Stored::TokenRevoked, work));
+                }
+                ingest_one(db, &mut work, acc).map(|stored| (stored, work))
+            });
             match outcome {
                 Ok((stored, work)) => {
                     if savepoints {
@@ -160,9 +173,13 @@ fn load_cached(db: &mut dyn Db, cluster_id: i64, cache: &mut WorkCache) -> Resul
     let Some(cached) = cache.clusters.get(&cluster_id) else { return load(db, cluster_id) };
     // PostgreSQL: lock the row, as `load` does.
     let lock = if db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
-    let row = db.query_one(&format!("SELECT reports FROM clusters WHERE id = $1{lock}"), &[cluster_id.into()])?;
-    match row.and_then(|r| r[0].int()) {
-        Some(reports) if reports == cached.summary.reports => Ok(cached.clone()),
+    let row =
+        db.query_one(&format!("SELECT reports, token_hash FROM clusters WHERE id = $1{lock}"), &[cluster_id.into()])?;
+    match row.as_ref().map(|r| (r[0].int(), r[1].string())) {
+        Some((Some(reports), Some(token_hash))) if reports == cached.summary.reports => {
+            // A rotation does not count as a report: the token is always the row's.
+            Ok(Work { token_hash, ..cached.clone() })
+        }
         _ => {
             cache.clusters.remove(&cluster_id);
             load(db, cluster_id)
@@ -173,14 +190,17 @@ fn load_cached(db: &mut dyn Db, cluster_id: i64, cache: &mut WorkCache) -> Resul
 fn load(db: &mut dyn Db, cluster_id: i64) -> Result<Work> {
     // PostgreSQL: lock the row, so that a second console on the same database cannot interleave.
     let lock = if db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {CLUSTER_COLS}, derive_cursor_us, derive_placement FROM clusters WHERE id = $1{lock}");
+    let sql = format!(
+        "SELECT {CLUSTER_COLS}, derive_cursor_us, derive_placement, token_hash FROM clusters WHERE id = $1{lock}"
+    );
     let row = db.query_one(&sql, &[cluster_id.into()])?.with_context(|| format!("no cluster with id {cluster_id}"))?;
     let n = row.len();
     let summary = cluster_from_row(&row);
-    let cursor_us = row[n - 2].int();
-    let placement = serde_json::from_str(row[n - 1].text().unwrap_or("{}")).unwrap_or_default();
+    let cursor_us = row[n - 3].int();
+    let placement = serde_json::from_str(row[n - 2].text().unwrap_or("{}")).unwrap_or_default();
+    let token_hash = row[n - 1].string().unwrap_or_default();
     let open = open_incidents(db, cluster_id)?;
-    Ok(Work { summary, state: DeriveState { open, placement }, cursor_us })
+    Ok(Work { summary, state: DeriveState { open, placement }, cursor_us, token_hash })
 }
 
 fn open_incidents(db: &mut dyn Db, cluster_id: i64) -> Result<Vec<Incident>> {
