@@ -15,7 +15,6 @@
 use hastack::console::derive::{DeriveState, EventFacts};
 use hastack::console::ingest::{accept_report, FUTURE_TOLERANCE_US};
 use hastack::console::report::Category;
-use hastack::console::snapshot::base_id;
 use hastack::console::store::inflate;
 use libfuzzer_sys::fuzz_target;
 
@@ -62,20 +61,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(replay.report.idempotency_key, report.idempotency_key);
     assert_eq!(replay.time_us, accepted.time_us);
 
-    // One derivation step, as the store runs it (src/console/store/write.rs facts_of).
-    let alert = &report.event.alert;
-    let facts = EventFacts {
-        id: 1,
-        time_us: accepted.time_us,
-        category: Some(report.category()),
-        node: alert.node.clone(),
-        rsc: alert.rsc.as_deref().map(|s| base_id(s).to_string()),
-        task: alert.task.clone(),
-        interval_ms: alert.interval,
-        target_rc: alert.target_rc,
-        summary: report.event.summary.clone(),
-        placement: accepted.snapshot.as_ref().map(|s| s.placement.clone()),
-    };
+    // One derivation step, as the store runs it.
+    let facts = accepted.facts(1);
     // The store feeds events in time order: first a failure of the same resource a second
     // earlier (so the report's event can join or close an incident), then the report's event.
     let earlier = EventFacts {

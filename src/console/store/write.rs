@@ -239,7 +239,7 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored
             let event_id = insert_event(db, acc)?;
             let report_id = insert_report(db, acc, event_id)?;
             db.exec("UPDATE events SET primary_report_id = $2 WHERE id = $1", &[event_id.into(), report_id.into()])?;
-            let facts = facts_of(acc, event_id);
+            let facts = acc.facts(event_id);
             if work.cursor_us.is_none_or(|c| t >= c) {
                 apply_step(db, work, &facts)?;
                 work.cursor_us = Some(t);
@@ -407,20 +407,23 @@ fn insert_event(db: &mut dyn Db, acc: &Accepted) -> Result<i64> {
     row[0].int().context("no event id")
 }
 
-fn facts_of(acc: &Accepted, event_id: i64) -> EventFacts {
-    let r = &acc.report;
-    let a = &r.event.alert;
-    EventFacts {
-        id: event_id,
-        time_us: acc.time_us,
-        category: Some(r.category()),
-        node: a.node.clone(),
-        rsc: a.rsc.as_deref().map(|s| base_id(s).to_string()),
-        task: a.task.clone(),
-        interval_ms: a.interval,
-        target_rc: a.target_rc,
-        summary: r.event.summary.clone(),
-        placement: acc.snapshot.as_ref().map(|s| s.placement.clone()),
+impl Accepted {
+    /// What incident derivation needs of this report's event, stored as `event_id`.
+    pub fn facts(&self, event_id: i64) -> EventFacts {
+        let r = &self.report;
+        let a = &r.event.alert;
+        EventFacts {
+            id: event_id,
+            time_us: self.time_us,
+            category: Some(r.category()),
+            node: a.node.clone(),
+            rsc: a.rsc.as_deref().map(|s| base_id(s).to_string()),
+            task: a.task.clone(),
+            interval_ms: a.interval,
+            target_rc: a.target_rc,
+            summary: r.event.summary.clone(),
+            placement: self.snapshot.as_ref().map(|s| s.placement.clone()),
+        }
     }
 }
 
