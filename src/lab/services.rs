@@ -200,19 +200,16 @@ fn write_service(
         "activemq" => {
             // activemq.conf: the logging configuration, and the broker's activemq.xml, which the
             // agent reads when the layer sets `config` and the ClusterLabs side always does (a
-            // `broker_uri` layer says the same broker, clusterlabs::translate).
-            let (conf_dir, xml) = match (param(layer, "broker_uri"), param(layer, "config")) {
-                (Some(_), _) => {
-                    let dir = required(layer, "conf_dir")?;
-                    let xml = activemq_xml_in(&dir);
-                    (dir, xml)
-                }
-                (None, _) => {
-                    let xml = required(layer, "config")?;
-                    let dir = param(layer, "conf_dir")
-                        .unwrap_or_else(|| xml.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default());
-                    (dir, xml)
-                }
+            // `broker_uri` layer says the same broker, clusterlabs::broker_from_activemq_xml).
+            let (conf_dir, xml) = if param(layer, "broker_uri").is_some() {
+                let dir = required(layer, "conf_dir")?;
+                let xml = activemq_xml_in(&dir);
+                (dir, xml)
+            } else {
+                let xml = required(layer, "config")?;
+                let dir = param(layer, "conf_dir")
+                    .unwrap_or_else(|| xml.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default());
+                (dir, xml)
             };
             write(&at(&xml)?, &activemq_xml())?;
             write(&at(&conf_dir)?.join("log4j.properties"), ACTIVEMQ_LOG4J)?;

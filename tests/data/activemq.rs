@@ -84,9 +84,13 @@ impl Broker {
     }
 
     pub fn agent(&self) -> AgentRun {
+        self.agent_without_configuration().param("config", self.conf.join("activemq.xml").display())
+    }
+
+    /// The parameters both configuration forms share (the store, the probes, the JVM).
+    fn agent_without_configuration(&self) -> AgentRun {
         AgentRun::new("activemq")
             .env("OCF_RESOURCE_INSTANCE", &self.name)
-            .param("config", self.conf.join("activemq.xml").display())
             .param("data_dir", self.data.display())
             .param("stomp_port", self.stomp_port)
             .param("log", self.run.join("broker.log").display())
@@ -109,16 +113,7 @@ impl Broker {
     }
 
     pub fn uri_agent_with(&self, uri: &str) -> AgentRun {
-        AgentRun::new("activemq")
-            .env("OCF_RESOURCE_INSTANCE", &self.name)
-            .param("broker_uri", uri)
-            .param("conf_dir", self.conf.display())
-            .param("data_dir", self.data.display())
-            .param("stomp_port", self.stomp_port)
-            .param("log", self.run.join("broker.log").display())
-            .param("java_opts", "-Xms32m -Xmx128m -XX:TieredStopAtLevel=1")
-            .param("probe_timeout", 3)
-            .timeout_ms(120000)
+        self.agent_without_configuration().param("broker_uri", uri).param("conf_dir", self.conf.display())
     }
 
     /// Another broker (its own ports), started as Debian's launcher would run it but not by this
