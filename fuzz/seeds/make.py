@@ -179,7 +179,7 @@ write("alert_env", None, BASE.format(r="") + "CRM_alert_kind=attribute\nCRM_aler
 # SCRAM: RFC 7677's exchange, then a refusal.
 write("scram", None, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096\n"
       "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=\n")
-write("scram", None, "r=rOprNGfwEbeRWgbNEkqOxyz,s=QSXCR+Q6sek8bf92,i=4096\ne=invalid-proof\n")
+write("scram", None, "r=rOprNGfwEbeRWgbNEkqOxyz,s=QSXCR+Q6sek8bf92,i=16\ne=invalid-proof\n")
 
 # ---- byte streams of the protocols ---------------------------------------------------------
 

@@ -128,9 +128,16 @@ pub fn unbase64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The most PBKDF2 iterations the client computes for a server (PostgreSQL's `scram_iterations`,
+/// 4096 by default). The count comes from the server: without a bound, a wrong or hostile
+/// server could keep the client hashing for hours (2^32 iterations) whatever its deadline;
+/// this many take well under a second here.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+
 /// One SCRAM-SHA-256 exchange, client side.
 pub struct Scram {
     password: String,
+    max_iterations: u32,
     client_first_bare: String,
     nonce: String,
     /// The server signature the last message must carry (set by `client_final`).
@@ -142,10 +149,17 @@ impl Scram {
     pub fn new(user: &str, password: &str, nonce: &str) -> Scram {
         Scram {
             password: password.to_string(),
+            max_iterations: MAX_ITERATIONS,
             client_first_bare: format!("n={},r={nonce}", user.replace('=', "=3D").replace(',', "=2C")),
             nonce: nonce.to_string(),
             expected_server_signature: None,
         }
+    }
+
+    /// Lowers the iteration bound (the fuzz target keeps each input cheap this way).
+    pub fn with_max_iterations(mut self, max: u32) -> Scram {
+        self.max_iterations = max;
+        self
     }
 
     /// A client nonce of 18 random bytes from the kernel, base64.
@@ -174,6 +188,12 @@ impl Scram {
         let iterations: u32 = field("i=")?.parse().map_err(|_| "SCRAM: bad iteration count")?;
         if iterations == 0 {
             return Err("SCRAM: bad iteration count".into());
+        }
+        if iterations > self.max_iterations {
+            return Err(format!(
+                "SCRAM: the server asks for {iterations} iterations; this client computes at most {}",
+                self.max_iterations
+            ));
         }
         let salted = pbkdf2(self.password.as_bytes(), &salt, iterations);
         let client_key = hmac(&salted, b"Client Key");
@@ -259,5 +279,16 @@ mod tests {
         assert!(s.verify_server("e=invalid-proof").unwrap_err().contains("invalid-proof"));
         // A server that does not extend our nonce is refused.
         assert!(Scram::new("", "x", "abc").client_final("r=xyz1,s=AA==,i=1").is_err());
+    }
+
+    #[test]
+    fn a_server_cannot_ask_for_unbounded_iterations() {
+        let first = |i: u64| format!("r=abcdef,s=AA==,i={i}");
+        let err = Scram::new("", "x", "abc").client_final(&first(u32::MAX as u64)).unwrap_err();
+        assert_eq!(err, "SCRAM: the server asks for 4294967295 iterations; this client computes at most 1000000");
+        assert!(Scram::new("", "x", "abc").client_final(&first(4096)).is_ok());
+        let low = || Scram::new("", "x", "abc").with_max_iterations(16);
+        assert!(low().client_final(&first(16)).is_ok());
+        assert!(low().client_final(&first(17)).unwrap_err().contains("at most 16"));
     }
 }
