@@ -85,9 +85,7 @@ fn read_u32(s: &mut TcpStream, deadline: Deadline, what: &str) -> Result<u32, St
 }
 
 fn read_vec(s: &mut TcpStream, n: usize, deadline: Deadline, what: &str) -> Result<Vec<u8>, String> {
-    let mut v = vec![0u8; n];
-    wire::read_exact(s, &mut v, deadline).map_err(io(what))?;
-    Ok(v)
+    wire::read_body(s, n, deadline).map_err(io(what))
 }
 
 /// The target's side: fetches the state of `resource` from the source at `addr`.

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::TcpStream;
 
-use crate::net::wire::{connect_tcp, read_exact, write_all, TimedStream};
+use crate::net::wire::{connect_tcp, read_body, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 const FRAME_METHOD: u8 = 1;
@@ -254,8 +254,7 @@ impl<S: TimedStream> Amqp<S> {
         if size > 64 * 1024 * 1024 {
             return Err(format!("bad frame size {size}: not an AMQP broker?"));
         }
-        let mut payload = vec![0u8; size + 1];
-        read_exact(&mut self.stream, &mut payload, deadline).map_err(io_text)?;
+        let mut payload = read_body(&mut self.stream, size + 1, deadline).map_err(io_text)?;
         if payload.pop() != Some(FRAME_END) {
             return Err("bad frame end: not an AMQP broker?".into());
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::unistd::Uid;
 
 use crate::net::unix::connect_as;
-use crate::net::wire::{read_exact, write_all, TimedStream};
+use crate::net::wire::{read_body, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 #[derive(Debug)]
@@ -155,9 +155,7 @@ impl<S: TimedStream> MyConn<S> {
         read_exact(&mut self.stream, &mut head, deadline).map_err(io_err)?;
         let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
         self.seq = head[3].wrapping_add(1);
-        let mut body = vec![0u8; len];
-        read_exact(&mut self.stream, &mut body, deadline).map_err(io_err)?;
-        Ok(body)
+        read_body(&mut self.stream, len, deadline).map_err(io_err)
     }
 
     fn write_packet(&mut self, payload: &[u8], deadline: Deadline) -> Result<(), MyError> {

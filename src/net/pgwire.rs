@@ -19,7 +19,7 @@ use nix::unistd::Uid;
 
 use crate::net::scram::Scram;
 use crate::net::unix::connect_as;
-use crate::net::wire::{connect_tcp, read_exact, write_all, TimedStream};
+use crate::net::wire::{connect_tcp, read_body, read_exact, write_all, TimedStream};
 use crate::ocf::Deadline;
 
 /// What went wrong, in a form the agent can map to an OCF code.
@@ -261,8 +261,7 @@ impl<S: TimedStream> PgConn<S> {
         if !(4..=64 * 1024 * 1024).contains(&len) {
             return Err(PgError::Io(format!("bad message length {len}: not a PostgreSQL server?")));
         }
-        let mut body = vec![0u8; len as usize - 4];
-        read_exact(&mut self.stream, &mut body, deadline).map_err(io_err)?;
+        let body = read_body(&mut self.stream, len as usize - 4, deadline).map_err(io_err)?;
         Ok((head[0], body))
     }
 }

@@ -57,6 +57,20 @@ pub fn read_exact(stream: &mut impl TimedStream, buf: &mut [u8], deadline: Deadl
     Ok(())
 }
 
+/// Reads a body of `len` bytes, as a length field announced it, before the deadline. The buffer
+/// grows as the bytes arrive: the length is the peer's word, and a wrong one (up to the 16 or
+/// 64 MiB the protocols allow) must not cost that much zeroed memory before any of it came.
+pub fn read_body(stream: &mut impl TimedStream, len: usize, deadline: Deadline) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 64 * 1024;
+    let mut body = Vec::with_capacity(len.min(CHUNK));
+    while body.len() < len {
+        let at = body.len();
+        body.resize(at + (len - at).min(CHUNK), 0);
+        read_exact(stream, &mut body[at..], deadline)?;
+    }
+    Ok(body)
+}
+
 /// Reads whatever arrives next (at least one byte) before the deadline.
 pub fn read_some(stream: &mut impl TimedStream, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
     loop {
@@ -99,4 +113,26 @@ pub fn connect_tcp(addr: &str, deadline: Deadline) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&target, left)?;
     s.set_nodelay(true).ok();
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_body_reads_across_its_chunks_and_fails_on_a_short_stream() {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let sent = sent.clone();
+            std::thread::spawn(move || theirs.write_all(&sent).map(|_| theirs))
+        };
+        let deadline = Deadline::after(Duration::from_secs(30));
+        assert_eq!(read_body(&mut ours, 150_000, deadline).unwrap(), sent[..150_000]);
+        drop(writer.join().unwrap().unwrap());
+        // 50,000 bytes are left and the peer is gone: a length announcing 16 MiB is an error.
+        let err = read_body(&mut ours, 16 << 20, deadline).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(read_body(&mut ours, 0, deadline).unwrap().is_empty());
+    }
 }
