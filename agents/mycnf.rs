@@ -17,8 +17,9 @@ pub fn rejected_option(log: &str) -> Option<String> {
         log.rfind("Error while setting value '")
             .and_then(|at| crate::agents::service::config_fault::last_between(&log[at..], "' to '", "'"))
     })?;
-    let name = raw.trim_start_matches('-').split('=').next().unwrap_or("");
-    (!name.is_empty()).then(|| canonical(name))
+    // Canonical first: a name of blanks only (`'--\n='`) is no name.
+    let name = canonical(raw.trim().trim_start_matches('-').split('=').next().unwrap_or(""));
+    (!name.is_empty()).then_some(name)
 }
 
 /// The file a server-side syntax error names: `... in config file: F at line: N` (or without
@@ -94,6 +95,9 @@ mod tests {
         let set = "[ERROR] Buffered error: /usr/sbin/mariadbd: Error while setting value 'abc' to 'max_connections'";
         assert_eq!(rejected_option(set).as_deref(), Some("max_connections"));
         assert_eq!(rejected_option("[ERROR] Can't start server: Bind on TCP/IP port"), None);
+        // Found by the log_tail fuzz target: an option of blanks named the option ''.
+        assert_eq!(rejected_option("unknown option '--\n\n=x'"), None);
+        assert_eq!(rejected_option("unknown variable ' '"), None);
     }
 
     #[test]
