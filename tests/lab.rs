@@ -278,10 +278,12 @@ fn declared_params(agent: &str) -> Vec<String> {
 
 /// The CIB `lab up --agents clusterlabs` loads passes Pacemaker's crm_verify, names exactly
 /// the expected agents, and passes each heartbeat agent only parameters its installed
-/// meta-data declares.
+/// meta-data declares; its fencing is cluster-glue's apcsmart plugin through fence_legacy on
+/// the cables fence_ups used, with only the configuration names the installed plugin lists.
 #[test]
 fn the_clusterlabs_cib_passes_crm_verify_and_the_agents_declare_every_parameter() {
     if !need_program("crm_verify", "pacemaker-cli-utils")
+        || !need_program("stonith", "cluster-glue")
         || (!std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsql").exists()
             && !skip_or_fail("resource-agents is not installed (tests/setup/install-deps.sh installs it)"))
     {
@@ -313,11 +315,42 @@ fn the_clusterlabs_cib_passes_crm_verify_and_the_agents_declare_every_parameter(
             Resource::Group(g) => g.members.iter().collect(),
             Resource::Clone(c) => vec![&c.child],
         };
-        for p in ps.into_iter().filter(|p| p.class == Class::Ocf(clusterlabs::PROVIDER)) {
+        for p in ps.iter().filter(|p| p.class == Class::Ocf(clusterlabs::PROVIDER)) {
             let declared = declared_params(&p.agent);
             for (name, _) in &p.params {
                 assert!(declared.contains(name), "{}: ocf:heartbeat:{} declares no '{name}'", p.id, p.agent);
             }
         }
+        // fence_legacy passes `plugin` to `stonith -t`, every other name as an environment
+        // variable of `stonith -E`, which reads the names `stonith -t apcsmart -n` lists.
+        for p in ps.iter().filter(|p| p.class == Class::Stonith) {
+            let glue = sh("stonith", &["-t", clusterlabs::GLUE_PLUGIN, "-n"]);
+            let glue: Vec<&str> = glue.split_whitespace().collect();
+            for (name, _) in p.params.iter().filter(|(n, _)| n != "plugin" && !n.starts_with("pcmk_")) {
+                assert!(glue.contains(&name.as_str()), "{}: the apcsmart plugin takes no '{name}' ({glue:?})", p.id);
+            }
+        }
+    }
+    // One fence_legacy device per node, on the other node's cable (/dev/ttyS0 in lab.toml), its
+    // hostlist and pcmk_host_list the node; fence_ups appears nowhere.
+    assert!(!xml.contains("fence_ups"), "{xml}");
+    for node in ["node1", "node2"] {
+        let id = format!("fence-{node}");
+        let start = xml.find(&format!("<primitive id=\"{id}\"")).unwrap_or_else(|| panic!("no {id}:\n{xml}"));
+        let end = start + xml[start..].find("</primitive>").unwrap();
+        let device = &xml[start..end];
+        assert!(device.contains(r#"class="stonith" type="fence_legacy""#), "{device}");
+        for (name, value) in
+            [("plugin", "apcsmart"), ("ttydev", "/dev/ttyS0"), ("hostlist", node), ("pcmk_host_list", node)]
+        {
+            assert!(
+                device.contains(&format!("name=\"{name}\" value=\"{value}\"")),
+                "{name}={value} missing:\n{device}"
+            );
+        }
+        assert!(
+            xml.contains(&format!("rsc=\"{id}\" node=\"{node}\" score=\"-INFINITY\"")),
+            "{id} must not run on {node}"
+        );
     }
 }
