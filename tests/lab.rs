@@ -173,8 +173,10 @@ fn make_lab_then_power_cut_failover_then_down_leaves_nothing_behind() {
 }
 
 /// `lab up --agents clusterlabs` (README "The lab"): the same stack with resource-agents'
-/// IPaddr2, Filesystem, pgsql, nginx and tomcat comes up, one power cut under the lab's client
-/// loses and duplicates nothing, and `down` leaves nothing behind.
+/// IPaddr2, Filesystem, pgsql, nginx and tomcat, fenced by cluster-glue's apcsmart plugin
+/// through fence_legacy, comes up, one power cut under the lab's client loses and duplicates
+/// nothing (the plugin's reset hibernated the victim's UPS, which woke by itself and booted
+/// it again), and `down` leaves nothing behind.
 #[test]
 fn lab_clusterlabs_agents_up_power_cut_failover_then_down_leaves_nothing_behind() {
     if !need_root("the lab (namespaces, bridges, loop devices)")
@@ -188,11 +190,19 @@ fn lab_clusterlabs_agents_up_power_cut_failover_then_down_leaves_nothing_behind(
     assert!(leftovers(&lab.name).is_empty(), "an earlier lab of this name is still here: {:?}", leftovers(&lab.name));
     let up = lab.run(&["up", "--agents", "clusterlabs", "--token", "1000ms"], Duration::from_secs(900));
     up.expect(0);
-    for needle in ["clusterlabs agents", "db ocf:heartbeat:pgsql", "broker ocf:hastack:activemq", "is up"] {
+    for needle in [
+        "clusterlabs agents",
+        "db ocf:heartbeat:pgsql",
+        "broker ocf:hastack:activemq",
+        "stonith:fence_legacy with cluster-glue's apcsmart plugin",
+        "is up",
+    ] {
         assert!(up.stdout.contains(needle), "lab up's output lacks {needle:?}:\n{}", up.stdout);
     }
     let status = lab.status();
-    for needle in ["(ocf:heartbeat:IPaddr2)", "(ocf:heartbeat:Filesystem)", "(ocf:heartbeat:pgsql)"] {
+    for needle in
+        ["(ocf:heartbeat:IPaddr2)", "(ocf:heartbeat:Filesystem)", "(ocf:heartbeat:pgsql)", "(stonith:fence_legacy)"]
+    {
         assert!(status.contains(needle), "{needle} does not run:\n{status}");
     }
     http_through_vip1(&lab).expect(0);
@@ -204,6 +214,12 @@ fn lab_clusterlabs_agents_up_power_cut_failover_then_down_leaves_nothing_behind(
     }
     let db = bench.stdout.lines().find(|l| l.trim_start().starts_with("db started")).unwrap();
     assert!(db.split_whitespace().nth(2).is_some_and(|v| v.parse::<f64>().is_ok()), "{db}");
+    // The plugin's reset: the victim's UPS switched its load off (hibernation) and on again (it
+    // woke by itself, nobody else switches it), and the bench settled with the node back.
+    let victim = bench.stdout.split("power cut 1: ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap();
+    let power = std::fs::read_to_string(format!("/var/lib/hastack-lab/{}/power-{victim}.log", lab.name)).unwrap();
+    let off = power.find(" load off").unwrap_or_else(|| panic!("{victim}'s UPS never went off:\n{power}"));
+    assert!(power[off..].contains(" load on: "), "{victim}'s UPS never woke up:\n{power}");
 
     lab.run(&["down"], Duration::from_secs(120)).expect(0);
     let left = leftovers(&lab.name);
@@ -278,10 +294,12 @@ fn declared_params(agent: &str) -> Vec<String> {
 
 /// The CIB `lab up --agents clusterlabs` loads passes Pacemaker's crm_verify, names exactly
 /// the expected agents, and passes each heartbeat agent only parameters its installed
-/// meta-data declares.
+/// meta-data declares; its fencing is cluster-glue's apcsmart plugin through fence_legacy on
+/// the cables fence_ups used, with only the configuration names the installed plugin lists.
 #[test]
 fn the_clusterlabs_cib_passes_crm_verify_and_the_agents_declare_every_parameter() {
     if !need_program("crm_verify", "pacemaker-cli-utils")
+        || !need_program("stonith", "cluster-glue")
         || (!std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsql").exists()
             && !skip_or_fail("resource-agents is not installed (tests/setup/install-deps.sh installs it)"))
     {
@@ -313,11 +331,42 @@ fn the_clusterlabs_cib_passes_crm_verify_and_the_agents_declare_every_parameter(
             Resource::Group(g) => g.members.iter().collect(),
             Resource::Clone(c) => vec![&c.child],
         };
-        for p in ps.into_iter().filter(|p| p.class == Class::Ocf(clusterlabs::PROVIDER)) {
+        for p in ps.iter().filter(|p| p.class == Class::Ocf(clusterlabs::PROVIDER)) {
             let declared = declared_params(&p.agent);
             for (name, _) in &p.params {
                 assert!(declared.contains(name), "{}: ocf:heartbeat:{} declares no '{name}'", p.id, p.agent);
             }
         }
+        // fence_legacy passes `plugin` to `stonith -t`, every other name as an environment
+        // variable of `stonith -E`, which reads the names `stonith -t apcsmart -n` lists.
+        for p in ps.iter().filter(|p| p.class == Class::Stonith) {
+            let glue = sh("stonith", &["-t", clusterlabs::GLUE_PLUGIN, "-n"]);
+            let glue: Vec<&str> = glue.split_whitespace().collect();
+            for (name, _) in p.params.iter().filter(|(n, _)| n != "plugin" && !n.starts_with("pcmk_")) {
+                assert!(glue.contains(&name.as_str()), "{}: the apcsmart plugin takes no '{name}' ({glue:?})", p.id);
+            }
+        }
+    }
+    // One fence_legacy device per node, on the other node's cable (/dev/ttyS0 in lab.toml), its
+    // hostlist and pcmk_host_list the node; fence_ups appears nowhere.
+    assert!(!xml.contains("fence_ups"), "{xml}");
+    for node in ["node1", "node2"] {
+        let id = format!("fence-{node}");
+        let start = xml.find(&format!("<primitive id=\"{id}\"")).unwrap_or_else(|| panic!("no {id}:\n{xml}"));
+        let end = start + xml[start..].find("</primitive>").unwrap();
+        let device = &xml[start..end];
+        assert!(device.contains(r#"class="stonith" type="fence_legacy""#), "{device}");
+        for (name, value) in
+            [("plugin", "apcsmart"), ("ttydev", "/dev/ttyS0"), ("hostlist", node), ("pcmk_host_list", node)]
+        {
+            assert!(
+                device.contains(&format!("name=\"{name}\" value=\"{value}\"")),
+                "{name}={value} missing:\n{device}"
+            );
+        }
+        assert!(
+            xml.contains(&format!("rsc=\"{id}\" node=\"{node}\" score=\"-INFINITY\"")),
+            "{id} must not run on {node}"
+        );
     }
 }

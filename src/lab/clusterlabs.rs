@@ -3,7 +3,19 @@
 //! by that agent (`ocf:heartbeat:*`), so that `lab bench` measures both sets on the same cluster
 //! with the same client, ledger and driver. The CIB is still rendered by `hastack config` from
 //! the stack file; only its primitives are swapped here, after rendering's model is built: ids,
-//! groups, clones, constraints, operations and fencing stay exactly as rendered.
+//! groups, clones, constraints and operations stay exactly as rendered.
+//!
+//! Fencing too is what an administrator without hastack runs: fence-agents has no agent for a
+//! serial APC Smart UPS, so such a user has cluster-glue's `apcsmart` stonith plugin, which
+//! Pacemaker runs through `stonith:fence_legacy` (`plugin=apcsmart`; every other parameter
+//! becomes an environment variable of `stonith -t apcsmart -E`). Each fence_ups device becomes
+//! one on the same serial port (`ttydev`) for the same node (`hostlist`), with the same id,
+//! `pcmk_*` parameters, operations and location constraints. Pacemaker's `reboot` is the
+//! plugin's reset: `S`, refused on line power, then `@000`, a hibernation after the UPS's 20 s
+//! grace period, from which the UPS wakes by itself (src/lab/power.rs boots the node then), so
+//! the ClusterLabs side's "cut -> first transaction" includes its own fencing, as the issue's
+//! outside baseline (26.1 s) did. The plugin takes a UUCP lock in /var/lock: the nodes' init
+//! makes /run/lock in this mode (src/lab/init.rs).
 //!
 //! resource-agents has no HAProxy and no ActiveMQ agent: those layers keep hastack's. The
 //! broker keeps hastack's agent but not its `broker_uri`: an administrator without hastack
@@ -53,6 +65,11 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 /// Under /run, so a PID from before a power cut is never taken for a live Tomcat.
 pub const TOMCAT_STATE_DIR: &str = "/run/resource-agents/tomcat_tomcatstate";
 
+/// The stonith agent that runs a cluster-glue plugin for Pacemaker (Pacemaker's package ships it).
+pub const FENCE_LEGACY: &str = "fence_legacy";
+/// cluster-glue's plugin for an APC Smart UPS on a serial port.
+pub const GLUE_PLUGIN: &str = "apcsmart";
+
 /// The heartbeat agent that replaces a hastack agent, if resource-agents has one.
 pub fn replacement(hastack_agent: &str) -> Option<&'static str> {
     Some(match hastack_agent {
@@ -76,7 +93,8 @@ pub fn translate(cluster: &mut Cluster) -> Result<()> {
             Resource::Clone(c) => vec![&mut c.child],
         };
         for p in primitives {
-            if let Err(e) = swap(p) {
+            let swapped = if p.class == Class::Stonith { swap_fence(p) } else { swap(p) };
+            if let Err(e) = swapped {
                 problems.push(e.to_string());
             }
         }
@@ -150,6 +168,41 @@ fn swap(p: &mut Primitive) -> Result<()> {
     Ok(())
 }
 
+/// A fence_ups device as cluster-glue's apcsmart plugin through fence_legacy (module doc):
+/// `serial_port` becomes `ttydev`, the node it fences (`pcmk_host_list`) the plugin's
+/// `hostlist`; Pacemaker's own `pcmk_*` parameters stay. `ups_serial` goes: the plugin cannot
+/// check which UPS answers (it reads no serial number), which is part of what the comparison
+/// shows. Any other fence_ups parameter is refused by name.
+fn swap_fence(p: &mut Primitive) -> Result<()> {
+    if p.agent != "fence_ups" {
+        bail!("fence device '{}': the lab's ClusterLabs side replaces fence_ups only, not {}", p.id, p.agent);
+    }
+    let value = |k: &str| p.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(tty), Some(hosts)) = (value("serial_port"), value("pcmk_host_list")) else {
+        bail!("fence device '{}': the apcsmart plugin needs serial_port and pcmk_host_list", p.id);
+    };
+    let mut params: Vec<Nv> =
+        vec![("plugin".into(), GLUE_PLUGIN.into()), ("ttydev".into(), tty), ("hostlist".into(), hosts)];
+    let mut unknown = Vec::new();
+    for (name, value) in &p.params {
+        match name.as_str() {
+            "serial_port" | "ups_serial" => {}
+            n if crate::fence::args::is_pacemaker_own(n) => params.push((name.clone(), value.clone())),
+            _ => unknown.push(name.clone()),
+        }
+    }
+    if !unknown.is_empty() {
+        bail!(
+            "fence device '{}': stonith:{FENCE_LEGACY} ({GLUE_PLUGIN}) has no equivalent of {}",
+            p.id,
+            unknown.join(", ")
+        );
+    }
+    p.agent = FENCE_LEGACY.to_string();
+    p.params = params;
+    Ok(())
+}
+
 /// hastack's activemq agent as a site without hastack would configure the broker: `broker_uri`
 /// swapped back to `config`, the activemq.xml `lab up` writes in `conf_dir` (module doc).
 fn broker_from_activemq_xml(p: &mut Primitive) -> Result<()> {
@@ -207,7 +260,8 @@ mod tests {
         // No HAProxy or ActiveMQ agent in resource-agents: hastack's stay.
         assert_eq!(get("haproxy"), "ocf:hastack:haproxy");
         assert_eq!(get("broker"), "ocf:hastack:activemq");
-        assert_eq!(get("fence-node1"), "stonith:fence_ups");
+        assert_eq!(get("fence-node1"), "stonith:fence_legacy");
+        assert_eq!(get("fence-node2"), "stonith:fence_legacy");
         // The broker reads activemq.xml on this side (module doc), in the conf_dir of lab.toml's.
         let broker = member(&c, "broker");
         let param = |k: &str| broker.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -241,6 +295,49 @@ mod tests {
                 Resource::Clone(c) => Some(&c.child).filter(|p| p.id == id),
             })
             .unwrap()
+    }
+
+    /// Each node is fenced as a ClusterLabs user fences it: cluster-glue's apcsmart plugin on
+    /// the serial port fence_ups used (the other node's cable), for the same node; no fence_ups.
+    #[test]
+    fn fencing_becomes_the_apcsmart_plugin_on_the_same_cable() {
+        let mut c = lab_cluster();
+        translate(&mut c).unwrap();
+        for (id, node) in [("fence-node1", "node1"), ("fence-node2", "node2")] {
+            let p = member(&c, id);
+            assert_eq!(p.agent_spec(), "stonith:fence_legacy");
+            let params: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(
+                params,
+                [("plugin", "apcsmart"), ("ttydev", "/dev/ttyS0"), ("hostlist", node), ("pcmk_host_list", node)],
+                "{id}"
+            );
+            assert_eq!(p.ops.len(), 1, "{id}: the rendered monitor stays");
+        }
+        // The constraints that keep each device on the node its cable is plugged into stay.
+        let cib = {
+            let mut loaded = crate::config::parse("lab.toml", super::super::LAB_TOML).unwrap();
+            render_cib(&mut loaded, Agents::Clusterlabs).unwrap()
+        };
+        assert!(!cib.contains("fence_ups"), "{cib}");
+        assert!(cib.contains(r#"rsc="fence-node1" node="node1" score="-INFINITY""#), "{cib}");
+        assert!(cib.contains(r#"rsc="fence-node2" node="node2" score="-INFINITY""#), "{cib}");
+        // A delay the stack asks for (fence_delay) is Pacemaker's: it stays.
+        let src = super::super::LAB_TOML
+            .replace("resource_stickiness = 100", "resource_stickiness = 100\nfence_delay = \"5s\"");
+        let mut c = crate::config::parse("lab.toml", &src).unwrap().cluster;
+        translate(&mut c).unwrap();
+        assert!(member(&c, "fence-node1").params.contains(&("pcmk_delay_base".into(), "5s".into())));
+    }
+
+    #[test]
+    fn a_fence_parameter_without_equivalent_is_refused_by_name() {
+        let src = super::super::LAB_TOML
+            .replace("ups_serial = \"QS0000000002\" }", "ups_serial = \"QS0000000002\", power_timeout = 20 }");
+        assert_ne!(src, super::super::LAB_TOML);
+        let mut c = crate::config::parse("lab.toml", &src).unwrap().cluster;
+        let err = translate(&mut c).unwrap_err().to_string();
+        assert!(err.contains("fence device 'fence-node2'") && err.contains("power_timeout"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct NodeSpec {
     disks: Vec<(String, String)>,
     /// (path in the node, the host's /dev/pts/N): the UPS serial cables plugged into this node.
     serial_ports: Vec<(String, String)>,
+    /// Whether the node has /run/lock (`lab up --agents clusterlabs`; see `setup`).
+    run_lock: bool,
 }
 
 /// Stage 1, on the host: enter the namespaces, fork PID 1, report. Returns the exit code.
@@ -78,7 +80,8 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
     if Path::new(HASTACK_COMMAND).exists() {
         software.push((lab.binary(), PathBuf::from(HASTACK_COMMAND)));
     }
-    let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports };
+    let run_lock = super::load_agents(lab) == super::clusterlabs::Agents::Clusterlabs;
+    let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports, run_lock };
     let log = File::options()
         .create(true)
         .append(true)
@@ -226,6 +229,14 @@ fn setup(spec: &NodeSpec) -> Result<()> {
     // resource-agents' tmpfiles.d entry: the ClusterLabs agents' state (HA_RSCTMP).
     dir("/run/resource-agents", 0o1755, None)?;
     dir(super::clusterlabs::TOMCAT_STATE_DIR, 0o750, Some(("tomcat", "tomcat")))?;
+    // Debian's run-lock.mount (tmpfs, mode 1777), behind /var/lock → /run/lock, in ClusterLabs
+    // mode only: cluster-glue's apcsmart plugin, that side's fencing, takes its UUCP lock in
+    // /var/lock and fails without it ("Could not lock tty", stonith exit 8), as on a ClusterLabs
+    // node a real machine would not. hastack's nodes keep a /run without it, as in a container:
+    // fence_ups makes it itself (fence/serial.rs), which the lab thereby keeps proving.
+    if spec.run_lock {
+        dir("/run/lock", 0o1777, None)?;
+    }
     mount_fs("tmpfs", "/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
     mount_fs("tmpfs", "/var/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
 

@@ -1,7 +1,8 @@
 //! `hastack lab`: the whole stack on a real two-node Corosync/Pacemaker cluster on one machine
 //! (README.md, "The lab"). Each node is a network + mount + UTS + PID namespace with its own
 //! Corosync and Pacemaker (`init`), powered by a simulated APC Smart UPS on the host (`power`)
-//! that the other node's fence_ups switches off through a serial cable; the shared disk is a
+//! that the other node's fence_ups (with `--agents clusterlabs`, cluster-glue's apcsmart
+//! plugin: `clusterlabs`) switches off through a serial cable; the shared disk is a
 //! loop device (`disk`). `up` builds it all from a stack file (`plan`, `services`) and records
 //! every object in a journal before making it (`journal`), which `down` undoes. The servlet
 //! application the nodes' Tomcats run (`app`), the transaction client (`client`) and the ledger
@@ -63,7 +64,8 @@ pub enum LabCommand {
         boot_delay: String,
         /// Which resource agents run the services: hastack's, or the ClusterLabs agents of
         /// Debian's resource-agents (IPaddr2, Filesystem, pgsql, nginx, tomcat; HAProxy and
-        /// ActiveMQ keep hastack's agents, resource-agents has none) for a side-by-side bench.
+        /// ActiveMQ keep hastack's agents, resource-agents has none) for a side-by-side bench;
+        /// the ClusterLabs side fences with cluster-glue's apcsmart plugin (`fence_legacy`).
         #[arg(long, value_enum, default_value_t = clusterlabs::Agents::Hastack)]
         agents: clusterlabs::Agents,
     },

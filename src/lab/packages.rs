@@ -34,6 +34,11 @@ pub const PACKAGES: &[&str] = &[
     "e2fsprogs",
 ];
 
+/// What `lab up --agents clusterlabs` runs besides: the ClusterLabs resource agents, and
+/// cluster-glue's stonith plugins, that side's fencing (`stonith:fence_legacy`, which Pacemaker's
+/// package ships, runs cluster-glue's `stonith -t apcsmart`).
+pub const CLUSTERLABS_PACKAGES: &[&str] = &["resource-agents", "cluster-glue"];
+
 const POLICY: &str = "/usr/sbin/policy-rc.d";
 
 pub fn missing(packages: &[&str]) -> Vec<String> {

@@ -1,7 +1,9 @@
 //! A node's power supply: the simulated APC Smart UPS that feeds it (`fence::sim`, on a
 //! pseudo-terminal), run on the host as a real UPS runs outside its node. `hastack lab power
-//! NODE` (hidden) plays it: when the UPS's load goes off (the other node's fence_ups said so),
-//! the node's power is cut; when it comes on again, the node boots after the boot delay (a real
+//! NODE` (hidden) plays it: when the UPS's load goes off (the other node's fence_ups said so,
+//! or, on the ClusterLabs side, the UPS hibernated at the end of the grace period cluster-glue's
+//! apcsmart reset gave it), the node's power is cut; when it comes on again (switched on, or the
+//! UPS woke from that hibernation by itself), the node boots after the boot delay (a real
 //! server's firmware takes that long; the lab's node would otherwise be back at once, and take
 //! CPU from the failover it is part of). SIGUSR1 switches the load on by hand (`lab boot`, which
 //! boots the node itself); SIGTERM ends it (`lab down`).

@@ -50,6 +50,9 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
     let started = Instant::now();
 
     packages::ensure(packages::PACKAGES)?;
+    if agents == Agents::Clusterlabs {
+        packages::ensure(packages::CLUSTERLABS_PACKAGES)?;
+    }
     // The nodes see the lab's copy of this binary over the host's agent links, which must
     // therefore exist; an installation that is there is left as it is.
     if !Path::new(crate::applets::OCF_PROVIDER_DIR).is_dir()
@@ -87,6 +90,13 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
             "agents: the ClusterLabs agents of resource-agents where it has one (it has no HAProxy \
              or ActiveMQ agent: those stay hastack's): {}",
             list.join(", ")
+        );
+        println!(
+            "fencing: stonith:{} with cluster-glue's {} plugin on the same serial cables (fence-agents \
+             has no agent for a serial APC Smart UPS; Pacemaker's reboot is the plugin's reset, which \
+             hibernates the UPS after its 20 s grace period)",
+            clusterlabs::FENCE_LEGACY,
+            clusterlabs::GLUE_PLUGIN
         );
     }
 
