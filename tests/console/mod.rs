@@ -11,6 +11,7 @@ mod fixtures;
 mod http;
 mod incidents;
 mod pg;
+mod snapshots;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

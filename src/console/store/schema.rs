@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS events (
     fence_action TEXT,
     reporters TEXT NOT NULL,
     report_count BIGINT NOT NULL,
+    -- Not written since 2026-12-02 and never read (an event's reports: reports.event_id, the
+    -- first the lowest id); kept so that databases written before keep the same columns.
     primary_report_id BIGINT,
     incident_id BIGINT,
     placement TEXT,

@@ -21,6 +21,9 @@ impl Sqlite {
             Connection::open_with_flags(path, flags).with_context(|| format!("cannot open {}", path.display()))?;
         // The CLI (cluster add) may write while the server does: wait for the lock, do not fail.
         conn.busy_timeout(Duration::from_secs(30))?;
+        // Ingest's statements (merges, replays) and the pages' are more than rusqlite's default
+        // 16: a statement evicted is compiled again on its next use.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;")
             .with_context(|| format!("cannot set up {}", path.display()))?;
         Ok(Sqlite { conn })
@@ -39,16 +42,23 @@ impl rusqlite::ToSql for Val {
 }
 
 /// `$1` → `?1`: the store writes PostgreSQL's placeholders; SQLite numbers them with `?`.
+/// Runs for every statement (before the prepared-statement cache is asked): slices are copied
+/// whole, not char by char.
 fn placeholders(sql: &str) -> String {
+    let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = bytes[at..].iter().position(|&b| b == b'$') {
+        let dollar = at + found;
+        if bytes.get(dollar + 1).is_some_and(u8::is_ascii_digit) {
+            out.push_str(&sql[copied..dollar]);
             out.push('?');
-        } else {
-            out.push(c);
+            copied = dollar + 1;
         }
+        at = dollar + 1;
     }
+    out.push_str(&sql[copied..]);
     out
 }
 
@@ -97,5 +107,7 @@ mod tests {
     #[test]
     fn placeholders_are_renumbered_for_sqlite() {
         assert_eq!(super::placeholders("SELECT $1, $12 WHERE a = '$x'"), "SELECT ?1, ?12 WHERE a = '$x'");
+        assert_eq!(super::placeholders("$2 = $1$"), "?2 = ?1$");
+        assert_eq!(super::placeholders("é $3 ü"), "é ?3 ü");
     }
 }

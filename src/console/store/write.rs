@@ -113,8 +113,16 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
             if savepoints {
                 db.batch("SAVEPOINT report")?;
             }
-            let loaded = match clusters.get(&acc.cluster_id) {
-                Some(w) => Ok(w.clone()),
+            // The batch's own state of the cluster is taken, not copied (a summary with its
+            // snapshot and placement per report); with savepoints a failed report must leave it
+            // as it was, so it is copied then.
+            let in_batch = match savepoints {
+                false => clusters.remove(&acc.cluster_id),
+                true => clusters.get(&acc.cluster_id).cloned(),
+            };
+            let was_in_batch = in_batch.is_some();
+            let loaded = match in_batch {
+                Some(w) => Ok(w),
                 None => load_cached(db, acc.cluster_id, cache),
             };
             let outcome = loaded.and_then(|mut work| {
@@ -128,12 +136,16 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
                     if savepoints {
                         db.batch("RELEASE SAVEPOINT report")?;
                     }
-                    if matches!(stored, Stored::New { .. }) {
+                    if was_in_batch || matches!(stored, Stored::New { .. }) {
                         clusters.insert(acc.cluster_id, work);
                     }
                     outcomes.push(Ok(stored));
                 }
-                Err(e) if !savepoints => return Err(e),
+                Err(e) if !savepoints => {
+                    // Taken out of `clusters` above: its cached state is read again next time too.
+                    cache.clusters.remove(&acc.cluster_id);
+                    return Err(e);
+                }
                 Err(e) => {
                     db.batch("ROLLBACK TO SAVEPOINT report; RELEASE SAVEPOINT report")?;
                     outcomes.push(Err(format!("{e:#}")));
@@ -237,8 +249,9 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored
         }
         None => {
             let event_id = insert_event(db, acc)?;
+            // No `events.primary_report_id` (nothing reads it: an event's reports are the rows
+            // with its `event_id`, the first the lowest id): one UPDATE of the new row less.
             let report_id = insert_report(db, acc, event_id)?;
-            db.exec("UPDATE events SET primary_report_id = $2 WHERE id = $1", &[event_id.into(), report_id.into()])?;
             let facts = acc.facts(event_id);
             if work.cursor_us.is_none_or(|c| t >= c) {
                 apply_step(db, work, &facts)?;
@@ -369,7 +382,7 @@ fn add_reporter(list: &str, node: &str) -> String {
     }
 }
 
-/// The event's row (its primary report is set once that is stored).
+/// The event's row.
 fn insert_event(db: &mut dyn Db, acc: &Accepted) -> Result<i64> {
     let r = &acc.report;
     let e = &r.event;
