@@ -76,9 +76,15 @@ static SPEC: AgentSpec = AgentSpec {
 /// The plain assignments of an envvars file, with `$NAME`/`${NAME}` expanded from earlier
 /// assignments and `initial` (Debian's file computes SUFFIX inside an `if`, which is not read:
 /// the caller supplies it).
+/// At most this many bytes of expanded values are read (Debian's file expands to a few hundred):
+/// lines like `A=$A$A` double a value each, and a few dozen of them would take gigabytes (found
+/// by the config_text fuzz target); the assignments after the limit are not read.
+const MAX_EXPANDED: usize = 64 * 1024;
+
 pub fn parse_envvars(text: &str, initial: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut vars = initial.clone();
     let mut out = BTreeMap::new();
+    let mut left = MAX_EXPANDED;
     for line in text.lines() {
         // Indented lines belong to shell blocks (if/case) the agent does not interpret.
         if line.starts_with(char::is_whitespace) {
@@ -91,14 +97,16 @@ pub fn parse_envvars(text: &str, initial: &BTreeMap<String, String>) -> BTreeMap
             continue;
         }
         let value = value.trim().trim_matches('"').trim_matches('\'');
-        let value = expand(value, &vars);
+        let Some(value) = expand(value, &vars, left) else { break };
+        left -= value.len();
         vars.insert(name.to_string(), value.clone());
         out.insert(name.to_string(), value);
     }
     out
 }
 
-fn expand(value: &str, vars: &BTreeMap<String, String>) -> String {
+/// `value` with its variables expanded, or None if that is longer than `limit` bytes.
+fn expand(value: &str, vars: &BTreeMap<String, String>, limit: usize) -> Option<String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find('$') {
@@ -120,9 +128,12 @@ fn expand(value: &str, vars: &BTreeMap<String, String>) -> String {
             out.push_str(vars.get(name).map(String::as_str).unwrap_or(""));
             rest = &after[len..];
         }
+        if out.len() > limit {
+            return None;
+        }
     }
     out.push_str(rest);
-    out
+    (out.len() <= limit).then_some(out)
 }
 
 /// Debian's instance suffix: /etc/apache2-web2/apache2.conf is instance "-web2".
@@ -273,9 +284,19 @@ export LANG
         assert_eq!(plain["APACHE_PID_FILE"], "/var/run/apache2/apache2.pid");
     }
 
+    /// Found by the config_text fuzz target: `A=$A$A` lines doubled a value each time.
+    #[test]
+    fn doubling_assignments_stop_at_the_expansion_limit() {
+        let text = format!("A=xxxxxxxxxxxxxxxx\n{}B=after\n", "A=$A$A\n".repeat(40));
+        let vars = parse_envvars(&text, &BTreeMap::new());
+        let total: usize = vars.values().map(String::len).sum();
+        assert!(total <= MAX_EXPANDED, "{total}");
+        assert!(vars["A"].len() >= 16 * 1024 && !vars.contains_key("B"), "{}", vars["A"].len());
+    }
+
     #[test]
     fn expands_only_known_forms() {
         let vars = BTreeMap::from([("A".to_string(), "x".to_string())]);
-        assert_eq!(expand("$A/${A}/$B/$/${", &vars), "x/x//$/${");
+        assert_eq!(expand("$A/${A}/$B/$/${", &vars, 100).as_deref(), Some("x/x//$/${"));
     }
 }
