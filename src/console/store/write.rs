@@ -116,10 +116,8 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
             // The batch's own state of the cluster is taken, not copied (a summary with its
             // snapshot and placement per report); with savepoints a failed report must leave it
             // as it was, so it is copied then.
-            let in_batch = match savepoints {
-                false => clusters.remove(&acc.cluster_id),
-                true => clusters.get(&acc.cluster_id).cloned(),
-            };
+            let in_batch =
+                if savepoints { clusters.get(&acc.cluster_id).cloned() } else { clusters.remove(&acc.cluster_id) };
             let was_in_batch = in_batch.is_some();
             let loaded = match in_batch {
                 Some(w) => Ok(w),
