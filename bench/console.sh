@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The console's benchmark.
-#  - sqlite, postgresql: ingest throughput (reports/s over HTTP) and fleet-page latency (the
-#    console's own time, Server-Timing) with 1,000 clusters and 1,000,000 stored events, on SQLite
+#  - sqlite, postgresql: ingest throughput (reports/s over HTTP), fleet-page and cluster-page latency
+#    (the console's own time, Server-Timing) with 1,000 clusters and 1,000,000 stored events, on SQLite
 #    and on PostgreSQL 15 (a server of its own on loopback, fsync on). An ignored test of the one
 #    test binary (tests/console/bench.rs), built in release mode.
 #  - startup: what the console costs the agents (it is its own binary, hastack-console, so the

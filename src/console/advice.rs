@@ -34,12 +34,7 @@ pub struct Advice {
 
 /// Every registered cluster's statistics over `days`, compared.
 pub fn fleet_comparison(store: &Store, days: i64, now: i64) -> anyhow::Result<Comparison> {
-    let mut all = Vec::new();
-    for c in store.fleet()? {
-        let s = store.stats(&c, days, now)?;
-        all.push((c.name.clone(), s));
-    }
-    Ok(compare::compare(&all, days))
+    Ok(compare::compare(&store.fleet_stats(days, now)?, days))
 }
 
 /// The findings and recommendations of one cluster, against its latest snapshot.

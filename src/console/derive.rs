@@ -121,10 +121,7 @@ pub struct Incident {
 
 impl Incident {
     pub fn mttr_ms(&self) -> Option<i64> {
-        match self.outcome {
-            Some(Outcome::Failover | Outcome::Restart) => self.recovered_us.map(|r| (r - self.detected_us) / 1000),
-            _ => None,
-        }
+        super::stats::Span::from(self).mttr_ms()
     }
 
     pub fn is_open(&self) -> bool {

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::derive::{Incident, Outcome};
+use super::derive::{Incident, IncidentKind, Outcome};
 
 pub const DAY_US: i64 = 86_400 * 1_000_000;
 
@@ -36,13 +36,41 @@ pub struct Stats {
     pub since_last_incident_s: Option<i64>,
 }
 
+/// What the statistics read of an incident (the store keeps these per cluster between requests).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub kind: IncidentKind,
+    pub detected_us: i64,
+    pub recovered_us: Option<i64>,
+    pub outcome: Option<Outcome>,
+}
+
+impl Span {
+    pub fn mttr_ms(&self) -> Option<i64> {
+        match self.outcome {
+            Some(Outcome::Failover | Outcome::Restart) => self.recovered_us.map(|r| (r - self.detected_us) / 1000),
+            _ => None,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.recovered_us.is_none()
+    }
+}
+
+impl From<&Incident> for Span {
+    fn from(i: &Incident) -> Span {
+        Span { kind: i.kind, detected_us: i.detected_us, recovered_us: i.recovered_us, outcome: i.outcome }
+    }
+}
+
 pub struct Inputs<'a> {
     pub now_us: i64,
     pub window_days: i64,
     /// When the cluster's first report arrived (its first event time).
     pub first_seen_us: Option<i64>,
     /// Incidents detected in the window.
-    pub incidents: &'a [Incident],
+    pub incidents: &'a [Span],
     /// The latest incident's detection time, in or before the window.
     pub last_incident_us: Option<i64>,
     /// Fencing events in the window: (succeeded, failed).
@@ -55,7 +83,7 @@ pub fn compute(inp: &Inputs) -> Stats {
     let observed_us = (inp.now_us - observed_from).max(0);
     let observed_days = observed_us as f64 / DAY_US as f64;
 
-    let mut mttrs: Vec<i64> = inp.incidents.iter().filter_map(Incident::mttr_ms).collect();
+    let mut mttrs: Vec<i64> = inp.incidents.iter().filter_map(Span::mttr_ms).collect();
     mttrs.sort_unstable();
     let count = |o: Outcome| inp.incidents.iter().filter(|i| i.outcome == Some(o)).count() as u32;
     let failovers = count(Outcome::Failover);
@@ -78,7 +106,7 @@ pub fn compute(inp: &Inputs) -> Stats {
         open_incidents: inp.incidents.iter().filter(|i| i.is_open()).count() as u32,
         failovers,
         restarts,
-        node_incidents: inp.incidents.iter().filter(|i| i.kind == super::derive::IncidentKind::Node).count() as u32,
+        node_incidents: inp.incidents.iter().filter(|i| i.kind == IncidentKind::Node).count() as u32,
         mttr_median_ms: percentile(&mttrs, 50),
         mttr_p90_ms: percentile(&mttrs, 90),
         failovers_per_30d: per_30d(failovers),
@@ -103,7 +131,6 @@ pub fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::derive::IncidentKind;
 
     fn incident(detected_s: i64, mttr_s: Option<i64>, outcome: Option<Outcome>) -> Incident {
         Incident {
@@ -147,7 +174,7 @@ mod tests {
             now_us: now * 1_000_000,
             window_days: 90,
             first_seen_us: Some((now - 60 * day) * 1_000_000),
-            incidents: &incidents,
+            incidents: &incidents.iter().map(Span::from).collect::<Vec<_>>(),
             last_incident_us: Some((now - 10) * 1_000_000),
             fencing: (3, 1),
         });

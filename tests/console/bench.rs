@@ -2,12 +2,15 @@
 //! 1,000 clusters with 1,000,000 stored events, then
 //! - ingest throughput: real reports (a crm_mon snapshot of the hastack stack each, ~14 KB) POSTed
 //!   over HTTP by 8 keep-alive clients, reports/s until every one was answered 201;
-//! - fleet page latency: the console's own time for `GET /` (Server-Timing), 1,000 tiles.
+//! - fleet page latency: the console's own time for `GET /` (Server-Timing), 1,000 tiles;
+//! - cluster page latency: `GET /clusters/NAME` and the JSON behind it, for 30 clusters, and the
+//!   page just after a report for its cluster; and each part of the page timed on the store.
 //!
 //! BENCH_STORE=sqlite|postgresql (default sqlite), BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS
-//! override the sizes. The prefill ingests one cluster's history through the store (not HTTP,
-//! the JSON and XML work done once per kind of report) and copies its rows to the other clusters
-//! by SQL (`copy_history`), so that a million events take minutes, not an hour.
+//! override the sizes, BENCH_PAGES the cluster pages asked. The prefill ingests one cluster's
+//! history through the store (not HTTP, the JSON and XML work done once per kind of report) and
+//! copies its rows to the other clusters by SQL (`copy_history`), so that a million events take
+//! minutes, not an hour.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -232,6 +235,7 @@ fn console_benchmark() {
          ({per_cluster} through the store in {through_store_s:.1} s, the rest copied)"
     );
     assert_eq!(stored, per_cluster * clusters);
+    let parts = cluster_page_parts(&store, &names[0]);
     drop(store);
 
     let console =
@@ -306,12 +310,53 @@ fn console_benchmark() {
             api_ms.push(api.server_ms());
         }
     }
-    let cluster_page = conn.send("GET", "/clusters/store-0000", &[], None, true);
-    assert_eq!(cluster_page.status, 200);
     let q = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
     };
+    // A cluster's page and the API behind it, each request for another cluster (`BENCH_PAGES`
+    // of them after 5 of warm-up): the page, then its JSON.
+    let pages = env_or("BENCH_PAGES", 30);
+    let cluster_paths = |name: &str| {
+        [
+            format!("/clusters/{name}"),
+            format!("/api/v1/clusters/{name}"),
+            format!("/api/v1/clusters/{name}/stats"),
+            format!("/api/v1/clusters/{name}/findings"),
+            format!("/api/v1/clusters/{name}/recommendations"),
+            "/api/v1/fleet/compare".to_string(),
+        ]
+    };
+    let mut cluster_ms: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    let mut cluster_size = 0;
+    for k in 0..pages + 5 {
+        let name = &names[(k * 7) % clusters];
+        for (i, path) in cluster_paths(name).iter().enumerate() {
+            let r = conn.send("GET", path, &[], None, true);
+            assert_eq!(r.status, 200, "{path}");
+            if k >= 5 {
+                cluster_ms[i].push(r.server_ms());
+            }
+            if i == 0 {
+                cluster_size = r.body.len();
+            }
+        }
+    }
+    // The first cluster page after a report: each time one more report for that cluster.
+    let mut after_report_ms: Vec<f64> = Vec::new();
+    for k in 0..10 {
+        let c = (k * 13 + 3) % clusters;
+        let t = fixtures::now_us() - 1_000_000_000 + k as i64 * 1_000_000;
+        let r = variant(&templates[k % templates.len()], &names[c], t, 5_000_000 + k as i64);
+        let auth = format!("Bearer {}", tokens[c]);
+        let body = serde_json::to_vec(&r).unwrap();
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        let posted = conn.send("POST", "/api/v1/reports", &headers, Some(&body), true);
+        assert_eq!(posted.status, 201, "{}", posted.text());
+        let page = conn.send("GET", &format!("/clusters/{}", names[c]), &[], None, true);
+        assert_eq!(page.status, 200);
+        after_report_ms.push(page.server_ms());
+    }
     let total_events = console.get_json("/api/v1/fleet")["clusters"]
         .as_array()
         .unwrap()
@@ -350,5 +395,92 @@ fn console_benchmark() {
         q(&mut api_ms, 0.5),
         q(&mut api_ms, 0.95)
     );
-    println!("| cluster page (1,000+ events, ~100 incidents), server time | {:.1} ms |", cluster_page.server_ms());
+    let labels = [
+        format!("cluster page `GET /clusters/NAME` ({} KiB)", cluster_size / 1024),
+        "`GET /api/v1/clusters/NAME`".to_string(),
+        "`GET /api/v1/clusters/NAME/stats`".to_string(),
+        "`GET /api/v1/clusters/NAME/findings`".to_string(),
+        "`GET /api/v1/clusters/NAME/recommendations`".to_string(),
+        "`GET /api/v1/fleet/compare`".to_string(),
+    ];
+    for (label, ms) in labels.iter().zip(cluster_ms.iter_mut()) {
+        println!(
+            "| {label}, server time, median / p95 of {} | **{:.1} / {:.1} ms** |",
+            ms.len(),
+            q(ms, 0.5),
+            q(ms, 0.95)
+        );
+    }
+    println!(
+        "| cluster page just after a report for that cluster, median / max of {} | {:.1} / {:.1} ms |",
+        after_report_ms.len(),
+        q(&mut after_report_ms, 0.5),
+        q(&mut after_report_ms, 1.0)
+    );
+    println!("{parts}");
+}
+
+/// Where a cluster page's time goes: each of its reads, timed on the store directly (before the
+/// console starts, so nothing was read before), first and second call.
+fn cluster_page_parts(store: &Store, name: &str) -> String {
+    use hastack::console::{advice, changes, rules::RuleSet, stats::DAY_US};
+    changes::create_tables(store).unwrap();
+    let rules = RuleSet::load(None).unwrap();
+    let now = fixtures::now_us();
+    let days = 90;
+    let mut out = String::from("\n| cluster page part (store calls, one cluster) | first / second call |\n|---|---|\n");
+    let mut time = |label: &str, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        let first = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        f();
+        out += &format!("| {label} | {first:.1} / {:.1} ms |\n", t.elapsed().as_secs_f64() * 1000.0);
+    };
+    let c = store.cluster(name).unwrap().unwrap();
+    time("cluster row", &mut || {
+        std::hint::black_box(store.cluster(name).unwrap());
+    });
+    time("stats (90 days)", &mut || {
+        std::hint::black_box(store.stats(&c, days, now).unwrap());
+    });
+    time("incidents of the window", &mut || {
+        std::hint::black_box(store.incidents(c.id, now - days * DAY_US, i64::MAX).unwrap());
+    });
+    time("open incidents", &mut || {
+        std::hint::black_box(store.incidents(c.id, i64::MIN, 1000).unwrap());
+    });
+    time("50 events", &mut || {
+        std::hint::black_box(store.events(c.id, None, 50).unwrap());
+    });
+    let mut snap = None;
+    time("latest snapshot, parsed", &mut || snap = advice::latest_snapshot(store, &c).unwrap());
+    time("advise (findings, recommendations)", &mut || {
+        std::hint::black_box(advice::advise(store, &rules, &c, snap.as_ref(), now).unwrap());
+    });
+    time("fleet comparison", &mut || {
+        std::hint::black_box(advice::fleet_comparison(store, days, now).unwrap());
+    });
+    time(
+        "every cluster's statistics read from the rows, 2 queries a cluster (the comparison before issue 15)",
+        &mut || {
+            for c in store.fleet().unwrap() {
+                let since = now - days * DAY_US;
+                std::hint::black_box(store.incidents(c.id, since, i64::MAX).unwrap());
+                store
+                    .read(|db| {
+                        db.query(
+                            "SELECT category, COUNT(*) FROM events WHERE cluster_id = $1 AND time_us >= $2 \
+                             AND kind = 'fencing' GROUP BY category",
+                            &[c.id.into(), since.into()],
+                        )
+                    })
+                    .unwrap();
+            }
+        },
+    );
+    time("last five changes", &mut || {
+        std::hint::black_box(changes::list(store, c.id, 5).unwrap());
+    });
+    out
 }

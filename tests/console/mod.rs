@@ -7,6 +7,7 @@ mod bench;
 mod browser;
 mod changes;
 pub(crate) mod client;
+mod cluster_stats;
 mod fixtures;
 mod http;
 mod incidents;

@@ -7,6 +7,7 @@ mod postgres;
 mod read;
 mod schema;
 mod sqlite;
+mod stats;
 mod write;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use db::{Db, DbUrl, Dialect, Pool, Val, DEFAULT_DB};
 pub use read::{deflate, inflate, EventPage, EventRow, ReportRow};
+pub use stats::StatsKey;
 pub use write::{ingest_batch, ingest_batch_cached, Accepted, Stored, WorkCache};
 
 use super::snapshot::SnapshotSummary;
@@ -88,6 +90,8 @@ pub struct Store {
     readers: Pool,
     /// The fleet as last read, and the clusters' (count, reports, highest id) it was read at.
     fleet_cache: Mutex<Option<(FleetStamp, Arc<Vec<ClusterSummary>>)>>,
+    /// What each cluster's statistics are computed from, per window (stats.rs).
+    stats_cache: Mutex<stats::StatsCache>,
 }
 
 /// Changes whenever a cluster row does: a row changes only when a cluster is added or stores a
@@ -105,7 +109,7 @@ impl Store {
         let url2 = url.clone();
         let readers = Pool::new(Box::new(move || connect(&url2)));
         readers.with(schema::migrate)?;
-        Ok(Store { url: url.clone(), readers, fleet_cache: Mutex::new(None) })
+        Ok(Store { url: url.clone(), readers, fleet_cache: Mutex::new(None), stats_cache: Mutex::default() })
     }
 
     pub fn url(&self) -> &DbUrl {

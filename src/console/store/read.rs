@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::db::{Db, Row, Val};
 use super::{ClockAhead, ClusterSummary, FleetStamp, LastEvent, Store};
 use crate::console::derive::{Incident, IncidentKind, Outcome};
-use crate::console::stats::{self, Stats, DAY_US};
 
 pub const CLUSTER_COLS: &str = "id, name, cluster_name, id_source, created_us, reports, events, first_event_us, \
     last_report_us, last_event_id, last_event_us, last_event_summary, last_event_severity, snapshot_us, \
@@ -321,36 +320,6 @@ impl Store {
             Ok(row.and_then(|r| r[0].blob().map(<[u8]>::to_vec)))
         })?;
         compressed.map(|c| inflate(&c)).transpose()
-    }
-
-    /// A cluster's statistics over the `days` before `now_us`.
-    pub fn stats(&self, cluster: &ClusterSummary, days: i64, now_us: i64) -> Result<Stats> {
-        let since = now_us - days * DAY_US;
-        let (incidents, fencing) = self.read(|db| {
-            let incidents = incidents_since(db, cluster.id, since, i64::MAX)?;
-            let rows = db.query(
-                "SELECT category, COUNT(*) FROM events WHERE cluster_id = $1 AND time_us >= $2 AND kind = 'fencing' \
-                 GROUP BY category",
-                &[cluster.id.into(), since.into()],
-            )?;
-            let mut fencing = (0u32, 0u32);
-            for r in rows {
-                let n = r[1].int().unwrap_or(0) as u32;
-                match r[0].text() {
-                    Some("fencing_succeeded") => fencing.0 += n,
-                    _ => fencing.1 += n,
-                }
-            }
-            Ok((incidents, fencing))
-        })?;
-        Ok(stats::compute(&stats::Inputs {
-            now_us,
-            window_days: days,
-            first_seen_us: cluster.first_event_us,
-            incidents: &incidents,
-            last_incident_us: cluster.last_incident_us,
-            fencing,
-        }))
     }
 }
 

@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_cluster_time ON events (cluster_id, time_us);
 CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id) WHERE incident_id IS NOT NULL;
+-- Fencing events only (a few of a cluster's events), covering what the statistics read of them.
+CREATE INDEX IF NOT EXISTS events_fencing ON events (cluster_id, time_us, category) WHERE kind = 'fencing';
 
 -- One row per report as received (its body compressed), keyed by its idempotency key.
 CREATE TABLE IF NOT EXISTS reports (
