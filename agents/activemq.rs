@@ -43,7 +43,7 @@ with its log lines if it exits or finds its store locked by another broker. The 
 an activemq.xml ('config'), which must keep the store under ${activemq.data} (e.g. <kahaDB \
 directory=\"${activemq.data}/kahadb\"/>) and have a STOMP transport connector on 'stomp_port', or by a broker: \
 URI ('broker_uri'), whose start costs about a third less CPU (no Spring/XBean). Monitor depth 0 checks the JVM and its STOMP port; 10 a STOMP CONNECT/CONNECTED \
-handshake; 20 sends a persistent message with a receipt to a health queue and receives it.",
+handshake; 20 sends a persistent message with a receipt to a health queue and receives it. As a promotable clone (meta promotable=true, promoted-max=1) the agent keeps a warm standby: start runs the JVM where the replicated partition is not mounted, fully configured and waiting in KahaDB's locker for its store (monitor 0), promote (order it after the filesystem) returns once that JVM has taken the store and answers STOMP (monitor 8; with no warm JVM it starts the broker cold), demote stops the broker and a detached waiter starts the next standby JVM once the partition has left the node. It needs 'config' with a short locker interval (<kahaDB ...><locker><shared-file-locker lockAcquireSleepInterval=\"100\"/></locker></kahaDB>; a broker_uri is refused), connectors on addresses present before the promote (0.0.0.0, or a VIP ordered before the filesystem), and a data_dir the broker's user cannot create while the partition is not mounted (a root-owned 0755 mount point): otherwise start and validate-all refuse it (exit 2, naming data_dir), as a standby would make an empty store and serve it.",
     params: PARAMS,
     actions: &[
         ActionSpec::new("start", "120s"),
