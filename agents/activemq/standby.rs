@@ -15,6 +15,9 @@
 //! - promoted (8): a marker file written by promote, and the broker serving from a store that is
 //!   not on the root filesystem;
 //! - 7: nothing runs.
+//!
+//! Every node with a standby (or its waiter) has the same promotion score: Pacemaker promotes no
+//! instance without one, and the Promoted role's colocation with the filesystem picks the node.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd};
@@ -34,6 +37,9 @@ use crate::ocf::{Ctx, Deadline, OcfError, OcfResult, OcfStatus};
 use crate::sys::identity::{self, Identity};
 use crate::sys::proc::{self, Account, Readiness};
 use crate::sys::{listeners, logtail};
+
+/// The promotion score of a node that can take the store.
+const PROMOTION_SCORE: u32 = 10;
 
 /// What the broker logs once it waits for its store (ActiveMQ 5.17's SharedFileLocker; later
 /// versions log the second form at every retry).
@@ -242,9 +248,31 @@ pub fn start(ctx: &Ctx) -> OcfResult {
     }
     warn_slow_locker(ctx, &amq);
     let account = checks::account("user", &amq.user)?;
-    match place(&amq.data_dir, &account)? {
-        Place::Away => service::start(&amq, ctx),
-        Place::Here => spawn_waiter(ctx, &files, &_lock),
+    let started = match place(&amq.data_dir, &account)? {
+        Place::Away => service::start(&amq, ctx)?,
+        Place::Here => spawn_waiter(ctx, &files, &_lock)?,
+    };
+    promotion_score(ctx, Some(PROMOTION_SCORE));
+    Ok(started)
+}
+
+/// Sets (or deletes) this node's promotion score with `crm_attribute --promotion`. A failure is
+/// logged, not fatal (outside a cluster there is none to set); a probe sets it again.
+fn promotion_score(ctx: &Ctx, score: Option<u32>) {
+    let resource = ctx.env.resource().split(':').next().unwrap_or("");
+    if resource.is_empty() {
+        return;
+    }
+    let mut cmd = std::process::Command::new("crm_attribute");
+    cmd.arg(format!("--promotion={resource}"));
+    match score {
+        Some(s) => cmd.args(["--update", &s.to_string()]),
+        None => cmd.arg("--delete"),
+    };
+    match proc::run(&mut cmd, ctx.deadline.at_most(Duration::from_secs(10))) {
+        Ok(out) if out.success() => ctx.log.debug(format!("promotion score of {resource}: {score:?}")),
+        Ok(out) => ctx.log.warn(format!("crm_attribute --promotion={resource} failed: {}", out.message().trim())),
+        Err(e) => ctx.log.warn(format!("cannot run crm_attribute: {e:?}")),
     }
 }
 
@@ -346,7 +374,9 @@ pub fn demote(ctx: &Ctx) -> OcfResult {
     files.end_waiter(ctx)?;
     service::stop(&amq, ctx)?;
     files.set_promoted(false)?;
-    spawn_waiter(ctx, &files, &lock)
+    spawn_waiter(ctx, &files, &lock)?;
+    promotion_score(ctx, Some(PROMOTION_SCORE));
+    Ok(OcfStatus::Success)
 }
 
 /// Stop: the waiter, the JVM (whatever its role), the marker.
@@ -357,12 +387,22 @@ pub fn stop(ctx: &Ctx) -> OcfResult {
     files.end_waiter(ctx)?;
     service::stop(&amq, ctx)?;
     files.set_promoted(false)?;
+    promotion_score(ctx, None);
     Ok(OcfStatus::Success)
 }
 
 /// Monitor: 8 promoted and serving (the depth checks of a primitive, and not from the root
-/// filesystem), 0 a standby that serves nothing or its waiter, 7 nothing.
+/// filesystem), 0 a standby that serves nothing or its waiter, 7 nothing. A probe that finds it
+/// running sets the promotion score again (a restarted Pacemaker has dropped it).
 pub fn monitor(ctx: &Ctx) -> OcfResult {
+    let found = roles(ctx);
+    if ctx.is_probe() && found.is_ok() {
+        promotion_score(ctx, Some(PROMOTION_SCORE));
+    }
+    found
+}
+
+fn roles(ctx: &Ctx) -> OcfResult {
     let amq = Server::of(ctx)?;
     let files = Files::new(ctx);
     let main = match service::running(&amq, ctx) {

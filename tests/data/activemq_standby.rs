@@ -223,3 +223,142 @@ fn activemq_standby_that_dies_is_not_running_and_promote_without_one_starts_cold
     a.run("monitor").expect(7);
     s.unmount();
 }
+
+/// The roles of `rsc`'s instances as crm_mon shows them: (role, node) pairs.
+fn roles(pcmk: &crate::support::pacemaker::Pacemaker, rsc: &str) -> Vec<(String, String)> {
+    let out = pcmk.tool(1, "crm_mon", &["--one-shot", "--output-as=xml"]);
+    let mut found = Vec::new();
+    let mut lines = out.stdout.lines();
+    while let Some(l) = lines.next() {
+        if !l.contains(&format!("<resource id=\"{rsc}\"")) || !l.contains("active=\"true\"") {
+            continue;
+        }
+        let role = l.split("role=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+        if let Some(node) = lines.next().and_then(|n| n.split("<node name=\"").nth(1)).and_then(|n| n.split('"').next())
+        {
+            found.push((role, node.to_string()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The JVM a node's instance state names, if it lives (the nodes share the PID namespace).
+fn node_jvm(pcmk: &crate::support::pacemaker::Pacemaker, node: usize) -> Option<i32> {
+    let out = pcmk.tool(node, "cat", &["/run/hastack/activemq-broker.id"]);
+    let pid: i32 = out.stdout.split_whitespace().next()?.parse().ok()?;
+    hastack::sys::proc::stat(pid).filter(|s| s.comm == "java" && s.state != 'Z').map(|_| pid)
+}
+
+/// Runs `job` in a thread inside the network namespace `ns` (a socket keeps its thread's).
+fn in_netns<T: Send>(ns: &str, job: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: setns on this thread with a valid namespace fd.
+            assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) }, 0);
+            job()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Under the real Pacemaker: a filesystem primitive and the broker as a promotable clone, the
+/// Promoted role colocated with the filesystem and promoted after it. The node without the
+/// partition runs the warm JVM; moving the filesystem demotes the broker, moves the partition,
+/// and promotes that same JVM, which serves the messages sent before; the old node's waiter then
+/// starts its next standby JVM.
+#[test]
+fn activemq_standby_fails_over_under_pacemaker() {
+    if !ready()
+        || !need_program("corosync", "corosync")
+        || !need_program("pacemakerd", "pacemaker")
+        || !need_program("nsenter", "util-linux")
+    {
+        return;
+    }
+    let dev = LoopDevice::new(256, Some(&["mkfs.ext4", "-q", "-F"]));
+    let dir = service_tempdir("activemq");
+    let mount = dir.path().join("part");
+    std::fs::create_dir(&mount).unwrap();
+    // The broker's directory on the partition, made here, unmounted before the nodes start
+    // (their mount namespaces copy this one's mounts).
+    sh("mount", &[&dev.device, mount.to_str().unwrap()]);
+    let b = Broker::with_data(&mount.join("data"), dir.path());
+    sh("umount", &[mount.to_str().unwrap()]);
+    let xml = b.conf.join("activemq.xml");
+    let text = std::fs::read_to_string(&xml).unwrap().replace(
+        r#"<kahaDB directory="${activemq.data}/kahadb"/>"#,
+        r#"<kahaDB directory="${activemq.data}/kahadb"><locker><shared-file-locker lockAcquireSleepInterval="100"/></locker></kahaDB>"#,
+    );
+    std::fs::write(&xml, text).unwrap();
+
+    let lan = crate::support::Lan::new(2);
+    let pcmk = crate::support::pacemaker::Pacemaker::start(&lan, 2);
+    let resources = format!(
+        r#"<resources>
+<primitive id="fs" class="ocf" provider="hastack" type="filesystem">
+  <instance_attributes id="fs-params">
+    <nvpair id="fs-device" name="device" value="{dev}"/>
+    <nvpair id="fs-directory" name="directory" value="{mount}"/>
+    <nvpair id="fs-fstype" name="fstype" value="ext4"/>
+  </instance_attributes>
+  <operations><op id="fs-monitor" name="monitor" interval="20s" timeout="40s"/></operations>
+</primitive>
+<clone id="broker-clone">
+  <meta_attributes id="broker-clone-meta">
+    <nvpair id="bc-promotable" name="promotable" value="true"/>
+    <nvpair id="bc-promoted-max" name="promoted-max" value="1"/>
+  </meta_attributes>
+  <primitive id="broker" class="ocf" provider="hastack" type="activemq">
+    <instance_attributes id="broker-params">
+      <nvpair id="b-config" name="config" value="{config}"/>
+      <nvpair id="b-data" name="data_dir" value="{data}"/>
+      <nvpair id="b-stomp" name="stomp_port" value="{stomp}"/>
+      <nvpair id="b-java" name="java_opts" value="-Xms32m -Xmx128m -XX:TieredStopAtLevel=1"/>
+    </instance_attributes>
+    <operations>
+      <op id="b-start" name="start" interval="0" timeout="180s"/>
+      <op id="b-promote" name="promote" interval="0" timeout="180s"/>
+      <op id="b-demote" name="demote" interval="0" timeout="60s"/>
+      <op id="b-stop" name="stop" interval="0" timeout="60s"/>
+      <op id="b-mon-promoted" name="monitor" interval="9s" role="Promoted" timeout="30s"/>
+      <op id="b-mon-unpromoted" name="monitor" interval="11s" role="Unpromoted" timeout="30s"/>
+    </operations>
+  </primitive>
+</clone>
+</resources>"#,
+        dev = dev.device,
+        mount = mount.display(),
+        config = xml.display(),
+        data = b.data.display(),
+        stomp = b.stomp_port,
+    );
+    let constraints = r#"<constraints>
+<rsc_location id="fs-on-node1" rsc="fs" node="node1" score="100"/>
+<rsc_order id="fs-then-promote" first="fs" first-action="start" then="broker-clone" then-action="promote"/>
+<rsc_colocation id="promoted-with-fs" rsc="broker-clone" rsc-role="Promoted" with-rsc="fs" score="INFINITY"/>
+</constraints>"#;
+    pcmk.tool(1, "cibadmin", &["--replace", "--scope", "resources", "--xml-text", &resources]).expect(0);
+    pcmk.tool(1, "cibadmin", &["--replace", "--scope", "constraints", "--xml-text", constraints]).expect(0);
+    let want =
+        |p: &str, u: &str| vec![("Promoted".to_string(), p.to_string()), ("Unpromoted".to_string(), u.to_string())];
+    wait_for("the broker promoted on node1, a standby on node2", Duration::from_secs(240), || {
+        roles(&pcmk, "broker") == want("node1", "node2")
+    });
+    let warm = node_jvm(&pcmk, 2).expect("no standby JVM on node2");
+    let listening = pcmk.tool(2, "ss", &["-Hltn", &format!("sport = :{}", b.stomp_port)]);
+    assert!(listening.stdout.trim().is_empty(), "the standby listens: {}", listening.stdout);
+    in_netns(pcmk.nodes[0].ns.as_str(), || send_persistent(&b, 20));
+
+    pcmk.tool(1, "crm_resource", &["--ban", "--resource", "fs", "--node", "node1"]).expect(0);
+    wait_for("the broker promoted on node2", Duration::from_secs(240), || {
+        roles(&pcmk, "broker").contains(&("Promoted".to_string(), "node2".to_string()))
+    });
+    assert_eq!(node_jvm(&pcmk, 2), Some(warm), "node2 was promoted without its warm JVM");
+    assert_eq!(in_netns(pcmk.nodes[1].ns.as_str(), || receive_all(&b, 20)), orders(20));
+    wait_for("node1's waiter to start its standby JVM", Duration::from_secs(240), || {
+        node_jvm(&pcmk, 1).is_some() && roles(&pcmk, "broker") == want("node2", "node1")
+    });
+}
