@@ -442,6 +442,8 @@ fn spawn_waiter(ctx: &Ctx, files: &Files, held: &Flock<File>) -> OcfResult {
     let job = || {
         // SAFETY: closes the child's copy of the action's lock file descriptor, nothing else.
         unsafe { libc::close(inherited) };
+        // A working directory on the partition would keep it from being unmounted.
+        let _ = std::env::set_current_dir("/");
         let log = ctx.log.detached();
         match wait_away(&amq, &account) {
             Ok(()) => match launch_standby(ctx, files, &amq, &account) {
