@@ -224,6 +224,35 @@ fn activemq_standby_that_dies_is_not_running_and_promote_without_one_starts_cold
     s.unmount();
 }
 
+/// The partition mounted here without a promote (the filesystem started, the promote not yet
+/// or never): the standby takes its store and serves, monitor still answers 0 (unpromoted);
+/// a filesystem stop with `force_unmount` (its default) ends the broker cleanly (SIGTERM) and
+/// unmounts, and monitor then answers 7 for Pacemaker to restart the standby.
+#[test]
+fn activemq_standby_that_took_its_store_unpromoted_yields_to_a_forced_unmount() {
+    if !ready() {
+        return;
+    }
+    let s = Standby::new();
+    let a = s.agent();
+    s.unmount();
+    a.run("start").expect(0);
+    let jvm = s.jvm().unwrap();
+    s.mount();
+    wait_for("the standby to take its store", Duration::from_secs(60), || s.serving());
+    a.clone().recurring().run("monitor").expect(0);
+    s.part.fs.clone().param("force_unmount", "true").run("stop").expect(0);
+    assert!(!s.b.data.exists(), "not unmounted");
+    wait_for("the broker to exit", Duration::from_secs(30), || {
+        hastack::sys::proc::stat(jvm).is_none_or(|st| st.state == 'Z')
+    });
+    a.clone().recurring().run("monitor").expect(7);
+    a.run("stop").expect(0);
+    a.run("start").expect(0);
+    assert!(s.jvm().is_some_and(|p| p != jvm));
+    a.run("stop").expect(0);
+}
+
 /// The roles of `rsc`'s instances as crm_mon shows them: (role, node) pairs.
 fn roles(pcmk: &crate::support::pacemaker::Pacemaker, rsc: &str) -> Vec<(String, String)> {
     let out = pcmk.tool(1, "crm_mon", &["--one-shot", "--output-as=xml"]);
