@@ -142,13 +142,18 @@ fn could_create_in(dir: &Path, account: &Account) -> bool {
     bits & 0o3 == 0o3
 }
 
-/// The standby's readiness: the JVM has logged that it waits for its store, and serves nothing.
+/// The standby's readiness: the JVM has logged that it waits for its store and serves nothing,
+/// or the partition was mounted here during the start and it serves from it already (Pacemaker
+/// starts the clone's instances and the filesystem in parallel; only the promote is ordered).
 pub fn waits_for_store(amq: &Server, pid: i32) -> Probe {
     if listeners::listens_on(&[pid], amq.stomp_port) {
-        return Probe::Failed(format!(
-            "it took a store in {} and serves: the partition was mounted here during the start",
-            amq.data_dir.display()
-        ));
+        if on_root_filesystem(&amq.data_dir) {
+            return Probe::Failed(format!(
+                "it serves a store in {} on the root filesystem, not on the replicated partition",
+                amq.data_dir.display()
+            ));
+        }
+        return Probe::Ready;
     }
     let lines = logtail::lines_since(&amq.log, amq.mark.get());
     if lines.iter().any(|l| LOCKER_WAITS.iter().any(|m| l.contains(m))) {
@@ -388,6 +393,8 @@ pub fn stop(ctx: &Ctx) -> OcfResult {
     service::stop(&amq, ctx)?;
     files.set_promoted(false)?;
     promotion_score(ctx, None);
+    // Nothing else can wait on it now (the waiter is gone, Pacemaker runs one action at a time).
+    let _ = fs::remove_file(&files.lock);
     Ok(OcfStatus::Success)
 }
 
