@@ -10,8 +10,10 @@
 //! SharedFileLocker ("slave mode") while looking alive; the agent refuses a store another
 //! process holds before the start, and fails the start if the lock is taken meanwhile.
 
+pub mod standby;
 pub mod uri;
 
+use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +29,7 @@ use crate::agents::service::{
 };
 use crate::net::stomp::Stomp;
 use crate::ocf::{ActionSpec, AgentSpec, Ctx, OcfError, OcfResult, OcfStatus, ParamSpec};
-use crate::sys::{listeners, locks, proc, tree};
+use crate::sys::{listeners, locks, logtail, proc, tree};
 use uri::BrokerUri;
 
 pub struct Activemq;
@@ -41,11 +43,13 @@ with its log lines if it exits or finds its store locked by another broker. The 
 an activemq.xml ('config'), which must keep the store under ${activemq.data} (e.g. <kahaDB \
 directory=\"${activemq.data}/kahadb\"/>) and have a STOMP transport connector on 'stomp_port', or by a broker: \
 URI ('broker_uri'), whose start costs about a third less CPU (no Spring/XBean). Monitor depth 0 checks the JVM and its STOMP port; 10 a STOMP CONNECT/CONNECTED \
-handshake; 20 sends a persistent message with a receipt to a health queue and receives it.",
+handshake; 20 sends a persistent message with a receipt to a health queue and receives it. As a promotable clone (meta promotable=true, promoted-max=1) the agent keeps a warm standby: start runs the JVM where the replicated partition is not mounted, fully configured and waiting in KahaDB's locker for its store (monitor 0), promote (order it after the filesystem) returns once that JVM has taken the store and answers STOMP (monitor 8; with no warm JVM it starts the broker cold), demote stops the broker and a detached waiter starts the next standby JVM once the partition has left the node. It needs 'config' with a short locker interval (<kahaDB ...><locker><shared-file-locker lockAcquireSleepInterval=\"100\"/></locker></kahaDB>; a broker_uri is refused), connectors on addresses present before the promote (0.0.0.0, or a VIP ordered before the filesystem), and a data_dir the broker's user cannot create while the partition is not mounted (a root-owned 0755 mount point): otherwise start and validate-all refuse it (exit 2, naming data_dir), as a standby would make an empty store and serve it.",
     params: PARAMS,
     actions: &[
         ActionSpec::new("start", "120s"),
         ActionSpec::new("stop", "60s"),
+        ActionSpec::new("promote", "120s"),
+        ActionSpec::new("demote", "60s"),
         ActionSpec::monitor("20s", "30s"),
         ActionSpec::monitor("21s", "30s").depth(10),
         ActionSpec::new("meta-data", "5s"),
@@ -129,6 +133,11 @@ pub struct Server {
     stomp_port: u16,
     log: PathBuf,
     probe_timeout: Duration,
+    /// Launched as a warm standby ([`standby`]): the store is not on this node yet, so the JVM
+    /// runs from `/` and is ready once it waits in KahaDB's locker.
+    standby: bool,
+    /// The log's size when this start launched the JVM (what the standby's readiness reads).
+    mark: Cell<u64>,
 }
 
 impl Server {
@@ -157,6 +166,12 @@ impl Server {
     /// A process other than those in `ours` holding a store lock under the data directory.
     fn foreign_lock(&self, ours: &[i32]) -> Option<(PathBuf, i32)> {
         self.lock_files().into_iter().find_map(|f| locks::lock_holder(&f).filter(|h| !ours.contains(h)).map(|h| (f, h)))
+    }
+
+    /// The same broker, launched as a warm standby.
+    pub fn as_standby(mut self) -> Server {
+        self.standby = true;
+        self
     }
 
     fn login(&self, ctx: &Ctx) -> Option<(String, String)> {
@@ -206,6 +221,8 @@ impl Service for Server {
             stomp_port: port,
             log: p.get("log").map(PathBuf::from).unwrap_or_else(|| default_log("/var/log/activemq", "activemq", ctx)),
             probe_timeout: p.secs("probe_timeout"),
+            standby: false,
+            mark: Cell::new(0),
         })
     }
 
@@ -225,6 +242,11 @@ impl Service for Server {
     }
 
     fn prepare(&self, ctx: &Ctx) -> OcfResult<()> {
+        if self.standby {
+            // Nothing of the store is here yet; the launch appends to the log from this size.
+            self.mark.set(logtail::mark(&self.log));
+            return Ok(());
+        }
         checks::require_space("data_dir", &self.data_dir)?;
         if let Some((_, h)) = self.foreign_lock(&[]) {
             if !proc::is_alive(h) {
@@ -258,6 +280,9 @@ impl Service for Server {
     }
 
     fn ready(&self, ctx: &Ctx, pid: i32) -> Probe {
+        if self.standby {
+            return standby::waits_for_store(self, pid);
+        }
         // Another broker took the store lock first: ours would wait for it forever as a slave.
         if let Some((lock, h)) = self.foreign_lock(&tree::process_tree(pid, Some(pid))) {
             return Probe::Failed(format!(
@@ -324,6 +349,9 @@ impl ServiceAgent for Activemq {
                  (activemq.xml or a broker: URI); unset the other",
             ));
         }
+        if ctx.env.promotable() {
+            standby::validate_syntax(ctx)?;
+        }
         // The URI's checks (broker:, the store on data_dir, a STOMP connector on stomp_port).
         let amq = Server::of(ctx)?;
         if level < crate::ocf::agent::VALIDATE_HOST {
@@ -341,9 +369,39 @@ impl ServiceAgent for Activemq {
         if let Some(archive) = ctx.params.get("class_archive").map(Path::new) {
             require_archive_place(archive, &account)?;
         }
+        if ctx.env.promotable() {
+            // A warm standby starts where the partition is not: its store must not be creatable.
+            return standby::validate_host(&amq, &account);
+        }
         // The broker loads its store at start: it must start only where the partition is.
         checks::require_data_dir("data_dir", &amq.data_dir)?;
         checks::require_writable_data_dir("data_dir", &amq.data_dir, &account)
+    }
+
+    // A promotable clone is the warm standby ([`standby`]); a primitive is the model's service.
+    fn start(&self, ctx: &Ctx) -> OcfResult {
+        if ctx.env.promotable() {
+            return standby::start(ctx);
+        }
+        crate::agents::service::start(&Server::of(ctx)?, ctx)
+    }
+    fn stop(&self, ctx: &Ctx) -> OcfResult {
+        if ctx.env.promotable() {
+            return standby::stop(ctx);
+        }
+        crate::agents::service::stop(&Server::of(ctx)?, ctx)
+    }
+    fn monitor(&self, ctx: &Ctx) -> OcfResult {
+        if ctx.env.promotable() {
+            return standby::monitor(ctx);
+        }
+        crate::agents::service::monitor(&Server::of(ctx)?, ctx)
+    }
+    fn promote(&self, ctx: &Ctx) -> OcfResult {
+        standby::promote(ctx)
+    }
+    fn demote(&self, ctx: &Ctx) -> OcfResult {
+        standby::demote(ctx)
     }
 }
 
@@ -434,7 +492,10 @@ fn java_command(ctx: &Ctx, amq: &Server) -> OcfResult<Command> {
             Source::Xml(config) => format!("xbean:file:{}", config.display()),
             Source::Uri(uri) => uri.clone(),
         });
-    cmd.env_clear().env("PATH", "/usr/bin:/bin").current_dir(&amq.data_dir);
+    // A standby's data directory does not exist until the partition is mounted here (and a
+    // working directory on the partition would keep it busy).
+    let cwd = if amq.standby { Path::new("/") } else { amq.data_dir.as_path() };
+    cmd.env_clear().env("PATH", "/usr/bin:/bin").current_dir(cwd);
     Ok(cmd)
 }
 

@@ -56,6 +56,23 @@ pub trait ServiceAgent: Sync {
     fn reload(&self, _ctx: &Ctx) -> OcfResult {
         Err(OcfError::unimplemented("reload is not implemented"))
     }
+    /// Start, stop and monitor are the model's; an agent with roles (activemq's warm standby)
+    /// wraps them.
+    fn start(&self, ctx: &Ctx) -> OcfResult {
+        start(&Self::Server::of(ctx)?, ctx)
+    }
+    fn stop(&self, ctx: &Ctx) -> OcfResult {
+        stop(&Self::Server::of(ctx)?, ctx)
+    }
+    fn monitor(&self, ctx: &Ctx) -> OcfResult {
+        monitor(&Self::Server::of(ctx)?, ctx)
+    }
+    fn promote(&self, _ctx: &Ctx) -> OcfResult {
+        Err(OcfError::unimplemented("promote is not implemented"))
+    }
+    fn demote(&self, _ctx: &Ctx) -> OcfResult {
+        Err(OcfError::unimplemented("demote is not implemented"))
+    }
 }
 
 impl<A: ServiceAgent> Agent for A {
@@ -66,13 +83,19 @@ impl<A: ServiceAgent> Agent for A {
         ServiceAgent::validate(self, ctx, level)
     }
     fn start(&self, ctx: &Ctx) -> OcfResult {
-        start(&A::Server::of(ctx)?, ctx)
+        ServiceAgent::start(self, ctx)
     }
     fn stop(&self, ctx: &Ctx) -> OcfResult {
-        stop(&A::Server::of(ctx)?, ctx)
+        ServiceAgent::stop(self, ctx)
     }
     fn monitor(&self, ctx: &Ctx) -> OcfResult {
-        monitor(&A::Server::of(ctx)?, ctx)
+        ServiceAgent::monitor(self, ctx)
+    }
+    fn promote(&self, ctx: &Ctx) -> OcfResult {
+        ServiceAgent::promote(self, ctx)
+    }
+    fn demote(&self, ctx: &Ctx) -> OcfResult {
+        ServiceAgent::demote(self, ctx)
     }
     fn reload(&self, ctx: &Ctx) -> OcfResult {
         ServiceAgent::reload(self, ctx)

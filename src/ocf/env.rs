@@ -100,8 +100,12 @@ impl OcfEnv {
     pub fn clone_node_max(&self) -> Option<u32> {
         self.meta_u32("clone_node_max")
     }
+    /// A promotable clone's instance. Pacemaker (2.1.5, measured) does not pass the clone's
+    /// `promotable` meta attribute to the agent: it passes `promoted_max` and `master_max` (and
+    /// their `_node_` forms), and only for promotable clones; `promotable` itself counts too, as
+    /// tests and hand runs set it.
     pub fn promotable(&self) -> bool {
-        self.meta_bool("promotable")
+        self.meta_bool("promotable") || self.promoted_max().is_some()
     }
     /// `promoted_max`, falling back to the legacy `master_max` Pacemaker still emits.
     pub fn promoted_max(&self) -> Option<u32> {
@@ -202,6 +206,10 @@ mod tests {
         assert_eq!(e.notify_operation(), Some("promote"));
         assert_eq!(e.notify_list("promote_uname"), vec!["node1", "node2"]);
         assert_eq!(e.meta("clone-max"), Some("2"));
+        // What Pacemaker passes a promotable clone's instance: no `promotable`, `promoted_max`.
+        let pcmk = env(&[("OCF_RESKEY_CRM_meta_clone_max", "2"), ("OCF_RESKEY_CRM_meta_promoted_max", "1")]);
+        assert!(pcmk.promotable());
+        assert!(!env(&[("OCF_RESKEY_CRM_meta_clone_max", "2")]).promotable());
     }
 
     #[test]

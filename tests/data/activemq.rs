@@ -272,7 +272,7 @@ fn activemq_refuses_a_store_another_broker_holds() {
 }
 
 /// Sends `n` persistent messages, each acknowledged by a receipt.
-fn send_persistent(b: &Broker, n: usize) {
+pub fn send_persistent(b: &Broker, n: usize) {
     let mut s = b.stomp();
     let d = Deadline::after(Duration::from_secs(120));
     for i in 0..n {
@@ -292,7 +292,7 @@ fn send_persistent(b: &Broker, n: usize) {
 }
 
 /// The `n` messages the queue delivers, each once; then nothing more arrives within 2 s.
-fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
+pub fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
     let mut s = b.stomp();
     let d = Deadline::after(Duration::from_secs(60));
     s.send_frame(&encode("SUBSCRIBE", &[("id", "1"), ("destination", "/queue/orders"), ("ack", "auto")], ""), d)
@@ -311,7 +311,7 @@ fn receive_all(b: &Broker, n: usize) -> std::collections::BTreeSet<String> {
     got
 }
 
-fn orders(n: usize) -> std::collections::BTreeSet<String> {
+pub fn orders(n: usize) -> std::collections::BTreeSet<String> {
     (0..n).map(|i| format!("order {i}")).collect()
 }
 

@@ -3,6 +3,7 @@
 //! a temporary directory, or on a loop-device ext4 for the failover-shaped no-loss tests.
 
 pub mod activemq;
+pub mod activemq_standby;
 pub mod mariadb;
 pub mod postgresql;
 pub mod rabbitmq;
