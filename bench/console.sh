@@ -13,7 +13,8 @@
 #    the alert agent's routine event against /bin/true (target: at most 2x).
 #
 # Usage (root: initdb runs as postgres; the namespace): bench/console.sh [sqlite|postgresql|startup ...]
-# Sizes: BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS (defaults 1000, 1000000, 20000).
+# Sizes: BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS (defaults 1000, 1000000, 20000); BENCH_CLIENTS,
+# the clients sending reports at once (default 8).
 # Needs pacemaker-cli-utils (crm_simulate makes the reports), postgresql, hyperfine, jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,16 +1,18 @@
 //! The console's benchmark (ignored; `bench/console.sh` runs it on a release build): a fleet of
 //! 1,000 clusters with 1,000,000 stored events, then
 //! - ingest throughput: real reports (a crm_mon snapshot of the hastack stack each, ~14 KB) POSTed
-//!   over HTTP by 8 keep-alive clients, reports/s until every one was answered 201;
+//!   over HTTP by keep-alive clients (8 unless BENCH_CLIENTS says), reports/s until every one
+//!   was answered 201;
 //! - fleet page latency: the console's own time for `GET /` (Server-Timing), 1,000 tiles;
 //! - cluster page latency: `GET /clusters/NAME` and the JSON behind it, for 30 clusters, and the
 //!   page just after a report for its cluster; and each part of the page timed on the store.
 //!
 //! BENCH_STORE=sqlite|postgresql (default sqlite), BENCH_CLUSTERS, BENCH_EVENTS, BENCH_REPORTS
-//! override the sizes, BENCH_PAGES the cluster pages asked. The prefill ingests one cluster's
-//! history through the store (not HTTP, the JSON and XML work done once per kind of report) and
-//! copies its rows to the other clusters by SQL (`copy_history`), so that a million events take
-//! minutes, not an hour.
+//! override the sizes, BENCH_PAGES the cluster pages asked, BENCH_CLIENTS the clients sending at
+//! once (a fleet's clusters report independently, so a burst reaches the console from many
+//! connections). The prefill ingests one cluster's history through the store (not HTTP, the JSON
+//! and XML work done once per kind of report) and copies its rows to the other clusters by SQL
+//! (`copy_history`), so that a million events take minutes, not an hour.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -145,6 +147,7 @@ fn console_benchmark() {
     let clusters = env_or("BENCH_CLUSTERS", 1000);
     let events = env_or("BENCH_EVENTS", 1_000_000);
     let measured = env_or("BENCH_REPORTS", 20_000);
+    let senders = env_or("BENCH_CLIENTS", 8);
     let templates = templates();
     let per_cluster = events / clusters;
 
@@ -259,7 +262,7 @@ fn console_benchmark() {
     let load_before = loadavg();
     let cpu_before = (cpu_ms(&[console.pid()], false), cpu_ms(&server_pids[1..], true));
     let start = Instant::now();
-    let workers: Vec<_> = (0..8)
+    let workers: Vec<_> = (0..senders)
         .map(|_| {
             let (bodies, tokens, next, addr) = (bodies.clone(), tokens.clone(), next.clone(), console.addr.clone());
             std::thread::spawn(move || {
@@ -370,7 +373,7 @@ fn console_benchmark() {
         "| prefill: one cluster through the store, copied to the others by SQL | {stored} events in {prefill_s:.0} s ({per_cluster} through the store: {:.0} reports/s) |",
         per_cluster as f64 / through_store_s
     );
-    println!("| ingest over HTTP, 8 clients, {avg_kb:.1} KiB reports | **{rate:.0} reports/s** ({measured} in {ingest_s:.1} s) |");
+    println!("| ingest over HTTP, {senders} clients, {avg_kb:.1} KiB reports | **{rate:.0} reports/s** ({measured} in {ingest_s:.1} s) |");
     let per_report = (console_cpu + db_cpu) / measured as f64;
     println!(
         "| CPU per report: console + database server | {:.0} + {:.0} µs = {:.0} µs: {:.0} reports/s per core |",
