@@ -185,7 +185,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     match unit.trim() {
         "" | "s" | "sec" => Some(Duration::from_secs(n)),
         "ms" | "msec" => Some(Duration::from_millis(n)),
-        "m" | "min" => Some(Duration::from_secs(n * 60)),
+        // Checked: minutes near u64::MAX would wrap into a small, wrong timeout.
+        "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -209,6 +210,17 @@ mod tests {
         for bad in ["relative/path", "ops", "-oQ@x", "a@b/c", "ftp://x"] {
             assert!(Channel::from_recipient(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn minutes_too_many_to_count_are_no_duration() {
+        // Found by the alert_env fuzz target: the multiplication overflowed.
+        assert_eq!(parse_duration("8888888888888888879m"), None);
+        assert_eq!(parse_duration("307445734561825860min"), None);
+        assert_eq!(parse_duration("2min"), Some(Duration::from_secs(120)));
+        let (s, problems) = Settings::read(|n| (n == "deadline").then(|| "8888888888888888879m".to_string()));
+        assert_eq!(s.deadline, Settings::default().deadline);
+        assert!(problems.iter().any(|p| p.starts_with("deadline='8888888888888888879m'")), "{problems:?}");
     }
 
     #[test]

@@ -230,7 +230,9 @@ fn duration(t: &Table, name: &str) -> Result<u64> {
             Some(ms) if ms > 0 => Ok(ms),
             _ => bail!("field {name}: {s:?} is not a duration above zero (e.g. \"30s\", \"2min\", \"500ms\")"),
         },
-        Some(Value::Integer(n)) if *n > 0 => Ok(*n as u64 * 1000),
+        Some(Value::Integer(n)) if *n > 0 => {
+            (*n as u64).checked_mul(1000).ok_or_else(|| anyhow!("field {name}: {n} seconds is too long a duration"))
+        }
         Some(other) => bail!("field {name}: expected a duration such as \"30s\", got {}", show(other)),
         None => bail!("field {name}: missing (a duration such as \"30s\")"),
     }
@@ -283,6 +285,11 @@ mod tests {
         assert_eq!(
             err(&rule("check = \"monitor_interval\"\nmax = \"fast\"")),
             "rule \"mon\" (rule 1): field max: \"fast\" is not a duration above zero (e.g. \"30s\", \"2min\", \"500ms\")"
+        );
+        // Seconds as an integer, too many to count in milliseconds: an error, not a wrapped value.
+        assert_eq!(
+            err(&rule("check = \"monitor_interval\"\nmax = 9223372036854775807")),
+            "rule \"mon\" (rule 1): field max: 9223372036854775807 seconds is too long a duration"
         );
         assert_eq!(
             err(&rule("check = \"monitor_interval\"")),
