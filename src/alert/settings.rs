@@ -216,7 +216,8 @@ mod tests {
     fn minutes_too_many_to_count_are_no_duration() {
         // Found by the alert_env fuzz target: the multiplication overflowed.
         assert_eq!(parse_duration("8888888888888888879m"), None);
-        assert_eq!(parse_duration("307445734561825860min"), None);
+        assert_eq!(parse_duration("307445734561825861min"), None); // 60 × this is just above u64::MAX
+        assert_eq!(parse_duration("307445734561825860min"), Some(Duration::from_secs(18_446_744_073_709_551_600)));
         assert_eq!(parse_duration("2min"), Some(Duration::from_secs(120)));
         let (s, problems) = Settings::read(|n| (n == "deadline").then(|| "8888888888888888879m".to_string()));
         assert_eq!(s.deadline, Settings::default().deadline);
