@@ -53,6 +53,17 @@ struct NodeSpec {
     serial_ports: Vec<(String, String)>,
     /// Whether the node has /run/lock (`lab up --agents clusterlabs`; see `setup`).
     run_lock: bool,
+    /// The daemons' PATH ([`node_path`]).
+    path: String,
+}
+
+/// The PATH of a node's daemons and of the commands run on it: the system's, then the lab's own
+/// binary's directory, so that `hastack` (the alert agent's flush, `hastack agent apply`) is
+/// found in a node also when this machine has no installed /usr/sbin/hastack to bind over.
+pub fn node_path(lab: &Lab) -> String {
+    let bin = lab.binary();
+    let dir = bin.parent().unwrap_or(Path::new("/usr/sbin"));
+    format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", dir.display())
 }
 
 /// Stage 1, on the host: enter the namespaces, fork PID 1, report. Returns the exit code.
@@ -81,7 +92,15 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
         software.push((lab.binary(), PathBuf::from(HASTACK_COMMAND)));
     }
     let run_lock = super::load_agents(lab) == super::clusterlabs::Agents::Clusterlabs;
-    let spec = NodeSpec { name: node.to_string(), dir: lab.node_dir(node), software, disks, serial_ports, run_lock };
+    let spec = NodeSpec {
+        name: node.to_string(),
+        dir: lab.node_dir(node),
+        software,
+        disks,
+        serial_ports,
+        run_lock,
+        path: node_path(lab),
+    };
     let log = File::options()
         .create(true)
         .append(true)
@@ -258,8 +277,8 @@ fn setup(spec: &NodeSpec) -> Result<()> {
 }
 
 /// The environment of the node's daemons (and through pacemaker-execd, of the agents).
-fn node_env(cmd: &mut Command) -> &mut Command {
-    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("LANG", "C.UTF-8").env("HOME", "/root")
+fn node_env<'a>(cmd: &'a mut Command, spec: &NodeSpec) -> &'a mut Command {
+    cmd.env_clear().env("PATH", &spec.path).env("LANG", "C.UTF-8").env("HOME", "/root")
 }
 
 fn console(path: &str) -> Stdio {
@@ -288,7 +307,7 @@ fn stamp() -> String {
 /// Starts Corosync, waits until it answers, starts pacemakerd, then reaps forever.
 fn supervise(spec: &NodeSpec) -> ! {
     let corosync =
-        start("corosync", node_env(Command::new("corosync").arg("-f")), "/var/log/corosync/corosync.console");
+        start("corosync", node_env(Command::new("corosync").arg("-f"), spec), "/var/log/corosync/corosync.console");
     let mut known: Vec<(i32, &str)> = corosync.map(|pid| (pid, "corosync")).into_iter().collect();
     let started = Instant::now();
     let mut up = false;
@@ -296,7 +315,7 @@ fn supervise(spec: &NodeSpec) -> ! {
         if !reap(false, &known).is_empty() {
             break; // corosync ended: its console says why
         }
-        let probe = node_env(&mut Command::new("corosync-cmapctl"))
+        let probe = node_env(&mut Command::new("corosync-cmapctl"), spec)
             .args(["-g", "totem.cluster_name"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -309,7 +328,7 @@ fn supervise(spec: &NodeSpec) -> ! {
     }
     if up {
         let mut cmd = Command::new("pacemakerd");
-        node_env(&mut cmd).env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log");
+        node_env(&mut cmd, spec).env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log");
         known.extend(start("pacemakerd", &mut cmd, "/var/log/pacemaker/pacemakerd.console").map(|p| (p, "pacemakerd")));
     } else {
         eprintln!("{} {}: corosync did not come up; pacemakerd not started", stamp(), spec.name);

@@ -127,7 +127,13 @@ pub fn cut(lab: &Lab, plan: &Plan, node: &str) -> Result<bool> {
 pub fn command_on(lab: &Lab, node: &str, program: &str) -> Result<Command> {
     let Some(id) = running(lab, node) else { bail!("{node} is not running (its power is off)") };
     let mut cmd = Command::new("nsenter");
-    super::host::clean_env(&mut cmd).args(["-t", &id.pid.to_string(), "-a", "--", program]);
+    super::host::clean_env(&mut cmd).env("PATH", super::init::node_path(lab)).args([
+        "-t",
+        &id.pid.to_string(),
+        "-a",
+        "--",
+        program,
+    ]);
     Ok(cmd)
 }
 
