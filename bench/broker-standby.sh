@@ -35,29 +35,8 @@ install -d -o activemq -g activemq "$part/data"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 stomp=$(port)
 openwire=$(port)
-cat >"$work/conf/activemq.xml" <<XML
-<beans xmlns="http://www.springframework.org/schema/beans"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
-  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
-  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="hst" dataDirectory="\${activemq.data}">
-    <persistenceAdapter><kahaDB directory="\${activemq.data}/kahadb"><locker><shared-file-locker lockAcquireSleepInterval="100"/></locker></kahaDB></persistenceAdapter>
-    <transportConnectors>
-      <transportConnector name="openwire" uri="tcp://127.0.0.1:$openwire"/>
-      <transportConnector name="stomp" uri="stomp://127.0.0.1:$stomp"/>
-    </transportConnectors>
-  </broker>
-</beans>
-XML
-cat >"$work/conf/log4j.properties" <<'EOF'
-log4j.rootLogger=INFO, stdout
-log4j.logger.org.springframework=WARN
-log4j.logger.org.apache.xbean=WARN
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
-EOF
+. bench/broker-conf.sh # (the working directory is the repository)
+broker_conf "$work/conf" hst "$openwire" "$stomp" '<locker><shared-file-locker lockAcquireSleepInterval="100"/></locker>'
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=hst-bench-standby OCF_RESKEY_CRM_meta_timeout=120000 \
 	OCF_RESKEY_config=$work/conf/activemq.xml OCF_RESKEY_data_dir=$part/data OCF_RESKEY_stomp_port=$stomp \
 	OCF_RESKEY_log=$work/broker.log OCF_RESKEY_java_opts="-Xms32m -Xmx128m -XX:TieredStopAtLevel=1"

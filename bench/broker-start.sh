@@ -25,29 +25,8 @@ aq=$work/aq
 install -d -o activemq -g activemq "$aq" "$aq/data" "$aq/cds"
 stomp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 openwire=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$aq/activemq.xml" <<XML
-<beans xmlns="http://www.springframework.org/schema/beans"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
-  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
-  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="lab" dataDirectory="\${activemq.data}">
-    <persistenceAdapter><kahaDB directory="\${activemq.data}/kahadb"/></persistenceAdapter>
-    <transportConnectors>
-      <transportConnector name="openwire" uri="tcp://127.0.0.1:$openwire"/>
-      <transportConnector name="stomp" uri="stomp://127.0.0.1:$stomp"/>
-    </transportConnectors>
-  </broker>
-</beans>
-XML
-cat >"$aq/log4j.properties" <<'EOF'
-log4j.rootLogger=INFO, stdout
-log4j.logger.org.springframework=WARN
-log4j.logger.org.apache.xbean=WARN
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=%d | %-5p | %m%n
-EOF
+. bench/broker-conf.sh # (the working directory is the repository)
+broker_conf "$aq" lab "$openwire" "$stomp"
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=hst-bench-broker OCF_RESKEY_CRM_meta_timeout=120000 \
   OCF_RESKEY_data_dir=$aq/data OCF_RESKEY_stomp_port=$stomp OCF_RESKEY_log=$aq/broker.log
 # The same broker as activemq.xml says (what src/lab/services.rs's broker_uri says for the lab).
