@@ -140,7 +140,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         );
     }
     let first = &plan.nodes[0].name;
-    wait_for(lab, first, "every node online", Duration::from_secs(240), |s| s.online().len() == plan.nodes.len())?;
+    wait_for(lab, first, "every node online", Duration::from_secs(240), |s| Ok(s.online().len() == plan.nodes.len()))?;
     println!("membership: {} online ({:.0?} since up)", plan.nodes.len(), started.elapsed());
 
     disk::prepare(lab, &loaded.stack, first)?;
@@ -156,7 +156,15 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         if agents == Agents::Clusterlabs { ", the ClusterLabs agents swapped in" } else { "" }
     );
     wait_for(lab, first, "the stack to start", Duration::from_secs(600), |s| {
-        s.settled() && status::idle(lab, first, s)
+        if s.failures.is_empty() {
+            return Ok(s.settled() && status::idle(lab, first, s));
+        }
+        // Idle with a failed action: Pacemaker has done all it will (restarted, moved or given
+        // up); a lab that comes up with a failure is not up, and waiting longer changes nothing.
+        if status::idle(lab, first, s) {
+            bail!("the stack failed to start: {}", s.failures.join("; "));
+        }
+        Ok(false)
     })?;
     std::fs::write(lab.complete_marker(), "")?;
     println!(
@@ -183,19 +191,20 @@ fn install_binary(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Polls crm_mon on `node` until `done` holds; the last state in the error.
+/// Polls crm_mon on `node` until `done` holds (or fails: a state that will not change); the
+/// last state in the error.
 fn wait_for(
     lab: &Lab,
     node: &str,
     what: &str,
     limit: Duration,
-    done: impl Fn(&crm::ClusterState) -> bool,
+    done: impl Fn(&crm::ClusterState) -> Result<bool>,
 ) -> Result<()> {
     let deadline = Deadline::after(limit);
     let mut last;
     loop {
         match status::cluster_state(lab, node) {
-            Ok(state) if done(&state) => return Ok(()),
+            Ok(state) if done(&state)? => return Ok(()),
             Ok(state) => last = format!("{state:?}"),
             Err(e) => last = format!("{e:#}"),
         }
