@@ -2,6 +2,8 @@
 //! - groups: members on one node, started in order and stopped in reverse (Pacemaker groups);
 //! - a group `with_promoted` a promotable clone: colocated with its Promoted instance and ordered
 //!   after the promotion (partition → mount → VIP2 → broker → database);
+//! - a group's `warm_standby` layer: a promotable clone, unpromoted (a warm standby) on every node,
+//!   its Promoted instance colocated with the group and promoted after the group's start;
 //! - clones `after` a group: a mandatory order that is *not symmetrical*: the clone's instances never
 //!   start before the group has started, while a later stop or move of the group implies nothing for
 //!   them: they are not restarted by a data-layer move. (An Optional order would not do: it orders
@@ -118,8 +120,12 @@ fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
     let (sequential, parallel) = g.layers.split_at(g.sequential_len());
     let members = sequential.iter().map(|l| primitive(l.get_ref(), false)).collect();
     cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
-    for layer in parallel {
-        add_parallel(cluster, &id, primitive(layer.get_ref(), false));
+    for layer in parallel.iter().map(|l| l.get_ref()) {
+        if layer.is_warm_standby() {
+            add_warm_standby(cluster, &id, primitive(layer, true));
+        } else {
+            add_parallel(cluster, &id, primitive(layer, false));
+        }
     }
     let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
     if let Some(failover) = &g.failover {
@@ -156,6 +162,7 @@ fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
     cluster.constraints.push(Constraint::Colocation {
         id: format!("col-{rsc}-with-{group}"),
         rsc: rsc.clone(),
+        rsc_role: None,
         with_rsc: group.to_string(),
         with_role: None,
         score: "INFINITY".into(),
@@ -170,14 +177,49 @@ fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
     });
 }
 
-/// The resources whose start means "the group has started": the group, and its `parallel`
-/// layers, which run outside it.
-fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<String> {
-    let mut ids = vec![group.to_string()];
+/// The clone id of a `warm_standby` layer.
+pub fn warm_standby_clone(layer: &str) -> String {
+    format!("{layer}-clone")
+}
+
+/// A `warm_standby` layer of a group: a promotable clone whose instances all run unpromoted (the
+/// warm standbys, on every node, with no constraint), and whose Promoted instance runs where the
+/// group runs, promoted after the group's start and demoted before it stops (symmetrical order).
+fn add_warm_standby(cluster: &mut Cluster, group: &str, child: Primitive) {
+    let id = warm_standby_clone(&child.id);
+    cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: true, meta: clone_meta(true), child }));
+    cluster.constraints.push(Constraint::Colocation {
+        id: format!("col-{id}-promoted-with-{group}"),
+        rsc: id.clone(),
+        rsc_role: Some("Promoted".into()),
+        with_rsc: group.to_string(),
+        with_role: None,
+        score: "INFINITY".into(),
+    });
+    cluster.constraints.push(Constraint::Order {
+        id: format!("ord-{group}-then-{id}"),
+        first: group.to_string(),
+        first_action: "start".into(),
+        then: id,
+        then_action: "promote".into(),
+        symmetrical: true,
+    });
+}
+
+/// The actions that mean "the group has started": the group's start, its `parallel` layers'
+/// starts (they run outside it), and the promotion of its `warm_standby` layers' clones.
+fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<(String, &'static str)> {
+    let mut actions = vec![(group.to_string(), "start")];
     if let Some(g) = groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == group) {
-        ids.extend(g.layers[g.sequential_len()..].iter().map(|l| l.get_ref().id.get_ref().clone()));
+        actions.extend(g.layers[g.sequential_len()..].iter().map(|l| {
+            let l = l.get_ref();
+            match l.is_warm_standby() {
+                true => (warm_standby_clone(l.id.get_ref()), "promote"),
+                false => (l.id.get_ref().clone(), "start"),
+            }
+        }));
     }
-    ids
+    actions
 }
 
 /// A group on the Promoted instance of a clone, started after the promotion.
@@ -186,6 +228,7 @@ fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
         Constraint::Colocation {
             id: format!("col-{group}-with-{clone_id}"),
             rsc: group.to_string(),
+            rsc_role: None,
             with_rsc: clone_id.to_string(),
             with_role: Some("Promoted".into()),
             score: "INFINITY".into(),
@@ -204,14 +247,22 @@ fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
 /// A clone, and its asymmetrical order after the groups it follows.
 fn add_clone(cluster: &mut Cluster, c: &stack::Clone, groups: &[toml::Spanned<stack::Group>]) {
     let id = c.id.get_ref().clone();
-    let meta = clone_meta(c.promotable);
+    let firsts: Vec<(String, &str)> = c.after.iter().flat_map(|after| started_with(after.get_ref(), groups)).collect();
+    let mut meta = clone_meta(c.promotable);
+    // After a warm standby's promotion: an interleaved clone would wait on each node for the
+    // promotion of that node's instance, which happens on one node only (the others would never
+    // start). Not interleaved, every instance waits for the one promotion.
+    if firsts.iter().any(|(_, action)| *action == "promote") {
+        meta.retain(|(k, _)| k != "interleave");
+        meta.insert(0, nv("interleave", "false"));
+    }
     let child = primitive(c.layer.get_ref(), c.promotable);
     cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
-    for first in c.after.iter().flat_map(|after| started_with(after.get_ref(), groups)) {
+    for (first, action) in firsts {
         cluster.constraints.push(Constraint::Order {
             id: format!("ord-{first}-then-{id}"),
             first,
-            first_action: "start".into(),
+            first_action: action.into(),
             then: id.clone(),
             then_action: "start".into(),
             symmetrical: false,
@@ -272,7 +323,7 @@ fn monitor_op(m: &Monitor, role: Option<&str>) -> Op {
 /// else the format's default.
 fn advised(layer: &Layer, op: &str, role: Option<&str>, fallback: &str) -> String {
     super::layer_check::agent(layer.agent.get_ref())
-        .and_then(|a| a.spec().advised_timeout(op, role))
+        .and_then(|a| super::layer_check::advised_timeout(a, op, role))
         .unwrap_or(fallback)
         .to_string()
 }
