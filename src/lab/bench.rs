@@ -309,9 +309,7 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> 
     let (groups, clones) = layer_ids(stack);
     let agents = super::load_agents(lab);
     let serving: BTreeMap<&str, &str> = groups.iter().map(|g| (g.as_str(), serving_op(stack, g, agents))).collect();
-    let serves = |e: &Event, layer: &str| {
-        matches!(e, Event::Op { op, rsc, result, .. } if op == serving[layer] && rsc == layer && result == "ok")
-    };
+    let serves = |e: &Event, layer: &str| matches!(e, Event::Op { op, rsc, result, .. } if op == serving[layer] && rsc == layer && result == "ok");
     let db = layer_of(stack, "postgresql").or_else(|| groups.last().cloned()).context("the stack has no group")?;
     let (_, before) = state(lab, plan)?;
     let victim = before.where_runs(&db).first().map(|s| s.to_string()).context("the database runs nowhere")?;

@@ -321,7 +321,10 @@ mod tests {
         let (cib, clusterlabs) = render(Agents::Clusterlabs);
         assert!(!cib.contains("broker-clone") && !cib.contains("promote"), "{cib}");
         let broker = clusterlabs.resources.iter().find(|r| r.id() == "broker");
-        assert!(matches!(broker, Some(Resource::Primitive(p)) if p.agent_spec() == "ocf:hastack:activemq"), "{broker:?}");
+        assert!(
+            matches!(broker, Some(Resource::Primitive(p)) if p.agent_spec() == "ocf:hastack:activemq"),
+            "{broker:?}"
+        );
         assert!(cib.contains(r#"first="data" first-action="start" then="broker" then-action="start""#), "{cib}");
     }
 

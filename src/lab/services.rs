@@ -405,7 +405,8 @@ mod tests {
             assert!(xml.contains(&format!("uri=\"{c}\"")), "{c} is not in activemq.xml:\n{xml}");
         }
         assert_eq!(xml.matches("<transportConnector ").count(), 2);
-        for attr in ["brokerName=\"lab\"", "useJmx=\"false\"", "<shared-file-locker lockAcquireSleepInterval=\"100\"/>"] {
+        for attr in ["brokerName=\"lab\"", "useJmx=\"false\"", "<shared-file-locker lockAcquireSleepInterval=\"100\"/>"]
+        {
             assert!(xml.contains(attr), "{attr} is not in activemq.xml:\n{xml}");
         }
         assert!(!xml.contains("persistent="), "persistent by default");

@@ -14,7 +14,47 @@ use super::{crm, disk, down, net, node, packages, plan, power, services, status}
 use crate::config::{self, Format};
 use crate::ocf::Deadline;
 
-pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay: &str, agents: Agents) -> Result<()> {
+/// Corosync timing that overrides the stack's `[cluster]` (`up --token`, `--consensus`).
+#[derive(Debug, Default)]
+pub struct Timing<'a> {
+    pub token: Option<&'a str>,
+    pub consensus: Option<&'a str>,
+}
+
+impl Timing<'_> {
+    /// The overrides written into the stack, each checked as the stack's own field is.
+    fn apply(&self, cluster: &mut config::stack::Cluster) -> Result<()> {
+        if let Some(t) = self.token {
+            if config::validate::duration_ms(t).is_none_or(|ms| ms == 0) {
+                bail!("--token '{t}': not a duration above 0 (e.g. 1000ms)");
+            }
+            cluster.token = Some(toml::Spanned::new(0..0, t.to_string()));
+        }
+        if let Some(c) = self.consensus {
+            // Corosync refuses a consensus below its join timeout (50 ms by default).
+            if config::validate::duration_ms(c).is_none_or(|ms| ms < 50) {
+                bail!("--consensus '{c}': not a duration of at least 50ms (Corosync's join timeout), e.g. 200ms");
+            }
+            cluster.consensus = Some(toml::Spanned::new(0..0, c.to_string()));
+        }
+        Ok(())
+    }
+
+    /// ", Corosync token 1000ms, consensus 200ms" for `up`'s summary line.
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [("token", self.token), ("consensus", self.consensus)]
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(", Corosync {}", parts.join(", "))
+        }
+    }
+}
+
+pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &str, agents: Agents) -> Result<()> {
     let Some(boot_delay_ms) = config::validate::duration_ms(boot_delay) else {
         bail!("--boot-delay '{boot_delay}': not a duration (e.g. 20s, 0s)");
     };
@@ -39,12 +79,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         None => ("lab.toml (built in)".to_string(), super::LAB_TOML.to_string()),
     };
     let mut loaded = config::parse(&name, &src)?;
-    if let Some(t) = token {
-        if config::validate::duration_ms(t).is_none_or(|ms| ms == 0) {
-            bail!("--token '{t}': not a duration above 0 (e.g. 1000ms)");
-        }
-        loaded.stack.cluster.token = Some(toml::Spanned::new(0..0, t.to_string()));
-    }
+    timing.apply(&mut loaded.stack.cluster)?;
     let plan = plan::plan(&loaded)?;
     let cib = clusterlabs::render_cib(&mut loaded, agents)?;
     let started = Instant::now();
@@ -80,7 +115,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         "lab '{}': {} nodes, stack {name}{}, {} agents",
         lab.name,
         plan.nodes.len(),
-        token.map(|t| format!(", Corosync token {t}")).unwrap_or_default(),
+        timing.describe(),
         agents.name()
     );
     if agents == Agents::Clusterlabs {
@@ -212,5 +247,34 @@ fn wait_for(
             bail!("timed out after {limit:?} waiting for {what}; last seen: {last}");
         }
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab_cluster() -> config::stack::Cluster {
+        config::parse("lab.toml", super::super::LAB_TOML).unwrap().stack.cluster
+    }
+
+    #[test]
+    fn timing_overrides_reach_corosync_conf_and_bad_ones_are_named() {
+        let mut loaded = config::parse("lab.toml", super::super::LAB_TOML).unwrap();
+        let timing = Timing { token: Some("1000ms"), consensus: Some("200ms") };
+        timing.apply(&mut loaded.stack.cluster).unwrap();
+        let conf = loaded.render(Format::Corosync);
+        assert!(conf.contains("token: 1000\n") && conf.contains("consensus: 200\n"), "{conf}");
+        assert_eq!(timing.describe(), ", Corosync token 1000ms, consensus 200ms");
+        assert_eq!(Timing::default().describe(), "");
+
+        for (bad, named) in [
+            (Timing { token: Some("0ms"), consensus: None }, "--token '0ms'"),
+            (Timing { token: Some("soon"), consensus: None }, "--token 'soon'"),
+            (Timing { token: None, consensus: Some("40ms") }, "--consensus '40ms'"),
+        ] {
+            let err = bad.apply(&mut lab_cluster()).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{err}");
+        }
     }
 }
