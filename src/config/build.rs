@@ -381,3 +381,135 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
 pub fn interval_ms(op: &Op) -> u64 {
     duration_ms(&op.interval).unwrap_or(0)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::model::{Constraint, Resource};
+    use super::super::{parse, Format};
+
+    /// Two nodes, a data group whose broker is a warm standby, an app clone after the group.
+    pub const WARM: &str = r#"
+[cluster]
+name = "c"
+
+[[node]]
+name = "n1"
+links = ["10.0.0.1", "10.1.0.1"]
+
+[[node]]
+name = "n2"
+links = ["10.0.0.2", "10.1.0.2"]
+
+[[fence]]
+id = "fence-n1"
+fences = "n1"
+cable = "n2"
+params = { serial_port = "/dev/ttyS0" }
+
+[[fence]]
+id = "fence-n2"
+fences = "n2"
+cable = "n1"
+params = { serial_port = "/dev/ttyS0" }
+
+[[group]]
+id = "data"
+prefer = "n1"
+parallel = ["broker", "db"]
+
+  [[group.layer]]
+  id = "fs"
+  agent = "filesystem"
+  params = { device = "/dev/sdb1", directory = "/srv/data", fstype = "ext4" }
+
+  [[group.layer]]
+  id = "broker"
+  agent = "activemq"
+  warm_standby = true
+  params = { config = "/srv/conf/activemq/activemq.xml", data_dir = "/srv/data/activemq" }
+
+  [[group.layer]]
+  id = "db"
+  agent = "postgresql"
+  params = { pgdata = "/srv/data/postgresql" }
+
+[[clone]]
+id = "app-clone"
+after = ["data"]
+
+  [clone.layer]
+  id = "tomcat"
+  agent = "tomcat"
+"#;
+
+    #[test]
+    fn a_warm_standby_is_a_promotable_clone_promoted_after_its_group() {
+        let loaded = parse("warm.toml", WARM).unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.cluster;
+        assert!(!c.resources.iter().any(|r| r.id() == "broker"), "no primitive broker of its own");
+        let Some(Resource::Clone(clone)) = c.resources.iter().find(|r| r.id() == "broker-clone") else {
+            panic!("no broker-clone: {:?}", c.resources)
+        };
+        assert!(clone.promotable);
+        assert_eq!(clone.meta, super::clone_meta(true));
+        assert_eq!(clone.child.id, "broker");
+        let ops: Vec<(&str, &str, &str, Option<&str>)> = clone
+            .child
+            .ops
+            .iter()
+            .map(|o| (o.name.as_str(), o.interval.as_str(), o.timeout.as_str(), o.role.as_deref()))
+            .collect();
+        assert!(ops.contains(&("promote", "0s", "120s", None)), "{ops:?}");
+        assert!(ops.contains(&("demote", "0s", "60s", None)), "{ops:?}");
+        // activemq's meta-data advises no Promoted monitor: the monitor's advice (30s) stands.
+        assert!(ops.contains(&("monitor", "9s", "30s", Some("Promoted"))), "{ops:?}");
+        let Some(Resource::Group(group)) = c.resources.iter().find(|r| r.id() == "data") else { panic!() };
+        assert_eq!(group.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["fs"]);
+
+        let broker: Vec<&Constraint> =
+            c.constraints.iter().filter(|k| format!("{k:?}").contains("\"broker-clone\"")).collect();
+        assert!(
+            matches!(broker[0], Constraint::Colocation { rsc, rsc_role: Some(r), with_rsc, with_role: None, score, .. }
+            if rsc == "broker-clone" && r == "Promoted" && with_rsc == "data" && score == "INFINITY"),
+            "{broker:?}"
+        );
+        assert!(
+            matches!(broker[1], Constraint::Order { first, first_action, then, then_action, symmetrical: true, .. }
+            if first == "data" && first_action == "start" && then == "broker-clone" && then_action == "promote"),
+            "{broker:?}"
+        );
+        // The app servers wait for the promotion, not for a start of the broker.
+        assert!(
+            matches!(broker[2], Constraint::Order { first, first_action, then, then_action, symmetrical: false, .. }
+            if first == "broker-clone" && first_action == "promote" && then == "app-clone" && then_action == "start"),
+            "{broker:?}"
+        );
+        assert_eq!(broker.len(), 3, "the unpromoted instances have no constraint: {broker:?}");
+        let Some(Resource::Clone(app)) = c.resources.iter().find(|r| r.id() == "app-clone") else { panic!() };
+        assert!(app.meta.contains(&("interleave".into(), "false".into())), "{:?}", app.meta);
+        assert!(!app.meta.contains(&("interleave".into(), "true".into())), "{:?}", app.meta);
+
+        let cib = loaded.render(Format::Cib);
+        assert!(cib.contains(r#"<rsc_colocation id="col-broker-clone-promoted-with-data" rsc="broker-clone" rsc-role="Promoted" with-rsc="data" score="INFINITY" with-rsc-role="Started"/>"#), "{cib}");
+        assert!(cib.contains(r#"<rsc_order id="ord-data-then-broker-clone" first="data" first-action="start" then="broker-clone" then-action="promote" kind="Mandatory"/>"#), "{cib}");
+        let pcs = loaded.render(Format::Pcs);
+        assert!(pcs.contains("run constraint colocation add Promoted broker-clone with data INFINITY id=col-broker-clone-promoted-with-data\n"), "{pcs}");
+        assert!(pcs.contains(" promotable broker-clone interleave=true promoted-max=1"), "{pcs}");
+        let crm = loaded.render(Format::Crm);
+        assert!(
+            crm.contains("colocation col-broker-clone-promoted-with-data inf: broker-clone:Promoted data:Started\n"),
+            "{crm}"
+        );
+        assert!(crm.contains("order ord-data-then-broker-clone Mandatory: data:start broker-clone:promote\n"), "{crm}");
+    }
+
+    #[test]
+    fn without_warm_standby_the_layer_stays_a_parallel_primitive() {
+        let loaded = parse("p.toml", &WARM.replace("  warm_standby = true\n", "")).unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.cluster;
+        assert!(matches!(c.resources.iter().find(|r| r.id() == "broker"), Some(Resource::Primitive(_))));
+        assert!(!c.resources.iter().any(|r| r.id() == "broker-clone"));
+        let Some(Resource::Clone(app)) = c.resources.iter().find(|r| r.id() == "app-clone") else { panic!() };
+        assert_eq!(app.meta, super::clone_meta(false), "interleaved as before");
+    }
+}

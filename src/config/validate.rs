@@ -832,4 +832,86 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].1.contains("'api_password' looks like a secret"), "{found:?}");
     }
+
+    /// The problems of the warm-standby stack with `edits` (from, to) made, with their lines.
+    fn warm_problems(edits: &[(&str, &str)]) -> (String, Vec<(usize, String)>) {
+        let mut src = super::super::build::tests::WARM.to_string();
+        for (from, to) in edits {
+            assert!(src.contains(from), "{from:?} not in the stack");
+            src = src.replacen(from, to, 1);
+        }
+        let stack: Stack = toml::from_str(&src).unwrap();
+        let found = check(&stack, &src).into_iter().map(|p| (line_of(&src, p.span.start), p.message)).collect();
+        (src, found)
+    }
+
+    /// The 1-based line of the first line of `src` containing `words`.
+    fn line_with(src: &str, words: &str) -> usize {
+        src.lines().position(|l| l.contains(words)).unwrap_or_else(|| panic!("{words:?} not in the stack")) + 1
+    }
+
+    #[test]
+    fn warm_standby_is_accepted_with_a_promoted_monitor() {
+        let (_, found) = warm_problems(&[(
+            "  warm_standby = true\n",
+            "  warm_standby = true\n  promoted_monitor = { interval = \"5s\", timeout = \"30s\" }\n",
+        )]);
+        assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn warm_standby_mistakes_are_refused_by_layer_and_field() {
+        let one = |edits: &[(&str, &str)], at: &str, words: &str| {
+            let (src, found) = warm_problems(edits);
+            let line = line_with(&src, at);
+            assert!(
+                found.iter().any(|(l, m)| *l == line && m.contains(words)),
+                "line {line}: {words:?} not in {found:?}"
+            );
+        };
+        // Not in the group's parallel list.
+        one(
+            &[("parallel = [\"broker\", \"db\"]\n", "")],
+            "warm_standby = true",
+            "layer 'broker': warm_standby is only for a layer in its group's parallel list (group 'data' parallel: none)",
+        );
+        // An agent without promote and demote.
+        let (src, found) =
+            warm_problems(&[("  agent = \"postgresql\"\n", "  agent = \"postgresql\"\n  warm_standby = true\n")]);
+        let line = line_with(&src, "agent = \"postgresql\"") + 1;
+        assert!(
+            found.iter().any(|(l, m)| *l == line
+                && m.contains("layer 'db': agent 'postgresql' cannot be a warm standby (its meta-data has no promote/demote actions); warm_standby is for: ")
+                && m.contains("activemq")),
+            "{found:?}"
+        );
+        // A broker: URI cannot configure a warm standby: the agent's own check, by name.
+        let uri = "broker_uri = \"broker:(stomp://127.0.0.1:61613)\"";
+        one(
+            &[("config = \"/srv/conf/activemq/activemq.xml\"", uri)],
+            uri,
+            "layer 'broker': parameter 'broker_uri' cannot configure a warm standby",
+        );
+        // On a [[clone]]'s layer: that is `promotable`.
+        let (src, found) =
+            warm_problems(&[("  agent = \"tomcat\"\n", "  agent = \"tomcat\"\n  warm_standby = true\n")]);
+        let line = line_with(&src, "agent = \"tomcat\"") + 1;
+        assert!(
+            found.iter().any(|(l, m)| *l == line
+                && m == "layer 'tomcat': warm_standby is for a parallel layer of a group; clone 'app-clone' is made promotable with promotable = true"),
+            "{found:?}"
+        );
+        // Its clone's id is taken.
+        one(
+            &[("id = \"app-clone\"", "id = \"broker-clone\"")],
+            "warm_standby = true",
+            "duplicate id 'broker-clone' (the clone of warm_standby layer 'broker'): already used on line",
+        );
+        // promoted_monitor stays refused on a parallel layer that is no warm standby.
+        one(
+            &[("  warm_standby = true\n", "  promoted_monitor = { interval = \"5s\", timeout = \"30s\" }\n")],
+            "promoted_monitor",
+            "layer 'broker': promoted_monitor is only for promotable clones and warm_standby layers",
+        );
+    }
 }
