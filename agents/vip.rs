@@ -8,7 +8,9 @@
 //! fails naming the other MAC (one virtual IP, one owner). Monitor: no standing conflict, the
 //! address on the interface and the link up, from one failed open() and two netlink requests, no
 //! child process (an address on a downed link is a failure, 1: only an absent address is 7).
-//! Stop removes the address, also from a downed link.
+//! Stop removes the address, also from a downed link. Start also aborts this node's TCP
+//! connections to the address, made while another node held it: their clients reconnect at once
+//! instead of waiting seconds for TCP to give them up.
 
 mod conflict;
 mod watch;
@@ -375,7 +377,12 @@ impl Agent for Vip {
         match netlink::add_address(link.index, cfg.ip, place.prefix, place.label.as_deref())
             .map_err(|e| net_error(&format!("cannot add {}/{} to {}", cfg.ip, place.prefix, link.name), e))?
         {
-            Change::Done => ctx.log.info(format!("added {}/{} to {}", cfg.ip, place.prefix, link.name)),
+            Change::Done => {
+                ctx.log.info(format!("added {}/{} to {}", cfg.ip, place.prefix, link.name));
+                if on_link.is_empty() {
+                    abort_stale_connections(ctx, &cfg.ip);
+                }
+            }
             Change::AlreadyThere => ctx.log.info(format!("{} was already on {}", cfg.ip, link.name)),
         }
         records.clear();
@@ -466,6 +473,22 @@ impl VipConfig {
             dad_timeout: self.dad_timeout,
             arp_count: self.arp_count,
             arp_interval: self.arp_interval,
+        }
+    }
+}
+
+/// Aborts this node's TCP connections to the address it has just taken (SOCK_DESTROY): they
+/// were made while another node held it, and that node is gone (fenced, or it removed the
+/// address). Left alone, a local client (an application server whose database or broker just
+/// moved here) waits on each for its next retransmission or its keepalive, which answers
+/// "reset" only seconds later; aborted, it reconnects at once to the service now here. A kernel
+/// without CONFIG_INET_DIAG_DESTROY only loses that speed: a warning, not a failed start.
+fn abort_stale_connections(ctx: &Ctx, ip: &IpAddr) {
+    match crate::net::sockdiag::destroy_tcp_connections_to(*ip) {
+        Ok(0) => {}
+        Ok(n) => ctx.log.info(format!("aborted {n} local TCP connection(s) to {ip}, made to its previous holder")),
+        Err(e) => {
+            ctx.log.warn(format!("cannot abort the local TCP connections to {ip} made to its previous holder: {e}"))
         }
     }
 }

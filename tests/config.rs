@@ -80,7 +80,8 @@ fn config_rendered_cibs_pass_crm_verify() {
     }
     let (_parallel, parallel) = parallel_two_node();
     let lab = config::load(&example("lab.toml")).expect("the lab's stack is valid");
-    for loaded in [two_node(), three_node(), parallel, lab] {
+    let (_warm, warm) = warm_two_node();
+    for loaded in [two_node(), three_node(), parallel, lab, warm] {
         let sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
         let verdict = verify(sim.state()).unwrap();
         assert!(verdict.ok, "crm_verify refused the CIB:\n{}", verdict.messages);
@@ -249,6 +250,156 @@ fn config_parallel_layers_start_together_after_the_group_and_move_with_it() {
     let out = written.run(&["check"]);
     out.expect(0);
     assert!(out.stdout.contains("ok: broker, db start together, none waiting for another"), "{}", out.stdout);
+}
+
+/// The parallel two-node stack with the broker as a warm standby (`warm_standby = true`): a
+/// promotable clone, unpromoted on both nodes, promoted where the data group runs.
+fn warm_two_node() -> (Written, Loaded) {
+    let written = Written::example(
+        "stack.toml",
+        &[
+            (PARALLEL_AT, PARALLEL),
+            (
+                "  agent = \"activemq\"\n  params = { data_dir = \"/srv/data/activemq\" }",
+                "  agent = \"activemq\"\n  warm_standby = true\n  params = { config = \"/srv/conf/activemq/activemq.xml\", data_dir = \"/srv/data/activemq\" }",
+            ),
+        ],
+    );
+    let loaded = config::load(&written.stack).expect("the stack with a warm-standby broker is valid");
+    (written, loaded)
+}
+
+/// (role, node) of each instance of `rsc` that runs.
+fn roles(sim: &Sim, rsc: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = sim
+        .placement()
+        .unwrap()
+        .into_iter()
+        .filter(|(id, _, _)| id == rsc)
+        .map(|(_, role, node)| (role, node))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The warm-standby broker (`warm_standby = true`): with both nodes up the data group and the
+/// Promoted broker run on node1, an unpromoted broker waits on node2; the application servers'
+/// first start waits for the promotion. When node1 is lost, node2's broker is promoted, not
+/// restarted, once node1 is fenced and the group has started there; the database starts with it.
+#[test]
+fn config_warm_standby_broker_is_promoted_on_the_survivor_after_the_group() {
+    if !need_pacemaker_tools() {
+        return;
+    }
+    let (written, loaded) = warm_two_node();
+    let sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
+    let verdict = verify(sim.state()).unwrap();
+    assert!(verdict.ok, "crm_verify refused the CIB:\n{}", verdict.messages);
+
+    // The first transitions, as in config_app_servers_first_start_waits_for_the_data_layers.
+    let facts = Facts::of(&loaded);
+    assert!(facts.promotable.contains(&"broker".to_string()), "{:?}", facts.promotable);
+    let mut sim = Sim::new(&loaded.render(Format::Cib)).unwrap();
+    let up = ["--quorum", "true", "--node-up", "node1", "--node-up", "node2"].map(String::from);
+    let t = sim.step(&up).unwrap().transition;
+    for node in ["node1", "node2"] {
+        assert!(t.find("start", "broker", Some(node)).is_some(), "the standby starts on {node}: {:?}", t.summary());
+    }
+    assert!(t.find("promote", "broker", None).is_none(), "no promotion before the data group: {:?}", t.summary());
+    assert!(t.find("start", "tomcat", None).is_none(), "tomcat started before the broker serves: {:?}", t.summary());
+    // Both agents now report their promotion scores.
+    for node in &facts.nodes {
+        for rsc in &facts.promotable {
+            sim.set_node_attribute(node, &format!("master-{rsc}"), "10000").unwrap();
+        }
+    }
+    let t = sim.step(&[]).unwrap().transition;
+    assert_chain(
+        &t,
+        &[
+            ("promote", "drbd", "node1"),
+            ("start", "fs", "node1"),
+            ("start", "vip2", "node1"),
+            ("promote", "broker", "node1"),
+        ],
+    );
+    for node in ["node1", "node2"] {
+        let tomcat = action_id(&t, "start", "tomcat", node);
+        assert!(
+            t.waits_for(tomcat, action_id(&t, "promote", "broker", "node1")),
+            "tomcat on {node} before the broker's promotion"
+        );
+    }
+    sim.settle().unwrap();
+
+    // (b) Both nodes up: the data layers and the Promoted broker on node1, a standby on node2.
+    for rsc in ["fs", "vip2", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node1"], "{rsc} starts on the primary");
+    }
+    assert_eq!(
+        roles(&sim, "broker"),
+        [("Promoted".to_string(), "node1".to_string()), ("Unpromoted".to_string(), "node2".to_string())]
+    );
+    for rsc in ["web", "tomcat"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node1", "node2"], "{rsc} runs on both nodes");
+    }
+
+    // (c) node1 lost: fenced, the group starts on node2, then node2's standby is promoted.
+    let t = sim.step(&["--node-fail".into(), "node1".into()]).unwrap().transition;
+    assert_eq!(t.fenced_nodes(), vec!["node1"]);
+    let fence = t.fencing("node1").unwrap().id;
+    let promote = action_id(&t, "promote", "broker", "node2");
+    assert!(t.waits_for(promote, fence), "the promotion does not wait for the fencing: {:?}", t.summary());
+    assert_chain(
+        &t,
+        &[
+            ("promote", "drbd", "node2"),
+            ("start", "fs", "node2"),
+            ("start", "vip2", "node2"),
+            ("promote", "broker", "node2"),
+        ],
+    );
+    assert_chain(&t, &[("start", "vip2", "node2"), ("start", "db", "node2")]);
+    let db = action_id(&t, "start", "db", "node2");
+    assert!(
+        !t.waits_for(db, promote) && !t.waits_for(promote, db),
+        "broker and db wait for each other: {:?}",
+        t.summary()
+    );
+    for op in ["start", "stop"] {
+        assert!(t.find(op, "broker", Some("node2")).is_none(), "the standby was restarted ({op}): {:?}", t.summary());
+    }
+    assert_eq!(roles(&sim, "broker"), [("Promoted".to_string(), "node2".to_string())]);
+    for rsc in ["fs", "vip2", "db"] {
+        assert_eq!(sim.nodes_of(rsc).unwrap(), vec!["node2"], "{rsc} runs on the secondary after the failover");
+    }
+    assert_eq!(clone_churn(&t, &facts, &["node2"]), Vec::<String>::new(), "HTTP/app instances on node2 were touched");
+
+    // `hastack config check` holds the same promises.
+    let out = written.run(&["check"]);
+    out.expect(0);
+    for needle in [
+        "promote broker on node2",
+        "ok: broker, db start together, none waiting for another",
+        "ok: broker is Promoted where group data runs (Promoted on: [\"node2\"])",
+        "ok: broker is promoted on node2 after group data has started",
+        "ok: warm standby broker is not restarted, only promoted or demoted",
+    ] {
+        assert!(out.stdout.contains(needle), "check output lacks {needle:?}:\n{}", out.stdout);
+    }
+}
+
+/// The warm standby's scripts (its own test: pcs takes seconds per command): pcs and crmsh make
+/// the cluster the CIB renderer writes, the Promoted role's colocation included.
+#[test]
+fn config_warm_standby_pcs_and_crmsh_scripts_build_the_same_cib_as_the_cib_renderer() {
+    if !need_pacemaker_tools() || !need_program("pcs", "pcs") || !need_program("crm", "crmsh") {
+        return;
+    }
+    let (_written, warm) = warm_two_node();
+    let cib = warm.render(Format::Cib);
+    assert!(cib.contains(r#"rsc="broker-clone" rsc-role="Promoted" with-rsc="data""#), "{cib}");
+    scripts_build_the_same_cib(&warm);
 }
 
 /// Each way `parallel` can be wrong is refused with its line and what to change.

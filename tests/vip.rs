@@ -619,3 +619,76 @@ fn vip_through_crm_resource() {
     bad.expect(6);
     assert!(bad.stdout.contains("'ip'") || bad.stderr.contains("'ip'"), "{bad:?}");
 }
+
+/// Holds one connection on port 7070 of the address in argv[1] open, saying nothing.
+const SILENT_SERVER: &str = r#"
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7070))
+s.listen()
+c, _ = s.accept()
+time.sleep(600)
+"#;
+
+/// Connects to port 7070 of argv[1] (retrying until the server listens), says "connected", then
+/// waits to read and says how the wait ended.
+const WAITING_CLIENT: &str = r#"
+import socket, sys, time
+deadline = time.time() + 20
+while True:
+    try:
+        s = socket.create_connection((sys.argv[1], 7070), timeout=1)
+        break
+    except OSError:
+        if time.time() > deadline:
+            print("no server", flush=True)
+            sys.exit(1)
+        time.sleep(0.05)
+s.settimeout(None)
+print("connected", flush=True)
+try:
+    print("data" if s.recv(1) else "closed", flush=True)
+except OSError as e:
+    print("error", e.errno, flush=True)
+"#;
+
+/// A client on this host connected to the address while another host held it. That host is
+/// gone (its port down: no reset will ever come from it); start takes the address here and the
+/// client's connection is aborted at once (ECONNABORTED, 103), instead of waiting for TCP to give
+/// it up (here, with nothing to retransmit, forever).
+#[test]
+fn vip_start_aborts_local_connections_made_to_the_previous_holder() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    if !ready("vip stale connections") || !need_program("python3", "python3") {
+        return;
+    }
+    let lan = Lan::new(2);
+    let ip = lan.v4(90);
+    lan.host(2).exec("ip", &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    let in_ns = |n: usize, code: &str| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", lan.ns(n), "python3", "-u", "-c", code, &ip]).stdout(Stdio::piped());
+        ChildGuard(cmd.spawn().unwrap())
+    };
+    let _server = in_ns(2, SILENT_SERVER);
+    let mut client = in_ns(1, WAITING_CLIENT);
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = client.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(25)).expect("the client said nothing");
+    assert_eq!(next(), "connected");
+
+    lan.port_down(2);
+    let run = vip(&lan, 1, &ip).param("nic", "eth0").param("cidr_netmask", "24");
+    let started = Instant::now();
+    run.run("start").expect(0);
+    let ended = lines.recv_timeout(Duration::from_secs(5)).expect("the stale connection is still open 5 s after start");
+    assert_eq!(ended, "error 103", "aborted (ECONNABORTED), after {:?}", started.elapsed());
+    run.run("stop").expect(0);
+}

@@ -2,6 +2,8 @@
 //! - groups: members on one node, started in order and stopped in reverse (Pacemaker groups);
 //! - a group `with_promoted` a promotable clone: colocated with its Promoted instance and ordered
 //!   after the promotion (partition → mount → VIP2 → broker → database);
+//! - a group's `warm_standby` layer: a promotable clone, unpromoted (a warm standby) on every node,
+//!   its Promoted instance colocated with the group and promoted after the group's start;
 //! - clones `after` a group: a mandatory order that is *not symmetrical*: the clone's instances never
 //!   start before the group has started, while a later stop or move of the group implies nothing for
 //!   them: they are not restarted by a data-layer move. (An Optional order would not do: it orders
@@ -118,8 +120,12 @@ fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
     let (sequential, parallel) = g.layers.split_at(g.sequential_len());
     let members = sequential.iter().map(|l| primitive(l.get_ref(), false)).collect();
     cluster.resources.push(Resource::Group(Group { id: id.clone(), members }));
-    for layer in parallel {
-        add_parallel(cluster, &id, primitive(layer.get_ref(), false));
+    for layer in parallel.iter().map(|l| l.get_ref()) {
+        if layer.is_warm_standby() {
+            add_warm_standby(cluster, &id, primitive(layer, true));
+        } else {
+            add_parallel(cluster, &id, primitive(layer, false));
+        }
     }
     let mut ranked: Vec<String> = g.prefer.iter().map(|p| p.get_ref().clone()).collect();
     if let Some(failover) = &g.failover {
@@ -156,6 +162,7 @@ fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
     cluster.constraints.push(Constraint::Colocation {
         id: format!("col-{rsc}-with-{group}"),
         rsc: rsc.clone(),
+        rsc_role: None,
         with_rsc: group.to_string(),
         with_role: None,
         score: "INFINITY".into(),
@@ -170,14 +177,54 @@ fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
     });
 }
 
-/// The resources whose start means "the group has started": the group, and its `parallel`
-/// layers, which run outside it.
-fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<String> {
-    let mut ids = vec![group.to_string()];
+/// The clone id of a `warm_standby` layer.
+pub fn warm_standby_clone(layer: &str) -> String {
+    format!("{layer}-clone")
+}
+
+/// A `warm_standby` layer of a group: a promotable clone whose instances all run unpromoted (the
+/// warm standbys, on every node, with no constraint), and whose Promoted instance runs where the
+/// group runs, promoted after the group's start and demoted before it stops (symmetrical order).
+fn add_warm_standby(cluster: &mut Cluster, group: &str, child: Primitive) {
+    let id = warm_standby_clone(&child.id);
+    cluster.resources.push(Resource::Clone(Clone {
+        id: id.clone(),
+        promotable: true,
+        meta: warm_standby_meta(),
+        child,
+    }));
+    cluster.constraints.push(Constraint::Colocation {
+        id: format!("col-{id}-promoted-with-{group}"),
+        rsc: id.clone(),
+        rsc_role: Some("Promoted".into()),
+        with_rsc: group.to_string(),
+        with_role: None,
+        score: "INFINITY".into(),
+    });
+    cluster.constraints.push(Constraint::Order {
+        id: format!("ord-{group}-then-{id}"),
+        first: group.to_string(),
+        first_action: "start".into(),
+        then: id,
+        then_action: "promote".into(),
+        symmetrical: true,
+    });
+}
+
+/// The actions that mean "the group has started": the group's start, its `parallel` layers'
+/// starts (they run outside it), and the promotion of its `warm_standby` layers' clones.
+fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<(String, &'static str)> {
+    let mut actions = vec![(group.to_string(), "start")];
     if let Some(g) = groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == group) {
-        ids.extend(g.layers[g.sequential_len()..].iter().map(|l| l.get_ref().id.get_ref().clone()));
+        actions.extend(g.layers[g.sequential_len()..].iter().map(|l| {
+            let l = l.get_ref();
+            match l.is_warm_standby() {
+                true => (warm_standby_clone(l.id.get_ref()), "promote"),
+                false => (l.id.get_ref().clone(), "start"),
+            }
+        }));
     }
-    ids
+    actions
 }
 
 /// A group on the Promoted instance of a clone, started after the promotion.
@@ -186,6 +233,7 @@ fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
         Constraint::Colocation {
             id: format!("col-{group}-with-{clone_id}"),
             rsc: group.to_string(),
+            rsc_role: None,
             with_rsc: clone_id.to_string(),
             with_role: Some("Promoted".into()),
             score: "INFINITY".into(),
@@ -204,14 +252,22 @@ fn with_promoted(group: &str, clone_id: &str) -> [Constraint; 2] {
 /// A clone, and its asymmetrical order after the groups it follows.
 fn add_clone(cluster: &mut Cluster, c: &stack::Clone, groups: &[toml::Spanned<stack::Group>]) {
     let id = c.id.get_ref().clone();
-    let meta = clone_meta(c.promotable);
+    let firsts: Vec<(String, &str)> = c.after.iter().flat_map(|after| started_with(after.get_ref(), groups)).collect();
+    let mut meta = clone_meta(c.promotable);
+    // After a warm standby's promotion: an interleaved clone would wait on each node for the
+    // promotion of that node's instance, which happens on one node only (the others would never
+    // start). Not interleaved, every instance waits for the one promotion.
+    if firsts.iter().any(|(_, action)| *action == "promote") {
+        meta.retain(|(k, _)| k != "interleave");
+        meta.insert(0, nv("interleave", "false"));
+    }
     let child = primitive(c.layer.get_ref(), c.promotable);
     cluster.resources.push(Resource::Clone(Clone { id: id.clone(), promotable: c.promotable, meta, child }));
-    for first in c.after.iter().flat_map(|after| started_with(after.get_ref(), groups)) {
+    for (first, action) in firsts {
         cluster.constraints.push(Constraint::Order {
             id: format!("ord-{first}-then-{id}"),
             first,
-            first_action: "start".into(),
+            first_action: action.into(),
             then: id.clone(),
             then_action: "start".into(),
             symmetrical: false,
@@ -256,6 +312,14 @@ pub fn clone_meta(promotable: bool) -> Vec<Nv> {
     meta
 }
 
+/// A warm standby's clone meta attributes: a promotable clone's without `notify`. No such agent
+/// acts on notifications, and each pre/post pair is one more executor round trip between the
+/// group's start and the promotion, on the failover's critical path (6 notify operations in the
+/// lab's failover transition, seen in its pacemaker.log).
+pub fn warm_standby_meta() -> Vec<Nv> {
+    clone_meta(true).into_iter().filter(|(k, _)| k != "notify").collect()
+}
+
 fn params_of(params: &super::stack::Params) -> Vec<Nv> {
     params.get_ref().iter().filter_map(|(k, v)| param_text(v.get_ref()).map(|t| (k.clone(), t))).collect()
 }
@@ -272,7 +336,7 @@ fn monitor_op(m: &Monitor, role: Option<&str>) -> Op {
 /// else the format's default.
 fn advised(layer: &Layer, op: &str, role: Option<&str>, fallback: &str) -> String {
     super::layer_check::agent(layer.agent.get_ref())
-        .and_then(|a| a.spec().advised_timeout(op, role))
+        .and_then(|a| super::layer_check::advised_timeout(a, op, role))
         .unwrap_or(fallback)
         .to_string()
 }
@@ -329,4 +393,138 @@ fn primitive(layer: &Layer, promotable: bool) -> Primitive {
 /// The interval of a monitor in milliseconds, as the operation key names it (`db_monitor_10000`).
 pub fn interval_ms(op: &Op) -> u64 {
     duration_ms(&op.interval).unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::model::{Constraint, Resource};
+    use super::super::{parse, Format};
+
+    /// Two nodes, a data group whose broker is a warm standby, an app clone after the group.
+    pub const WARM: &str = r#"
+[cluster]
+name = "c"
+
+[[node]]
+name = "n1"
+links = ["10.0.0.1", "10.1.0.1"]
+
+[[node]]
+name = "n2"
+links = ["10.0.0.2", "10.1.0.2"]
+
+[[fence]]
+id = "fence-n1"
+fences = "n1"
+cable = "n2"
+params = { serial_port = "/dev/ttyS0" }
+
+[[fence]]
+id = "fence-n2"
+fences = "n2"
+cable = "n1"
+params = { serial_port = "/dev/ttyS0" }
+
+[[group]]
+id = "data"
+prefer = "n1"
+parallel = ["broker", "db"]
+
+  [[group.layer]]
+  id = "fs"
+  agent = "filesystem"
+  params = { device = "/dev/sdb1", directory = "/srv/data", fstype = "ext4" }
+
+  [[group.layer]]
+  id = "broker"
+  agent = "activemq"
+  warm_standby = true
+  params = { config = "/srv/conf/activemq/activemq.xml", data_dir = "/srv/data/activemq" }
+
+  [[group.layer]]
+  id = "db"
+  agent = "postgresql"
+  params = { pgdata = "/srv/data/postgresql" }
+
+[[clone]]
+id = "app-clone"
+after = ["data"]
+
+  [clone.layer]
+  id = "tomcat"
+  agent = "tomcat"
+"#;
+
+    #[test]
+    fn a_warm_standby_is_a_promotable_clone_promoted_after_its_group() {
+        let loaded = parse("warm.toml", WARM).unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.cluster;
+        assert!(!c.resources.iter().any(|r| r.id() == "broker"), "no primitive broker of its own");
+        let Some(Resource::Clone(clone)) = c.resources.iter().find(|r| r.id() == "broker-clone") else {
+            panic!("no broker-clone: {:?}", c.resources)
+        };
+        assert!(clone.promotable);
+        assert_eq!(clone.meta, super::warm_standby_meta());
+        assert!(clone.meta.contains(&("promoted-max".into(), "1".into())));
+        assert!(!clone.meta.iter().any(|(k, _)| k == "notify"), "no notifications on the failover's path");
+        assert_eq!(clone.child.id, "broker");
+        let ops: Vec<(&str, &str, &str, Option<&str>)> = clone
+            .child
+            .ops
+            .iter()
+            .map(|o| (o.name.as_str(), o.interval.as_str(), o.timeout.as_str(), o.role.as_deref()))
+            .collect();
+        assert!(ops.contains(&("promote", "0s", "120s", None)), "{ops:?}");
+        assert!(ops.contains(&("demote", "0s", "60s", None)), "{ops:?}");
+        // activemq's meta-data advises no Promoted monitor: the monitor's advice (30s) stands.
+        assert!(ops.contains(&("monitor", "9s", "30s", Some("Promoted"))), "{ops:?}");
+        let Some(Resource::Group(group)) = c.resources.iter().find(|r| r.id() == "data") else { panic!() };
+        assert_eq!(group.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["fs"]);
+
+        let broker: Vec<&Constraint> =
+            c.constraints.iter().filter(|k| format!("{k:?}").contains("\"broker-clone\"")).collect();
+        assert!(
+            matches!(broker[0], Constraint::Colocation { rsc, rsc_role: Some(r), with_rsc, with_role: None, score, .. }
+            if rsc == "broker-clone" && r == "Promoted" && with_rsc == "data" && score == "INFINITY"),
+            "{broker:?}"
+        );
+        assert!(
+            matches!(broker[1], Constraint::Order { first, first_action, then, then_action, symmetrical: true, .. }
+            if first == "data" && first_action == "start" && then == "broker-clone" && then_action == "promote"),
+            "{broker:?}"
+        );
+        // The app servers wait for the promotion, not for a start of the broker.
+        assert!(
+            matches!(broker[2], Constraint::Order { first, first_action, then, then_action, symmetrical: false, .. }
+            if first == "broker-clone" && first_action == "promote" && then == "app-clone" && then_action == "start"),
+            "{broker:?}"
+        );
+        assert_eq!(broker.len(), 3, "the unpromoted instances have no constraint: {broker:?}");
+        let Some(Resource::Clone(app)) = c.resources.iter().find(|r| r.id() == "app-clone") else { panic!() };
+        assert!(app.meta.contains(&("interleave".into(), "false".into())), "{:?}", app.meta);
+        assert!(!app.meta.contains(&("interleave".into(), "true".into())), "{:?}", app.meta);
+
+        let cib = loaded.render(Format::Cib);
+        assert!(cib.contains(r#"<rsc_colocation id="col-broker-clone-promoted-with-data" rsc="broker-clone" rsc-role="Promoted" with-rsc="data" score="INFINITY" with-rsc-role="Started"/>"#), "{cib}");
+        assert!(cib.contains(r#"<rsc_order id="ord-data-then-broker-clone" first="data" first-action="start" then="broker-clone" then-action="promote" kind="Mandatory"/>"#), "{cib}");
+        let pcs = loaded.render(Format::Pcs);
+        assert!(pcs.contains("run constraint colocation add Promoted broker-clone with data INFINITY id=col-broker-clone-promoted-with-data\n"), "{pcs}");
+        assert!(pcs.contains(" promotable broker-clone interleave=true promoted-max=1"), "{pcs}");
+        let crm = loaded.render(Format::Crm);
+        assert!(
+            crm.contains("colocation col-broker-clone-promoted-with-data inf: broker-clone:Promoted data:Started\n"),
+            "{crm}"
+        );
+        assert!(crm.contains("order ord-data-then-broker-clone Mandatory: data:start broker-clone:promote\n"), "{crm}");
+    }
+
+    #[test]
+    fn without_warm_standby_the_layer_stays_a_parallel_primitive() {
+        let loaded = parse("p.toml", &WARM.replace("  warm_standby = true\n", "")).unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.cluster;
+        assert!(matches!(c.resources.iter().find(|r| r.id() == "broker"), Some(Resource::Primitive(_))));
+        assert!(!c.resources.iter().any(|r| r.id() == "broker-clone"));
+        let Some(Resource::Clone(app)) = c.resources.iter().find(|r| r.id() == "app-clone") else { panic!() };
+        assert_eq!(app.meta, super::clone_meta(false), "interleaved as before");
+    }
 }

@@ -4,7 +4,9 @@
 //!   surviving nodes are neither stopped nor started;
 //! - a group's last service failing its monitor: restarted in place until migration-threshold,
 //!   then the group moves (along its ordered failover list, stopping after the last node);
-//!   clone instances untouched throughout.
+//!   clone instances untouched throughout;
+//! - in both, a group's warm standbys: Promoted where the group runs, promoted after its start,
+//!   never restarted (promoted or demoted only).
 
 use std::fmt::Write;
 
@@ -43,9 +45,26 @@ pub struct GroupFacts {
     pub ordered: Option<Vec<String>>,
     /// Its `parallel` layers: they start together, none waiting for another.
     pub parallel: Vec<String>,
+    /// The members of the Pacemaker group itself (its layers before the `parallel` ones).
+    pub sequential: Vec<String>,
+    /// Its `warm_standby` layers (primitives of promotable clones): Promoted where the group
+    /// runs, after its start; their unpromoted instances elsewhere are never restarted.
+    pub warm: Vec<String>,
 }
 
-/// The primitives rendered for group `id`'s `parallel` layers, in the stack's order.
+impl GroupFacts {
+    /// How a `parallel` layer starts with the group: its start, or a warm standby's promotion.
+    fn parallel_action(&self, rsc: &str) -> &'static str {
+        if self.warm.iter().any(|w| w == rsc) {
+            "promote"
+        } else {
+            "start"
+        }
+    }
+}
+
+/// The primitives rendered for group `id`'s `parallel` layers, in the stack's order (a warm
+/// standby's: its clone's child).
 fn parallel_of<'a>(loaded: &'a Loaded, id: &str) -> Vec<&'a Primitive> {
     let Some(g) = loaded.stack.groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == id) else {
         return Vec::new();
@@ -55,9 +74,23 @@ fn parallel_of<'a>(loaded: &'a Loaded, id: &str) -> Vec<&'a Primitive> {
         .filter_map(|l| {
             loaded.cluster.resources.iter().find_map(|r| match r {
                 Resource::Primitive(p) if &p.id == l.get_ref().id.get_ref() => Some(p),
+                Resource::Clone(c) if &c.child.id == l.get_ref().id.get_ref() => Some(&c.child),
                 _ => None,
             })
         })
+        .collect()
+}
+
+/// The ids of group `id`'s `warm_standby` layers.
+fn warm_of(loaded: &Loaded, id: &str) -> Vec<String> {
+    let Some(g) = loaded.stack.groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == id) else {
+        return Vec::new();
+    };
+    g.layers[g.sequential_len()..]
+        .iter()
+        .map(|l| l.get_ref())
+        .filter(|l| l.is_warm_standby())
+        .map(|l| l.id.get_ref().clone())
         .collect()
 }
 
@@ -86,9 +119,17 @@ impl Facts {
                 Resource::Clone(c) => facts.clone_children.push(c.child.id.clone()),
                 Resource::Group(g) => {
                     // The group's `parallel` layers run outside it, colocated: they are its
-                    // members for the scenarios, the last one (the database) included.
-                    let members: Vec<&Primitive> = g.members.iter().chain(parallel_of(loaded, &g.id)).collect();
-                    let last = *members.last().expect("validated: groups have members");
+                    // members for the scenarios, the last one (the database) included. A warm
+                    // standby is not the one whose failures are injected: its failures are
+                    // the promotable clone's recovery, not the group's.
+                    let parallel = parallel_of(loaded, &g.id);
+                    let warm: Vec<String> = warm_of(loaded, &g.id);
+                    let members: Vec<&Primitive> = g.members.iter().chain(parallel.iter().copied()).collect();
+                    let last = *members
+                        .iter()
+                        .rev()
+                        .find(|m| !warm.contains(&m.id))
+                        .expect("validated: groups have members before their parallel layers");
                     let monitor = last.ops.iter().find(|o| o.name == "monitor").expect("every layer has a monitor");
                     let spec = loaded.stack.groups.iter().find(|s| s.get_ref().id.get_ref() == &g.id);
                     let ordered = spec.and_then(|s| {
@@ -106,7 +147,9 @@ impl Facts {
                         last_monitor_ms: interval_ms(monitor),
                         threshold: threshold_of(last),
                         ordered,
-                        parallel: parallel_of(loaded, &g.id).iter().map(|p| p.id.clone()).collect(),
+                        parallel: parallel.iter().map(|p| p.id.clone()).collect(),
+                        sequential: g.members.iter().map(|m| m.id.clone()).collect(),
+                        warm,
                     });
                 }
                 Resource::Primitive(_) => {}
@@ -253,7 +296,7 @@ fn node_lost(loaded: &Loaded, facts: &Facts, node: &str) -> Result<Section> {
     let churn = clone_churn(t, facts, &survivors);
     s.expect(churn.is_empty(), format!("HTTP/app clone instances on the survivors are untouched (touched: {churn:?})"));
     for g in &facts.groups {
-        let starts: Vec<_> = g.parallel.iter().filter_map(|rsc| t.find("start", rsc, None)).collect();
+        let starts: Vec<_> = g.parallel.iter().filter_map(|rsc| t.find(g.parallel_action(rsc), rsc, None)).collect();
         if starts.len() > 1 {
             let serial: Vec<String> = starts
                 .iter()
@@ -271,8 +314,54 @@ fn node_lost(loaded: &Loaded, facts: &Facts, node: &str) -> Result<Section> {
             g.id,
             if now.is_empty() { "no node".into() } else { now.join(", ") }
         ));
+        if !g.warm.is_empty() {
+            warm_standbys(&mut s, sim.placement()?, t, g, &survivors, &now);
+        }
     }
     Ok(s)
+}
+
+/// A group's warm standbys after a transition: promoted where the group now runs, after the
+/// group's start when it started there, and not restarted on the nodes in `kept` (promotion or
+/// demotion only: the point of a warm standby).
+fn warm_standbys(
+    s: &mut Section,
+    placement: Vec<(String, String, String)>,
+    t: &Transition,
+    g: &GroupFacts,
+    kept: &[&str],
+    group_nodes: &[String],
+) {
+    for w in &g.warm {
+        let promoted: Vec<&String> =
+            placement.iter().filter(|(id, role, _)| id == w && role == "Promoted").map(|(_, _, n)| n).collect();
+        s.expect(
+            promoted.iter().copied().eq(group_nodes.iter()),
+            format!("{w} is Promoted where group {} runs (Promoted on: {promoted:?})", g.id),
+        );
+        for node in group_nodes {
+            let Some(promote) = t.find("promote", w, Some(node)) else { continue };
+            let early: Vec<&String> = g
+                .sequential
+                .iter()
+                .filter(|m| t.find("start", m, Some(node)).is_some_and(|start| !t.waits_for(promote.id, start.id)))
+                .collect();
+            s.expect(
+                early.is_empty(),
+                format!("{w} is promoted on {node} after group {} has started (before: {early:?})", g.id),
+            );
+        }
+        let restarted: Vec<String> = t
+            .resource_actions()
+            .filter(|a| a.rsc == *w && matches!(a.operation.as_str(), "start" | "stop"))
+            .filter(|a| a.node.as_deref().is_some_and(|n| kept.contains(&n)))
+            .map(|a| format!("{} on {}", a.operation, a.node.as_deref().unwrap_or("?")))
+            .collect();
+        s.expect(
+            restarted.is_empty(),
+            format!("warm standby {w} is not restarted, only promoted or demoted (restarted: {restarted:?})"),
+        );
+    }
 }
 
 fn monitor_failures(loaded: &Loaded, facts: &Facts, g: &GroupFacts) -> Result<Section> {
@@ -303,6 +392,10 @@ fn monitor_failures(loaded: &Loaded, facts: &Facts, g: &GroupFacts) -> Result<Se
             s.transition(&format!("failure {failure} on {node}"), t);
             let churn = clone_churn(t, facts, &everyone);
             s.expect(churn.is_empty(), format!("HTTP/app clone instances untouched (touched: {churn:?})"));
+            if !g.warm.is_empty() {
+                let now = sim.nodes_of(&g.last)?;
+                warm_standbys(&mut s, sim.placement()?, t, g, &everyone, &now);
+            }
             if failure < g.threshold {
                 let restarted = t.find("start", &g.last, Some(&node)).is_some();
                 let elsewhere =

@@ -13,6 +13,12 @@ pub fn agent(name: &str) -> Option<&'static dyn Agent> {
     crate::agents::AGENTS.iter().copied().find(|a| a.spec().name == name)
 }
 
+/// Whether an agent's meta-data has promote and demote: it can run as a promotable clone.
+pub fn is_promotable(agent: &dyn Agent) -> bool {
+    let has = |op: &str| agent.spec().actions.iter().any(|a| a.name == op);
+    has("promote") && has("demote")
+}
+
 /// The agent names a layer may use.
 pub fn agent_names() -> Vec<&'static str> {
     crate::agents::AGENTS.iter().map(|a| a.spec().name).collect()
@@ -85,9 +91,19 @@ pub fn named_parameter<'a>(message: &str, names: impl Iterator<Item = &'a str>) 
     names.filter_map(|n| message.find(&format!("'{n}'")).map(|at| (at, n))).min().map(|(_, n)| n.to_string())
 }
 
+/// The timeout an agent's meta-data advises for an operation; for the Promoted monitor of an
+/// agent that advises none for that role (activemq), its monitor's.
+pub fn advised_timeout(agent: &dyn Agent, op: &str, role: Option<&str>) -> Option<&'static str> {
+    let spec = agent.spec();
+    spec.advised_timeout(op, role).or_else(|| match (op, role) {
+        ("monitor", Some("Promoted")) => spec.advised_timeout(op, None),
+        _ => None,
+    })
+}
+
 /// An operation timeout below what the agent advises: `(operation, timeout, advised)`.
 pub fn short_timeout(agent: &dyn Agent, op: &str, role: Option<&str>, timeout_ms: u64) -> Option<&'static str> {
-    let advised = agent.spec().advised_timeout(op, role)?;
+    let advised = advised_timeout(agent, op, role)?;
     let advised_ms = super::validate::duration_ms(advised)?;
     (timeout_ms < advised_ms).then_some(advised)
 }

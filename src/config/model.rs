@@ -71,9 +71,16 @@ pub struct Clone {
 pub enum Constraint {
     /// `rsc` on `node` with `score`.
     Location { id: String, rsc: String, node: String, score: String },
-    /// `rsc` runs where `with_rsc` runs (in `with_role`; with a role, pcs and crmsh also write
-    /// `rsc` in role Started).
-    Colocation { id: String, rsc: String, with_rsc: String, with_role: Option<String>, score: String },
+    /// `rsc` (in `rsc_role`: its Promoted instance) runs where `with_rsc` runs (in `with_role`).
+    /// With a role on one side only, pcs and crmsh write the other side in role Started.
+    Colocation {
+        id: String,
+        rsc: String,
+        rsc_role: Option<String>,
+        with_rsc: String,
+        with_role: Option<String>,
+        score: String,
+    },
     /// A mandatory order: `then_action` of `then` never happens before `first_action` of `first`
     /// has succeeded. Symmetrical: `then` also stops before `first` stops (and so restarts with
     /// it). Not symmetrical: only the start is ordered; a later stop/move of `first` implies

@@ -166,16 +166,17 @@ fn constraint(w: &mut W, c: &Constraint) -> Res {
                 .with_attributes([("id", id.as_str()), ("rsc", rsc), ("node", node), ("score", score)])
                 .write_empty()?;
         }
-        Constraint::Colocation { id, rsc, with_rsc, with_role, score } => {
+        Constraint::Colocation { id, rsc, rsc_role, with_rsc, with_role, score } => {
             let mut el = w.create_element("rsc_colocation").with_attributes([("id", id.as_str()), ("rsc", rsc)]);
-            // Roles only where one matters, as pcs and crmsh write them: with a role for
-            // `with-rsc`, both also write `rsc-role="Started"`.
-            if with_role.is_some() {
-                el = el.with_attribute(("rsc-role", "Started"));
+            // Roles only where one matters, as pcs and crmsh write them: with a role on one side,
+            // both also write the other side's as Started.
+            let (rsc_role, with_role) = both_roles(rsc_role, with_role);
+            if let Some(role) = rsc_role {
+                el = el.with_attribute(("rsc-role", role));
             }
             el = el.with_attributes([("with-rsc", with_rsc.as_str()), ("score", score.as_str())]);
             if let Some(role) = with_role {
-                el = el.with_attribute(("with-rsc-role", role.as_str()));
+                el = el.with_attribute(("with-rsc-role", role));
             }
             el.write_empty()?;
         }
@@ -195,4 +196,15 @@ fn constraint(w: &mut W, c: &Constraint) -> Res {
         }
     }
     Ok(())
+}
+
+/// A colocation's two roles as written: none, or both (Started for the side that has none).
+pub fn both_roles<'a>(
+    rsc_role: &'a Option<String>,
+    with_role: &'a Option<String>,
+) -> (Option<&'a str>, Option<&'a str>) {
+    match (rsc_role.as_deref(), with_role.as_deref()) {
+        (None, None) => (None, None),
+        (r, w) => (Some(r.unwrap_or("Started")), Some(w.unwrap_or("Started"))),
+    }
 }

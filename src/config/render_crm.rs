@@ -30,10 +30,10 @@ pub fn render(cluster: &Cluster) -> String {
             Constraint::Location { id, rsc, node, score } => {
                 format!("location {id} {rsc} {}: {node}\n", score_word(score))
             }
-            Constraint::Colocation { id, rsc, with_rsc, with_role, score } => {
-                let pair = match with_role {
-                    Some(role) => format!("{rsc}:Started {with_rsc}:{role}"),
-                    None => format!("{rsc} {with_rsc}"),
+            Constraint::Colocation { id, rsc, rsc_role, with_rsc, with_role, score } => {
+                let pair = match super::render_cib::both_roles(rsc_role, with_role) {
+                    (Some(role), Some(with_role)) => format!("{rsc}:{role} {with_rsc}:{with_role}"),
+                    _ => format!("{rsc} {with_rsc}"),
                 };
                 format!("colocation {id} {}: {pair}\n", score_word(score))
             }

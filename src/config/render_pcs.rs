@@ -70,9 +70,9 @@ fn constraint(c: &Constraint) -> Vec<String> {
                 [id.clone(), rsc.clone(), node.clone(), "--".into(), score.clone()],
             )
         }
-        Constraint::Colocation { id, rsc, with_rsc, with_role, score } => words(
+        Constraint::Colocation { id, rsc, rsc_role, with_rsc, with_role, score } => words(
             &["constraint", "colocation", "add"],
-            [rsc.clone(), "with".into()].into_iter().chain(with_role.iter().cloned()).chain([
+            rsc_role.iter().cloned().chain([rsc.clone(), "with".into()]).chain(with_role.iter().cloned()).chain([
                 with_rsc.clone(),
                 score.clone(),
                 format!("id={id}"),

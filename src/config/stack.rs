@@ -144,6 +144,17 @@ pub struct Layer {
     /// A planned move is a live migration (meta `allow-migrate=true`, operations migrate_to and
     /// migrate_from): only for layers of a group whose agent has those actions (tcprelay).
     pub allow_migrate: Option<Spanned<bool>>,
+    /// A `parallel` layer of a group run as a promotable clone: an unpromoted instance (warm
+    /// standby) on every node, promoted where the group runs, after the group's start. Only for
+    /// agents with promote and demote (activemq).
+    pub warm_standby: Option<Spanned<bool>>,
+}
+
+impl Layer {
+    /// Whether the layer asks to be a warm standby (`warm_standby = true`).
+    pub fn is_warm_standby(&self) -> bool {
+        self.warm_standby.as_ref().is_some_and(|w| *w.get_ref())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

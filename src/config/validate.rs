@@ -51,11 +51,18 @@ pub fn check(stack: &Stack, src: &str) -> Vec<Problem> {
     c.layers();
     c.groups();
     c.clones();
+    c.warm_standbys();
     c.fences();
     c.alert();
     c.problems.extend(storage::check(stack));
     c.problems.sort_by_key(|p| p.span.start);
     c.problems
+}
+
+/// Whether a layer's agent has promote and demote (its meta-data's actions), so it can run as a
+/// promotable clone.
+fn can_promote(l: &Layer) -> bool {
+    layer_check::agent(l.agent.get_ref()).is_some_and(layer_check::is_promotable)
 }
 
 /// The 1-based line of a byte offset.
@@ -225,30 +232,41 @@ impl<'a> Checker<'a> {
     /// Every resource-like id in one namespace, as in the CIB.
     fn ids(&mut self) {
         let s = self.stack;
-        let mut ids: Vec<&Spanned<String>> = Vec::new();
+        // (id, where it is written, what it is when it is not written as such)
+        let mut ids: Vec<(String, Range<usize>, Option<String>)> = Vec::new();
+        let mut written = |id: &Spanned<String>| ids.push((id.get_ref().clone(), id.span(), None));
         for g in &s.groups {
-            ids.push(&g.get_ref().id);
-            ids.extend(g.get_ref().layers.iter().map(|l| &l.get_ref().id));
+            written(&g.get_ref().id);
+            g.get_ref().layers.iter().for_each(|l| written(&l.get_ref().id));
         }
         for c in &s.clones {
-            ids.push(&c.get_ref().id);
-            ids.push(&c.get_ref().layer.get_ref().id);
+            written(&c.get_ref().id);
+            written(&c.get_ref().layer.get_ref().id);
         }
-        ids.extend(s.fences.iter().map(|f| &f.get_ref().id));
-        ids.extend(s.alert.iter().map(|a| &a.get_ref().id));
-        let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
-        for id in ids {
-            let text = id.get_ref().as_str();
-            if !is_valid_id(text) {
-                self.problem(
-                    id.span(),
-                    format!("id '{text}' is not valid (a letter, then letters, digits, '_', '-', '.')"),
-                );
-            } else if let Some(first) = seen.get(text) {
+        s.fences.iter().for_each(|f| written(&f.get_ref().id));
+        s.alert.iter().for_each(|a| written(&a.get_ref().id));
+        // A warm standby's clone is named after its layer.
+        for l in s.groups.iter().flat_map(|g| &g.get_ref().layers).map(|l| l.get_ref()) {
+            if let (Some(flag), true) = (&l.warm_standby, l.is_warm_standby()) {
+                let id = super::build::warm_standby_clone(l.id.get_ref());
+                let what = format!("the clone of warm_standby layer '{}'", l.id.get_ref());
+                ids.push((id, flag.span(), Some(what)));
+            }
+        }
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        for (text, span, what) in ids {
+            if !is_valid_id(&text) {
+                let named = what.map_or_else(|| format!("'{text}'"), |w| format!("'{text}' ({w})"));
+                self.problem(span, format!("id {named} is not valid (a letter, then letters, digits, '_', '-', '.')"));
+            } else if let Some(first) = seen.get(&text) {
                 let line = line_of(self.src, first.start);
-                self.problem(id.span(), format!("duplicate id '{text}' (first used on line {line})"));
+                let message = match what {
+                    None => format!("duplicate id '{text}' (first used on line {line})"),
+                    Some(w) => format!("duplicate id '{text}' ({w}): already used on line {line}"),
+                };
+                self.problem(span, message);
             } else {
-                seen.insert(text, id.span());
+                seen.insert(text, span);
             }
         }
     }
@@ -256,7 +274,13 @@ impl<'a> Checker<'a> {
     /// Every layer, with whether it is cloned and if so whether promotable.
     fn all_layers(&self) -> Vec<(&'a Spanned<Layer>, Option<bool>)> {
         let s = self.stack;
-        let grouped = s.groups.iter().flat_map(|g| g.get_ref().layers.iter().map(|l| (l, None)));
+        // A warm standby runs as a promotable clone (when its agent can be one).
+        let grouped = s.groups.iter().flat_map(|g| {
+            g.get_ref()
+                .layers
+                .iter()
+                .map(|l| (l, (l.get_ref().is_warm_standby() && can_promote(l.get_ref())).then_some(true)))
+        });
         let cloned = s.clones.iter().map(|c| (&c.get_ref().layer, Some(c.get_ref().promotable)));
         grouped.chain(cloned).collect()
     }
@@ -383,9 +407,10 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
-            (Some(pm), false) => {
-                self.problem(pm.span(), format!("layer '{id}': promoted_monitor is only for promotable clones"))
-            }
+            (Some(pm), false) => self.problem(
+                pm.span(),
+                format!("layer '{id}': promoted_monitor is only for promotable clones and warm_standby layers"),
+            ),
             (None, _) => {}
         }
     }
@@ -586,6 +611,66 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `warm_standby = true`: on a layer of a group in its `parallel` list, whose agent can be
+    /// promoted. (For activemq, the agent's own check, run with the promotable clone's meta
+    /// attributes by `layer_agent`, refuses `broker_uri`.)
+    fn warm_standbys(&mut self) {
+        for group in &self.stack.groups {
+            let g = group.get_ref();
+            let parallel: Vec<&str> =
+                g.parallel.iter().flat_map(|p| p.get_ref().iter().map(|l| l.get_ref().as_str())).collect();
+            for l in g.layers.iter().map(|l| l.get_ref()) {
+                let Some(flag) = l.warm_standby.as_ref().filter(|f| *f.get_ref()) else { continue };
+                let id = l.id.get_ref();
+                if !parallel.contains(&id.as_str()) {
+                    self.problem(
+                        flag.span(),
+                        format!(
+                            "layer '{id}': warm_standby is only for a layer in its group's parallel list (group '{}' parallel: {}): its promotion waits for the group's start, so it cannot be a member of the group",
+                            g.id.get_ref(),
+                            if parallel.is_empty() { "none".to_string() } else { parallel.join(", ") }
+                        ),
+                    );
+                }
+                self.warm_standby_agent(id, l, flag);
+            }
+        }
+        for clone in &self.stack.clones {
+            let c = clone.get_ref();
+            let l = c.layer.get_ref();
+            if let Some(flag) = l.warm_standby.as_ref().filter(|f| *f.get_ref()) {
+                self.problem(
+                    flag.span(),
+                    format!(
+                        "layer '{}': warm_standby is for a parallel layer of a group; clone '{}' is made promotable with promotable = true",
+                        l.id.get_ref(),
+                        c.id.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn warm_standby_agent(&mut self, id: &str, l: &Layer, flag: &Spanned<bool>) {
+        if layer_check::agent(l.agent.get_ref()).is_none() || can_promote(l) {
+            return; // an unknown agent is reported by itself
+        }
+        let able: Vec<&str> = crate::agents::AGENTS
+            .iter()
+            .copied()
+            .filter(|a| layer_check::is_promotable(*a))
+            .map(|a| a.spec().name)
+            .collect();
+        self.problem(
+            flag.span(),
+            format!(
+                "layer '{id}': agent '{}' cannot be a warm standby (its meta-data has no promote/demote actions); warm_standby is for: {}",
+                l.agent.get_ref(),
+                able.join(", ")
+            ),
+        );
+    }
+
     fn fences(&mut self) {
         let mut fenced: Vec<&str> = Vec::new();
         for fence in &self.stack.fences {
@@ -746,5 +831,87 @@ mod tests {
         let found = problems(other);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].1.contains("'api_password' looks like a secret"), "{found:?}");
+    }
+
+    /// The problems of the warm-standby stack with `edits` (from, to) made, with their lines.
+    fn warm_problems(edits: &[(&str, &str)]) -> (String, Vec<(usize, String)>) {
+        let mut src = super::super::build::tests::WARM.to_string();
+        for (from, to) in edits {
+            assert!(src.contains(from), "{from:?} not in the stack");
+            src = src.replacen(from, to, 1);
+        }
+        let stack: Stack = toml::from_str(&src).unwrap();
+        let found = check(&stack, &src).into_iter().map(|p| (line_of(&src, p.span.start), p.message)).collect();
+        (src, found)
+    }
+
+    /// The 1-based line of the first line of `src` containing `words`.
+    fn line_with(src: &str, words: &str) -> usize {
+        src.lines().position(|l| l.contains(words)).unwrap_or_else(|| panic!("{words:?} not in the stack")) + 1
+    }
+
+    #[test]
+    fn warm_standby_is_accepted_with_a_promoted_monitor() {
+        let (_, found) = warm_problems(&[(
+            "  warm_standby = true\n",
+            "  warm_standby = true\n  promoted_monitor = { interval = \"5s\", timeout = \"30s\" }\n",
+        )]);
+        assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn warm_standby_mistakes_are_refused_by_layer_and_field() {
+        let one = |edits: &[(&str, &str)], at: &str, words: &str| {
+            let (src, found) = warm_problems(edits);
+            let line = line_with(&src, at);
+            assert!(
+                found.iter().any(|(l, m)| *l == line && m.contains(words)),
+                "line {line}: {words:?} not in {found:?}"
+            );
+        };
+        // Not in the group's parallel list.
+        one(
+            &[("parallel = [\"broker\", \"db\"]\n", "")],
+            "warm_standby = true",
+            "layer 'broker': warm_standby is only for a layer in its group's parallel list (group 'data' parallel: none)",
+        );
+        // An agent without promote and demote.
+        let (src, found) =
+            warm_problems(&[("  agent = \"postgresql\"\n", "  agent = \"postgresql\"\n  warm_standby = true\n")]);
+        let line = line_with(&src, "agent = \"postgresql\"") + 1;
+        assert!(
+            found.iter().any(|(l, m)| *l == line
+                && m.contains("layer 'db': agent 'postgresql' cannot be a warm standby (its meta-data has no promote/demote actions); warm_standby is for: ")
+                && m.contains("activemq")),
+            "{found:?}"
+        );
+        // A broker: URI cannot configure a warm standby: the agent's own check, by name.
+        let uri = "broker_uri = \"broker:(stomp://127.0.0.1:61613)\"";
+        one(
+            &[("config = \"/srv/conf/activemq/activemq.xml\"", uri)],
+            uri,
+            "layer 'broker': parameter 'broker_uri' cannot configure a warm standby",
+        );
+        // On a [[clone]]'s layer: that is `promotable`.
+        let (src, found) =
+            warm_problems(&[("  agent = \"tomcat\"\n", "  agent = \"tomcat\"\n  warm_standby = true\n")]);
+        let line = line_with(&src, "agent = \"tomcat\"") + 1;
+        assert!(
+            found.iter().any(|(l, m)| *l == line
+                && m == "layer 'tomcat': warm_standby is for a parallel layer of a group; clone 'app-clone' is made promotable with promotable = true"),
+            "{found:?}"
+        );
+        // Its clone's id is taken.
+        one(
+            &[("id = \"app-clone\"", "id = \"broker-clone\"")],
+            "warm_standby = true",
+            "duplicate id 'broker-clone' (the clone of warm_standby layer 'broker'): already used on line",
+        );
+        // promoted_monitor stays refused on a parallel layer that is no warm standby.
+        one(
+            &[("  warm_standby = true\n", "  promoted_monitor = { interval = \"5s\", timeout = \"30s\" }\n")],
+            "promoted_monitor",
+            "layer 'broker': promoted_monitor is only for promotable clones and warm_standby layers",
+        );
     }
 }

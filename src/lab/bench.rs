@@ -279,6 +279,18 @@ fn layer_ids(stack: &Stack) -> (Vec<String>, Vec<String>) {
     (grouped.collect(), cloned.collect())
 }
 
+/// The operation after which a group layer serves: `promote` for a warm standby (its instance
+/// on the survivor started long before the cut and is only promoted), else `start`. The
+/// ClusterLabs side runs every layer cold (src/lab/clusterlabs.rs).
+fn serving_op(stack: &Stack, id: &str, agents: super::clusterlabs::Agents) -> &'static str {
+    let warm = plan::layers(stack).into_iter().any(|l| l.id.get_ref() == id && l.is_warm_standby());
+    if warm && agents == super::clusterlabs::Agents::Hastack {
+        "promote"
+    } else {
+        "start"
+    }
+}
+
 /// The id of the layer run by `agent` (the first one).
 fn layer_of(stack: &Stack, agent: &str) -> Option<String> {
     plan::layers(stack).into_iter().find(|l| l.agent.get_ref() == agent).map(|l| l.id.get_ref().clone())
@@ -295,6 +307,9 @@ fn ups_load_off(lab: &Lab, node: &str, since: f64) -> Option<f64> {
 
 fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> Result<Run> {
     let (groups, clones) = layer_ids(stack);
+    let agents = super::load_agents(lab);
+    let serving: BTreeMap<&str, &str> = groups.iter().map(|g| (g.as_str(), serving_op(stack, g, agents))).collect();
+    let serves = |e: &Event, layer: &str| matches!(e, Event::Op { op, rsc, result, .. } if op == serving[layer] && rsc == layer && result == "ok");
     let db = layer_of(stack, "postgresql").or_else(|| groups.last().cloned()).context("the stack has no group")?;
     let (_, before) = state(lab, plan)?;
     let victim = before.where_runs(&db).first().map(|s| s.to_string()).context("the database runs nowhere")?;
@@ -309,10 +324,7 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> 
     let (survivor, events) = loop {
         let found = survivors.iter().find_map(|s| {
             let ev = events_since(lab, s, marks[*s]);
-            let started = |rsc: &str| {
-                ev.iter().any(|(_, e)| matches!(e, Event::Op { op, rsc: r, result, .. } if op == "start" && r == rsc && result == "ok"))
-            };
-            groups.iter().all(|g| started(g)).then(|| (s.to_string(), ev.clone()))
+            groups.iter().all(|g| ev.iter().any(|(_, e)| serves(e, g))).then(|| (s.to_string(), ev.clone()))
         });
         if let Some(found) = found {
             break found;
@@ -329,9 +341,8 @@ fn power_cut(lab: &Lab, plan: &Plan, stack: &Stack, client: &Client, i: u32) -> 
     run.steps.push((format!("{victim}'s UPS load off"), ups_load_off(lab, &victim, cut_at).map(|t| t - cut_at)));
     run.steps.push(("fencing confirmed".into(), first(&|e| matches!(e, Event::Fenced(n) if *n == victim))));
     for g in &groups {
-        let t =
-            first(&|e| matches!(e, Event::Op { op, rsc, result, .. } if op == "start" && rsc == g && result == "ok"));
-        run.steps.push((format!("{g} started"), t));
+        let done = if serving[g.as_str()] == "promote" { "promoted" } else { "started" };
+        run.steps.push((format!("{g} {done}"), first(&|e| serves(e, g))));
     }
     let fenced = run.steps.iter().find(|(l, _)| l == "fencing confirmed").and_then(|s| s.1);
     let (first_tx, pause) = client.recovery(cut_mono, dead_mono);

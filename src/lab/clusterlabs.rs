@@ -3,7 +3,8 @@
 //! by that agent (`ocf:heartbeat:*`), so that `lab bench` measures both sets on the same cluster
 //! with the same client, ledger and driver. The CIB is still rendered by `hastack config` from
 //! the stack file; only its primitives are swapped here, after rendering's model is built: ids,
-//! groups, clones, constraints and operations stay exactly as rendered.
+//! groups, clones, constraints and operations stay exactly as rendered, but for a warm-standby
+//! layer, rendered cold (below).
 //!
 //! Fencing too is what an administrator without hastack runs: fence-agents has no agent for a
 //! serial APC Smart UPS, so such a user has cluster-glue's `apcsmart` stonith plugin, which
@@ -18,11 +19,15 @@
 //! makes /run/lock in this mode (src/lab/init.rs).
 //!
 //! resource-agents has no HAProxy and no ActiveMQ agent: those layers keep hastack's. The
-//! broker keeps hastack's agent but not its `broker_uri`: an administrator without hastack
-//! runs ActiveMQ configured by activemq.xml (Debian's default, its packaged instance),
-//! so the ClusterLabs side's broker reads the activemq.xml `lab up` writes in its `conf_dir`
-//! (the same connectors, name and store settings; src/lab/services.rs), while hastack's side
-//! uses the URI, the start without Spring (BENCHMARKS.md "Where the broker's start goes").
+//! broker keeps hastack's agent, configured by activemq.xml as an administrator without hastack
+//! runs ActiveMQ (Debian's default, its packaged instance; a stack with `broker_uri` has it
+//! swapped back to the activemq.xml `lab up` writes in its `conf_dir`), and **cold**: a
+//! `warm_standby` layer (hastack's standby JVM on every node, promoted where the partition is
+//! mounted) becomes the plain `parallel` layer it is without it, started after the partition
+//! and VIP2 like the other data layers. Nothing in resource-agents or Debian's ActiveMQ gives
+//! such an administrator a standby that takes a store it cannot see until the failover: the
+//! partition is replicated by DRBD, not shared, so ActiveMQ's own shared-file master/slave has
+//! no file to share.
 
 use anyhow::{bail, Result};
 
@@ -215,9 +220,15 @@ fn broker_from_activemq_xml(p: &mut Primitive) -> Result<()> {
 }
 
 /// The CIB the lab loads: `hastack config`'s rendering of the stack, with the ClusterLabs
-/// agents swapped in when asked.
+/// agents swapped in when asked. Their side runs every layer cold: a `warm_standby` layer is
+/// rendered as the plain `parallel` layer it would be without it (module doc).
 pub fn render_cib(loaded: &mut crate::config::Loaded, agents: Agents) -> Result<String> {
     if agents == Agents::Clusterlabs {
+        let warm = loaded.stack.groups.iter_mut().flat_map(|g| g.get_mut().layers.iter_mut());
+        for layer in warm.map(|l| l.get_mut()).filter(|l| l.is_warm_standby()) {
+            layer.warm_standby = None;
+        }
+        loaded.cluster = crate::config::build::build(&loaded.stack);
         translate(&mut loaded.cluster)?;
     }
     Ok(loaded.render(crate::config::Format::Cib))
@@ -267,10 +278,6 @@ mod tests {
         let param = |k: &str| broker.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(param("config"), Some("/srv/conf/activemq/activemq.xml"));
         assert_eq!(param("broker_uri"), None);
-        // hastack's side keeps the URI.
-        let hastack = lab_cluster();
-        let uri = member(&hastack, "broker").params.iter().find(|(n, _)| n == "broker_uri").cloned();
-        assert!(uri.is_some_and(|(_, v)| v.starts_with("broker:(")));
         let db = c
             .resources
             .iter()
@@ -295,6 +302,30 @@ mod tests {
                 Resource::Clone(c) => Some(&c.child).filter(|p| p.id == id),
             })
             .unwrap()
+    }
+
+    /// hastack's side runs lab.toml's broker as a warm standby (a promotable clone promoted after
+    /// the data group); the ClusterLabs side runs the same broker cold: a primitive of its own
+    /// started after the group, as a `parallel` layer without `warm_standby` (module doc).
+    #[test]
+    fn the_clusterlabs_side_runs_the_warm_standby_broker_cold() {
+        let render = |agents| {
+            let mut loaded = crate::config::parse("lab.toml", super::super::LAB_TOML).unwrap();
+            let cib = render_cib(&mut loaded, agents).unwrap();
+            (cib, loaded.cluster)
+        };
+        let (hastack_cib, hastack) = render(Agents::Hastack);
+        let clone = hastack.resources.iter().find(|r| r.id() == "broker-clone");
+        assert!(matches!(clone, Some(Resource::Clone(c)) if c.promotable && c.child.id == "broker"), "{clone:?}");
+        assert!(hastack_cib.contains(r#"then="broker-clone" then-action="promote""#), "{hastack_cib}");
+        let (cib, clusterlabs) = render(Agents::Clusterlabs);
+        assert!(!cib.contains("broker-clone") && !cib.contains("promote"), "{cib}");
+        let broker = clusterlabs.resources.iter().find(|r| r.id() == "broker");
+        assert!(
+            matches!(broker, Some(Resource::Primitive(p)) if p.agent_spec() == "ocf:hastack:activemq"),
+            "{broker:?}"
+        );
+        assert!(cib.contains(r#"first="data" first-action="start" then="broker" then-action="start""#), "{cib}");
     }
 
     /// Each node is fenced as a ClusterLabs user fences it: cluster-glue's apcsmart plugin on

@@ -32,11 +32,13 @@ impl ClusterState {
     }
 
     /// Whether every configured resource instance has started (not still starting) and nothing
-    /// failed (what `up` waits for, with an idle controller).
+    /// failed (what `up` waits for, with an idle controller). A promotable clone's instances are
+    /// settled in either of their roles (a warm standby stays Unpromoted).
     pub fn settled(&self) -> bool {
+        const SETTLED: &[&str] = &["Started", "Promoted", "Unpromoted"];
         !self.resources.is_empty()
             && self.failures.is_empty()
-            && self.resources.iter().all(|r| r.active && !r.failed && r.role == "Started")
+            && self.resources.iter().all(|r| r.active && !r.failed && SETTLED.contains(&r.role.as_str()))
     }
 
     /// The nodes `id` runs on (one per active instance).
@@ -148,5 +150,25 @@ mod tests {
         assert_eq!(s.failures, vec!["db_monitor_10000 on node1: not running ".to_string()]);
         assert!(!s.settled());
         assert!(!parse("").settled());
+    }
+
+    /// A warm-standby clone (one Promoted, one Unpromoted instance) is settled; an instance still
+    /// promoting or stopped is not.
+    #[test]
+    fn a_promotable_clone_is_settled_in_both_roles() {
+        let with = |second: &str| {
+            format!(
+                r#"<pacemaker-result><resources><clone id="broker-clone" multi_state="true">
+      <resource id="broker" resource_agent="ocf:hastack:activemq" role="Promoted" active="true" failed="false"><node name="node1" id="1"/></resource>
+      {second}
+    </clone></resources></pacemaker-result>"#
+            )
+        };
+        let unpromoted = r#"<resource id="broker" resource_agent="ocf:hastack:activemq" role="Unpromoted" active="true" failed="false"><node name="node2" id="2"/></resource>"#;
+        let s = parse(&with(unpromoted));
+        assert!(s.settled(), "{s:?}");
+        assert_eq!(s.where_runs("broker"), vec!["node1", "node2"]);
+        assert!(!parse(&with(&unpromoted.replace("Unpromoted", "Promoting"))).settled());
+        assert!(!parse(&with(&unpromoted.replace("\"true\"", "\"false\""))).settled());
     }
 }

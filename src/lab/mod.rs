@@ -58,6 +58,10 @@ pub enum LabCommand {
         /// Corosync's token timeout (e.g. 1000ms), overriding the stack's.
         #[arg(long)]
         token: Option<String>,
+        /// Corosync's consensus timeout (e.g. 200ms, at least 50ms), overriding the stack's; by
+        /// default Corosync's, 1.2 × token.
+        #[arg(long)]
+        consensus: Option<String>,
         /// How long a node takes to boot once its UPS's load is on again (a real server's
         /// firmware takes minutes; 0s boots at once).
         #[arg(long, default_value = "20s")]
@@ -159,13 +163,16 @@ pub fn run(args: LabArgs) -> Result<i32> {
     }
     let lab = Lab::new(&args.name)?;
     match command {
-        LabCommand::Up { stack, token, boot_delay, agents } => up::up(&lab, stack.as_deref(), token.as_deref(), &boot_delay, agents).map(|_| 0).map_err(|e| {
+        LabCommand::Up { stack, token, consensus, boot_delay, agents } => {
+            let timing = up::Timing { token: token.as_deref(), consensus: consensus.as_deref() };
+            up::up(&lab, stack.as_deref(), &timing, &boot_delay, agents).map(|_| 0).map_err(|e| {
             let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
             e.context(format!(
                 "lab up failed; what it made is kept for inspection (logs under {}), `hastack lab{down} down` removes it",
                 lab.dir.display()
             ))
-        }),
+        })
+        }
         LabCommand::Status => status::status(&lab),
         LabCommand::Fail { node } => {
             let plan = load_plan(&lab)?;

@@ -14,7 +14,47 @@ use super::{crm, disk, down, net, node, packages, plan, power, services, status}
 use crate::config::{self, Format};
 use crate::ocf::Deadline;
 
-pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay: &str, agents: Agents) -> Result<()> {
+/// Corosync timing that overrides the stack's `[cluster]` (`up --token`, `--consensus`).
+#[derive(Debug, Default)]
+pub struct Timing<'a> {
+    pub token: Option<&'a str>,
+    pub consensus: Option<&'a str>,
+}
+
+impl Timing<'_> {
+    /// The overrides written into the stack, each checked as the stack's own field is.
+    fn apply(&self, cluster: &mut config::stack::Cluster) -> Result<()> {
+        if let Some(t) = self.token {
+            if config::validate::duration_ms(t).is_none_or(|ms| ms == 0) {
+                bail!("--token '{t}': not a duration above 0 (e.g. 1000ms)");
+            }
+            cluster.token = Some(toml::Spanned::new(0..0, t.to_string()));
+        }
+        if let Some(c) = self.consensus {
+            // Corosync refuses a consensus below its join timeout (50 ms by default).
+            if config::validate::duration_ms(c).is_none_or(|ms| ms < 50) {
+                bail!("--consensus '{c}': not a duration of at least 50ms (Corosync's join timeout), e.g. 200ms");
+            }
+            cluster.consensus = Some(toml::Spanned::new(0..0, c.to_string()));
+        }
+        Ok(())
+    }
+
+    /// ", Corosync token 1000ms, consensus 200ms" for `up`'s summary line.
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [("token", self.token), ("consensus", self.consensus)]
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(", Corosync {}", parts.join(", "))
+        }
+    }
+}
+
+pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &str, agents: Agents) -> Result<()> {
     let Some(boot_delay_ms) = config::validate::duration_ms(boot_delay) else {
         bail!("--boot-delay '{boot_delay}': not a duration (e.g. 20s, 0s)");
     };
@@ -39,12 +79,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         None => ("lab.toml (built in)".to_string(), super::LAB_TOML.to_string()),
     };
     let mut loaded = config::parse(&name, &src)?;
-    if let Some(t) = token {
-        if config::validate::duration_ms(t).is_none_or(|ms| ms == 0) {
-            bail!("--token '{t}': not a duration above 0 (e.g. 1000ms)");
-        }
-        loaded.stack.cluster.token = Some(toml::Spanned::new(0..0, t.to_string()));
-    }
+    timing.apply(&mut loaded.stack.cluster)?;
     let plan = plan::plan(&loaded)?;
     let cib = clusterlabs::render_cib(&mut loaded, agents)?;
     let started = Instant::now();
@@ -80,7 +115,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         "lab '{}': {} nodes, stack {name}{}, {} agents",
         lab.name,
         plan.nodes.len(),
-        token.map(|t| format!(", Corosync token {t}")).unwrap_or_default(),
+        timing.describe(),
         agents.name()
     );
     if agents == Agents::Clusterlabs {
@@ -140,7 +175,7 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         );
     }
     let first = &plan.nodes[0].name;
-    wait_for(lab, first, "every node online", Duration::from_secs(240), |s| s.online().len() == plan.nodes.len())?;
+    wait_for(lab, first, "every node online", Duration::from_secs(240), |s| Ok(s.online().len() == plan.nodes.len()))?;
     println!("membership: {} online ({:.0?} since up)", plan.nodes.len(), started.elapsed());
 
     disk::prepare(lab, &loaded.stack, first)?;
@@ -156,7 +191,15 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, token: Option<&str>, boot_delay:
         if agents == Agents::Clusterlabs { ", the ClusterLabs agents swapped in" } else { "" }
     );
     wait_for(lab, first, "the stack to start", Duration::from_secs(600), |s| {
-        s.settled() && status::idle(lab, first, s)
+        if s.failures.is_empty() {
+            return Ok(s.settled() && status::idle(lab, first, s));
+        }
+        // Idle with a failed action: Pacemaker has done all it will (restarted, moved or given
+        // up); a lab that comes up with a failure is not up, and waiting longer changes nothing.
+        if status::idle(lab, first, s) {
+            bail!("the stack failed to start: {}", s.failures.join("; "));
+        }
+        Ok(false)
     })?;
     std::fs::write(lab.complete_marker(), "")?;
     println!(
@@ -183,19 +226,20 @@ fn install_binary(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Polls crm_mon on `node` until `done` holds; the last state in the error.
+/// Polls crm_mon on `node` until `done` holds (or fails: a state that will not change); the
+/// last state in the error.
 fn wait_for(
     lab: &Lab,
     node: &str,
     what: &str,
     limit: Duration,
-    done: impl Fn(&crm::ClusterState) -> bool,
+    done: impl Fn(&crm::ClusterState) -> Result<bool>,
 ) -> Result<()> {
     let deadline = Deadline::after(limit);
     let mut last;
     loop {
         match status::cluster_state(lab, node) {
-            Ok(state) if done(&state) => return Ok(()),
+            Ok(state) if done(&state)? => return Ok(()),
             Ok(state) => last = format!("{state:?}"),
             Err(e) => last = format!("{e:#}"),
         }
@@ -203,5 +247,34 @@ fn wait_for(
             bail!("timed out after {limit:?} waiting for {what}; last seen: {last}");
         }
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab_cluster() -> config::stack::Cluster {
+        config::parse("lab.toml", super::super::LAB_TOML).unwrap().stack.cluster
+    }
+
+    #[test]
+    fn timing_overrides_reach_corosync_conf_and_bad_ones_are_named() {
+        let mut loaded = config::parse("lab.toml", super::super::LAB_TOML).unwrap();
+        let timing = Timing { token: Some("1000ms"), consensus: Some("200ms") };
+        timing.apply(&mut loaded.stack.cluster).unwrap();
+        let conf = loaded.render(Format::Corosync);
+        assert!(conf.contains("token: 1000\n") && conf.contains("consensus: 200\n"), "{conf}");
+        assert_eq!(timing.describe(), ", Corosync token 1000ms, consensus 200ms");
+        assert_eq!(Timing::default().describe(), "");
+
+        for (bad, named) in [
+            (Timing { token: Some("0ms"), consensus: None }, "--token '0ms'"),
+            (Timing { token: Some("soon"), consensus: None }, "--token 'soon'"),
+            (Timing { token: None, consensus: Some("40ms") }, "--consensus '40ms'"),
+        ] {
+            let err = bad.apply(&mut lab_cluster()).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{err}");
+        }
     }
 }

@@ -47,7 +47,9 @@ final class Consumer implements Runnable {
                 LOG.log(Level.FINE, name + ": broker connection failed", e);
             }
             sleep(backoff);
-            backoff = Math.min(backoff * 2, 500);
+            // At most 200 ms, as the producer's retry: a refused connect costs nothing, and a
+            // broker promoted on the other node is back well under a second after its address.
+            backoff = Math.min(backoff * 2, 200);
         }
         Ledger.closeQuietly(db);
         state = "stopped";
