@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::db::{Db, Dialect, Row, Val};
 use super::read::{cluster_from_row, incident_from_row, CLUSTER_COLS, INCIDENT_COLS};
 use super::{ClusterSummary, LastEvent, RECENT_MTTR};
-use crate::console::derive::{self, DeriveState, EventFacts, Incident};
+use crate::console::derive::{self, DeriveState, EventFacts, Incident, StepResult};
 use crate::console::report::{micros, Report, Severity};
 use crate::console::snapshot::{base_id, SnapshotSummary};
 
@@ -108,8 +108,13 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
     db.begin()?;
     let mut clusters: HashMap<i64, Work> = HashMap::new();
     let result = (|| {
+        // One query each for the batch, not one per report: the keys stored before it, and
+        // the cached clusters' rows (locked).
+        let mut keys = stored_keys(db, batch)?;
+        let rows = cached_rows(db, batch, cache)?;
+        let mut ids = EventIds::default();
         let mut outcomes = Vec::with_capacity(batch.len());
-        for acc in batch {
+        for (i, acc) in batch.iter().enumerate() {
             if savepoints {
                 db.batch("SAVEPOINT report")?;
             }
@@ -121,18 +126,25 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
             let was_in_batch = in_batch.is_some();
             let loaded = match in_batch {
                 Some(w) => Ok(w),
-                None => load_cached(db, acc.cluster_id, cache),
+                None => load_cached(db, acc.cluster_id, cache, &rows),
             };
             let outcome = loaded.and_then(|mut work| {
                 if acc.token_hash.as_ref().is_some_and(|t| *t != work.token_hash) {
                     return Ok((Stored::TokenRevoked, work));
                 }
-                ingest_one(db, &mut work, acc).map(|stored| (stored, work))
+                // A replay: stored before the batch or earlier in it.
+                if let Some(&(report_id, event_id)) = keys.get(acc.report.idempotency_key.as_str()) {
+                    return Ok((Stored::Duplicate { report_id, event_id }, work));
+                }
+                ingest_one(db, &mut work, acc, &mut ids, batch.len() - i).map(|stored| (stored, work))
             });
             match outcome {
                 Ok((stored, work)) => {
                     if savepoints {
                         db.batch("RELEASE SAVEPOINT report")?;
+                    }
+                    if let Stored::New { report_id, event_id, .. } = stored {
+                        keys.insert(acc.report.idempotency_key.clone(), (report_id, Some(event_id)));
                     }
                     if was_in_batch || matches!(stored, Stored::New { .. }) {
                         clusters.insert(acc.cluster_id, work);
@@ -177,18 +189,74 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
     }
 }
 
-/// A cluster's work state: the cached one if the row's report count is still the one it had
-/// (nothing else stored a report for it since), else read from the database.
-fn load_cached(db: &mut dyn Db, cluster_id: i64, cache: &mut WorkCache) -> Result<Work> {
-    let Some(cached) = cache.clusters.get(&cluster_id) else { return load(db, cluster_id) };
-    // PostgreSQL: lock the row, as `load` does.
+/// Statements with an `IN` list of `n` values are prepared for `n` a power of two (the list
+/// padded with its last value), so that a writer's statement cache holds a few of them.
+const IN_CHUNK: usize = 256;
+
+/// `$1, $2, ...` for a list of `len` values padded to a power of two.
+fn in_list(len: usize) -> String {
+    (1..=len.next_power_of_two()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The padded parameters of an `IN` list.
+fn padded(values: &[Val]) -> Vec<Val> {
+    let mut v = values.to_vec();
+    if let Some(last) = values.last() {
+        v.resize(values.len().next_power_of_two(), last.clone());
+    }
+    v
+}
+
+/// The batch's keys that are already stored: their report and event ids.
+fn stored_keys(db: &mut dyn Db, batch: &[Accepted]) -> Result<HashMap<String, (i64, Option<i64>)>> {
+    let mut found = HashMap::new();
+    let keys: Vec<Val> = batch.iter().map(|a| a.report.idempotency_key.as_str().into()).collect();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let list = in_list(chunk.len());
+        let sql = format!("SELECT idem_key, id, event_id FROM reports WHERE idem_key IN ({list})");
+        for row in db.query(&sql, &padded(chunk))? {
+            if let (Some(key), Some(id)) = (row[0].string(), row[1].int()) {
+                found.insert(key, (id, row[2].int()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The report count and token hash of the batch's cached clusters, their rows locked
+/// (PostgreSQL, as `load` does).
+fn cached_rows(db: &mut dyn Db, batch: &[Accepted], cache: &WorkCache) -> Result<HashMap<i64, (i64, String)>> {
+    let mut ids: Vec<i64> = batch.iter().map(|a| a.cluster_id).filter(|id| cache.clusters.contains_key(id)).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let lock = if db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
-    let row =
-        db.query_one(&format!("SELECT reports, token_hash FROM clusters WHERE id = $1{lock}"), &[cluster_id.into()])?;
-    match row.as_ref().map(|r| (r[0].int(), r[1].string())) {
-        Some((Some(reports), Some(token_hash))) if reports == cached.summary.reports => {
+    let mut rows = HashMap::new();
+    let ids: Vec<Val> = ids.into_iter().map(Val::from).collect();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let list = in_list(chunk.len());
+        let sql = format!("SELECT id, reports, token_hash FROM clusters WHERE id IN ({list}) ORDER BY id{lock}");
+        for row in db.query(&sql, &padded(chunk))? {
+            if let (Some(id), Some(reports), Some(token_hash)) = (row[0].int(), row[1].int(), row[2].string()) {
+                rows.insert(id, (reports, token_hash));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A cluster's work state: the cached one if the row's report count (read by `cached_rows`) is
+/// still the one it had (nothing else stored a report for it since), else read from the database.
+fn load_cached(
+    db: &mut dyn Db,
+    cluster_id: i64,
+    cache: &mut WorkCache,
+    rows: &HashMap<i64, (i64, String)>,
+) -> Result<Work> {
+    let Some(cached) = cache.clusters.get(&cluster_id) else { return load(db, cluster_id) };
+    match rows.get(&cluster_id) {
+        Some((reports, token_hash)) if *reports == cached.summary.reports => {
             // A rotation does not count as a report: the token is always the row's.
-            Ok(Work { token_hash, ..cached.clone() })
+            Ok(Work { token_hash: token_hash.clone(), ..cached.clone() })
         }
         _ => {
             cache.clusters.remove(&cluster_id);
@@ -220,16 +288,47 @@ fn open_incidents(db: &mut dyn Db, cluster_id: i64) -> Result<Vec<Incident>> {
     Ok(db.query(&sql, &[cluster_id.into()])?.iter().map(incident_from_row).collect())
 }
 
-fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored> {
-    let r = &acc.report;
-    // A replay is found by its key before anything is written. The report row is written once,
-    // with its event (rewriting it would rewrite its body: in SQLite, its overflow pages).
-    let stored =
-        db.query_one("SELECT id, event_id FROM reports WHERE idem_key = $1", &[r.idempotency_key.as_str().into()])?;
-    if let Some(row) = stored {
-        return Ok(Stored::Duplicate { report_id: row[0].int().unwrap_or(0), event_id: row[1].int() });
-    }
+/// Ids for a batch's new events, taken before their rows are written: an event's incident is
+/// derived first and its row written once with it (an UPDATE of the new row wrote a second
+/// version of it, with new entries in each of its indexes, on PostgreSQL).
+#[derive(Default)]
+struct EventIds {
+    /// PostgreSQL: ids reserved from the sequence, the next last.
+    reserved: Vec<i64>,
+    /// SQLite: the next id.
+    next: Option<i64>,
+}
 
+impl EventIds {
+    /// The next event id; `want`, how many the rest of the batch may need.
+    fn take(&mut self, db: &mut dyn Db, want: usize) -> Result<i64> {
+        if db.dialect() == Dialect::Sqlite {
+            // The batch's transaction holds SQLite's write lock: nobody else takes ids meanwhile.
+            let next = match self.next {
+                Some(n) => n,
+                None => db
+                    .query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM events", &[])?
+                    .and_then(|r| r[0].int())
+                    .context("no event id")?,
+            };
+            self.next = Some(next + 1);
+            return Ok(next);
+        }
+        if self.reserved.is_empty() {
+            let rows = db.query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1)",
+                &[(want.max(1) as i64).into()],
+            )?;
+            self.reserved = rows.iter().rev().filter_map(|r| r[0].int()).collect();
+        }
+        self.reserved.pop().context("no event id")
+    }
+}
+
+fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted, ids: &mut EventIds, want: usize) -> Result<Stored> {
+    let r = &acc.report;
+    // A replay was found by its key before (`stored_keys`). The report row is written once,
+    // with its event (rewriting it would rewrite its body: in SQLite, its overflow pages).
     let t = acc.time_us;
     let (event_id, report_id, merged) = match same_event(db, acc)? {
         Some((event_id, event_time, reporters)) => {
@@ -246,16 +345,20 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored
             (event_id, report_id, true)
         }
         None => {
-            let event_id = insert_event(db, acc)?;
             // No `events.primary_report_id` (nothing reads it: an event's reports are the rows
             // with its `event_id`, the first the lowest id): one UPDATE of the new row less.
-            let report_id = insert_report(db, acc, event_id)?;
+            let event_id = ids.take(db, want)?;
             let facts = acc.facts(event_id);
-            if work.cursor_us.is_none_or(|c| t >= c) {
-                apply_step(db, work, &facts)?;
-                work.cursor_us = Some(t);
-            } else {
-                replay(db, work, t)?;
+            // In order: its derivation step first, so that its row is written with its incident.
+            let step = work.cursor_us.is_none_or(|c| t >= c).then(|| work.state.step(&facts));
+            let incident = step.as_ref().and_then(|s| s.incident);
+            let report_id = insert_event_and_report(db, acc, event_id, incident)?;
+            match step {
+                Some(step) => {
+                    apply_step(db, work, &facts, &step)?;
+                    work.cursor_us = Some(t);
+                }
+                None => replay(db, work, t)?,
             }
             (event_id, report_id, false)
         }
@@ -264,30 +367,62 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted) -> Result<Stored
     Ok(Stored::New { report_id, event_id, merged })
 }
 
-/// The report's row, for its event; its id.
-fn insert_report(db: &mut dyn Db, acc: &Accepted, event_id: i64) -> Result<i64> {
+const REPORT_INSERT: &str = "INSERT INTO reports (cluster_id, idem_key, reporter, received_us, event_time_us, \
+     clock_ahead_ms, snapshot_us, snapshot_error, snapshot_summary, body, event_id)";
+
+/// The report row's values but its event id (10 of them).
+fn report_values(acc: &Accepted) -> Vec<Val> {
     let r = &acc.report;
     let snapshot_json = acc.snapshot.as_ref().map(|s| serde_json::to_string(s).expect("serialisable"));
+    vec![
+        acc.cluster_id.into(),
+        r.idempotency_key.as_str().into(),
+        r.reporter.node.as_str().into(),
+        acc.received_us.into(),
+        r.event_time_us().into(),
+        acc.clock_ahead_ms.into(),
+        acc.snapshot_us().into(),
+        r.snapshot.error.clone().into(),
+        snapshot_json.into(),
+        Val::Blob(acc.body.clone()),
+    ]
+}
+
+/// The report's row, for its event; its id.
+fn insert_report(db: &mut dyn Db, acc: &Accepted, event_id: i64) -> Result<i64> {
+    let mut values = report_values(acc);
+    values.push(event_id.into());
     let inserted = db.query_one(
-        "INSERT INTO reports (cluster_id, idem_key, reporter, received_us, event_time_us, clock_ahead_ms, \
-         snapshot_us, snapshot_error, snapshot_summary, body, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11) ON CONFLICT (idem_key) DO NOTHING RETURNING id",
-        &[
-            acc.cluster_id.into(),
-            r.idempotency_key.as_str().into(),
-            r.reporter.node.as_str().into(),
-            acc.received_us.into(),
-            r.event_time_us().into(),
-            acc.clock_ahead_ms.into(),
-            acc.snapshot_us().into(),
-            r.snapshot.error.clone().into(),
-            snapshot_json.into(),
-            Val::Blob(acc.body.clone()),
-            event_id.into(),
-        ],
+        &format!(
+            "{REPORT_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+        ),
+        &values,
     )?;
     // Only a second console on the same database could have stored the key since the check:
     // the batch is rolled back and the sender's retry is then answered as a replay.
+    let row = inserted.context("the report's key was stored concurrently")?;
+    row[0].int().context("no report id")
+}
+
+/// A new event's row and its first report's; their ids. PostgreSQL: one statement (a round
+/// trip and its server work less per report); SQLite has no INSERT in a WITH.
+fn insert_event_and_report(db: &mut dyn Db, acc: &Accepted, event_id: i64, incident: Option<i64>) -> Result<i64> {
+    if db.dialect() == Dialect::Sqlite {
+        db.exec(EVENT_INSERT, &event_values(acc, event_id, incident))?;
+        return insert_report(db, acc, event_id);
+    }
+    let mut values = event_values(acc, event_id, incident);
+    values.extend(report_values(acc));
+    values.push(event_id.into());
+    let inserted = db.query_one(
+        &format!(
+            "WITH e AS ({EVENT_INSERT}) {REPORT_INSERT} VALUES ($22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
+             $32) ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+        ),
+        &values,
+    )?;
+    // As in `insert_report`: the event's row goes with the batch's rollback.
     let row = inserted.context("the report's key was stored concurrently")?;
     row[0].int().context("no report id")
 }
@@ -380,42 +515,40 @@ fn add_reporter(list: &str, node: &str) -> String {
     }
 }
 
-/// The event's row.
-fn insert_event(db: &mut dyn Db, acc: &Accepted) -> Result<i64> {
+const EVENT_INSERT: &str = "INSERT INTO events (id, incident_id, cluster_id, time_us, kind, category, severity, \
+     summary, node, rsc, task, interval_ms, rc, target_rc, status, descr, fence_ref, fence_action, reporters, \
+     report_count, placement, time_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+     $16, $17, $18, $19, 1, $20, $21)";
+
+/// The event row's values (21 of them).
+fn event_values(acc: &Accepted, event_id: i64, incident: Option<i64>) -> Vec<Val> {
     let r = &acc.report;
     let e = &r.event;
     let a = &e.alert;
     let placement = acc.snapshot.as_ref().map(|s| serde_json::to_string(&s.placement).expect("serialisable"));
-    let row = db
-        .query_one(
-            "INSERT INTO events (cluster_id, time_us, kind, category, severity, summary, node, rsc, task, \
-             interval_ms, rc, target_rc, status, descr, fence_ref, fence_action, reporters, report_count, \
-             placement, time_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, 1, $18, $19) RETURNING id",
-            &[
-                acc.cluster_id.into(),
-                acc.time_us.into(),
-                e.kind.as_str().into(),
-                e.category.as_str().into(),
-                r.severity().as_str().into(),
-                e.summary.as_str().into(),
-                a.node.clone().into(),
-                a.rsc.clone().into(),
-                a.task.clone().into(),
-                a.interval.into(),
-                a.rc.into(),
-                a.target_rc.into(),
-                a.status.into(),
-                a.desc.clone().into(),
-                e.fencing.as_ref().and_then(|f| f.reference.clone()).into(),
-                e.fencing.as_ref().map(|f| f.action.clone()).into(),
-                add_reporter("", &r.reporter.node).into(),
-                placement.into(),
-                acc.clock_ahead_ms.map(|_| "clock_ahead").into(),
-            ],
-        )?
-        .context("no event id")?;
-    row[0].int().context("no event id")
+    vec![
+        event_id.into(),
+        incident.into(),
+        acc.cluster_id.into(),
+        acc.time_us.into(),
+        e.kind.as_str().into(),
+        e.category.as_str().into(),
+        r.severity().as_str().into(),
+        e.summary.as_str().into(),
+        a.node.clone().into(),
+        a.rsc.clone().into(),
+        a.task.clone().into(),
+        a.interval.into(),
+        a.rc.into(),
+        a.target_rc.into(),
+        a.status.into(),
+        a.desc.clone().into(),
+        e.fencing.as_ref().and_then(|f| f.reference.clone()).into(),
+        e.fencing.as_ref().map(|f| f.action.clone()).into(),
+        add_reporter("", &r.reporter.node).into(),
+        placement.into(),
+        acc.clock_ahead_ms.map(|_| "clock_ahead").into(),
+    ]
 }
 
 impl Accepted {
@@ -438,9 +571,9 @@ impl Accepted {
     }
 }
 
-/// The next event in time: one derivation step, its changes saved.
-fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts) -> Result<()> {
-    let step = work.state.step(facts);
+/// The next event in time: its derivation step's changes saved (the event's own incident is in
+/// its row already).
+fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts, step: &StepResult) -> Result<()> {
     for incident in &step.changed {
         upsert_incident(db, work.summary.id, incident)?;
         if incident.detected_us == facts.time_us && incident.id == facts.id {
@@ -452,9 +585,6 @@ fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts) -> Result<()
             let excess = work.summary.recent_mttr.len().saturating_sub(RECENT_MTTR);
             work.summary.recent_mttr.drain(..excess);
         }
-    }
-    if let Some(id) = step.incident {
-        db.exec("UPDATE events SET incident_id = $2 WHERE id = $1", &[facts.id.into(), id.into()])?;
     }
     set_open(work);
     Ok(())
