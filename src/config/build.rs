@@ -159,22 +159,7 @@ fn add_group(cluster: &mut Cluster, g: &stack::Group, nodes: &[String]) {
 fn add_parallel(cluster: &mut Cluster, group: &str, p: Primitive) {
     let rsc = p.id.clone();
     cluster.resources.push(Resource::Primitive(p));
-    cluster.constraints.push(Constraint::Colocation {
-        id: format!("col-{rsc}-with-{group}"),
-        rsc: rsc.clone(),
-        rsc_role: None,
-        with_rsc: group.to_string(),
-        with_role: None,
-        score: "INFINITY".into(),
-    });
-    cluster.constraints.push(Constraint::Order {
-        id: format!("ord-{group}-then-{rsc}"),
-        first: group.to_string(),
-        first_action: "start".into(),
-        then: rsc,
-        then_action: "start".into(),
-        symmetrical: true,
-    });
+    follow_group(cluster, group, &rsc, None);
 }
 
 /// The clone id of a `warm_standby` layer.
@@ -193,20 +178,31 @@ fn add_warm_standby(cluster: &mut Cluster, group: &str, child: Primitive) {
         meta: warm_standby_meta(),
         child,
     }));
+    follow_group(cluster, group, &id, Some("Promoted"));
+}
+
+/// `rsc` (in `role`, if given) where `group` runs, and after it: colocated `INFINITY`, its start
+/// (a Promoted role's promotion) ordered after the group's start, symmetrically, so it stops
+/// (is demoted) before the group stops.
+fn follow_group(cluster: &mut Cluster, group: &str, rsc: &str, role: Option<&str>) {
+    let (col_id, then_action) = match role {
+        None => (format!("col-{rsc}-with-{group}"), "start"),
+        Some(_) => (format!("col-{rsc}-promoted-with-{group}"), "promote"),
+    };
     cluster.constraints.push(Constraint::Colocation {
-        id: format!("col-{id}-promoted-with-{group}"),
-        rsc: id.clone(),
-        rsc_role: Some("Promoted".into()),
+        id: col_id,
+        rsc: rsc.to_string(),
+        rsc_role: role.map(Into::into),
         with_rsc: group.to_string(),
         with_role: None,
         score: "INFINITY".into(),
     });
     cluster.constraints.push(Constraint::Order {
-        id: format!("ord-{group}-then-{id}"),
+        id: format!("ord-{group}-then-{rsc}"),
         first: group.to_string(),
         first_action: "start".into(),
-        then: id,
-        then_action: "promote".into(),
+        then: rsc.to_string(),
+        then_action: then_action.into(),
         symmetrical: true,
     });
 }
@@ -218,10 +214,9 @@ fn started_with(group: &str, groups: &[toml::Spanned<stack::Group>]) -> Vec<(Str
     if let Some(g) = groups.iter().map(|g| g.get_ref()).find(|g| g.id.get_ref() == group) {
         actions.extend(g.layers[g.sequential_len()..].iter().map(|l| {
             let l = l.get_ref();
-            match l.is_warm_standby() {
-                true => (warm_standby_clone(l.id.get_ref()), "promote"),
-                false => (l.id.get_ref().clone(), "start"),
-            }
+            let id = l.id.get_ref();
+            let rsc = if l.is_warm_standby() { warm_standby_clone(id) } else { id.clone() };
+            (rsc, l.serving_action())
         }));
     }
     actions

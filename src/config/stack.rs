@@ -155,6 +155,16 @@ impl Layer {
     pub fn is_warm_standby(&self) -> bool {
         self.warm_standby.as_ref().is_some_and(|w| *w.get_ref())
     }
+
+    /// The Pacemaker action after which the layer serves: a warm standby's promotion, else its
+    /// start.
+    pub fn serving_action(&self) -> &'static str {
+        if self.is_warm_standby() {
+            "promote"
+        } else {
+            "start"
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

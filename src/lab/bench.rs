@@ -283,11 +283,9 @@ fn layer_ids(stack: &Stack) -> (Vec<String>, Vec<String>) {
 /// on the survivor started long before the cut and is only promoted), else `start`. The
 /// ClusterLabs side runs every layer cold (src/lab/clusterlabs.rs).
 fn serving_op(stack: &Stack, id: &str, agents: super::clusterlabs::Agents) -> &'static str {
-    let warm = plan::layers(stack).into_iter().any(|l| l.id.get_ref() == id && l.is_warm_standby());
-    if warm && agents == super::clusterlabs::Agents::Hastack {
-        "promote"
-    } else {
-        "start"
+    match plan::layers(stack).into_iter().find(|l| l.id.get_ref() == id) {
+        Some(l) if agents == super::clusterlabs::Agents::Hastack => l.serving_action(),
+        _ => "start",
     }
 }
 
