@@ -20,7 +20,7 @@ pub enum ConsoleCommand {
         /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
-        /// Database connections that store reports (default: 1 for SQLite, 4 for PostgreSQL).
+        /// Database connections that store reports (default: 1 for SQLite, 2 for PostgreSQL).
         #[arg(long, hide = true)]
         writers: Option<usize>,
         /// The requirements (a rules TOML file); default /etc/hastack/console-rules.toml if it

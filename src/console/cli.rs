@@ -16,7 +16,10 @@ pub fn run(command: ConsoleCommand) -> Result<i32> {
             let url = DbUrl::parse(&db)?;
             let writers = writers.unwrap_or(match url {
                 DbUrl::Sqlite(_) => 1,
-                DbUrl::Postgres(_) => 4,
+                // Two, not more: with 8 senders a writer's batch holds ~4 reports, whose
+                // statements per report are fewer (BENCHMARKS.md, "Fewer plans"); 4 writers cost
+                // ~15 % more CPU per report, server and console, at 1,000,000 events.
+                DbUrl::Postgres(_) => 2,
             });
             let store = Arc::new(Store::open(&url)?);
             // Before the runtime: the PostgreSQL client runs one of its own.

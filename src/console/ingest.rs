@@ -26,7 +26,7 @@ use super::live::Live;
 use super::report::{Rejection, Report, SCHEMA_VERSIONS};
 use super::server::{RejectionRecord, Shared};
 use super::snapshot::SnapshotView;
-use super::store::{ingest_batch_cached, Accepted, Db, Store, Stored, WorkCache};
+use super::store::{ingest_batch_cached, Accepted, Db, Dialect, Store, Stored, WorkCache};
 use super::{now_us, token};
 
 /// Reports larger than this are refused (413). crm_mon of a two-node stack is tens of KiB.
@@ -93,8 +93,20 @@ impl Ingest {
     }
 }
 
+/// A writer's connection, set up for its statements: on PostgreSQL their plans are made once
+/// (each is the same few index lookups and inserts whatever its values; planning them again per
+/// report, as PostgreSQL does for a prepared statement until it trusts a generic plan, and for
+/// an `IN` list always, cost the server more than executing some of them).
+fn writer_setup(db: &mut dyn Db) {
+    if db.dialect() == Dialect::Postgres {
+        // Only a plan's cost: if the setting is refused the writer works as before.
+        let _ = db.batch("SET plan_cache_mode = force_generic_plan");
+    }
+}
+
 fn write_loop(mut db: Box<dyn Db>, rx: Receiver<Job>, store: &Store, live: &Live) {
     let mut cache = WorkCache::default();
+    writer_setup(db.as_mut());
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -120,6 +132,7 @@ fn write_loop(mut db: Box<dyn Db>, rx: Receiver<Job>, store: &Store, live: &Live
                 // The connection may be broken (a database restart): take a new one if we can.
                 if let Ok(fresh) = store.connect() {
                     db = fresh;
+                    writer_setup(db.as_mut());
                 }
             }
         }

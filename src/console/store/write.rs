@@ -108,11 +108,9 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
     db.begin()?;
     let mut clusters: HashMap<i64, Work> = HashMap::new();
     let result = (|| {
-        // One query each for the batch, not one per report: the keys stored before it, and
-        // the cached clusters' rows (locked).
-        let mut keys = stored_keys(db, batch)?;
-        let rows = cached_rows(db, batch, cache)?;
-        let mut ids = EventIds::default();
+        // Once for the batch, not per report: the keys stored before it, the cached clusters'
+        // rows (locked) and, on PostgreSQL, its new events' ids.
+        let (mut keys, rows, mut ids) = batch_reads(db, batch, cache)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (i, acc) in batch.iter().enumerate() {
             if savepoints {
@@ -162,11 +160,9 @@ fn attempt(db: &mut dyn Db, batch: &[Accepted], cache: &mut WorkCache, savepoint
                 }
             }
         }
-        let mut changed = Vec::new();
-        for work in clusters.values() {
-            save(db, work)?;
-            changed.push(work.summary.clone());
-        }
+        let works: Vec<&Work> = clusters.values().collect();
+        save_all(db, &works)?;
+        let changed = works.iter().map(|w| w.summary.clone()).collect();
         Ok((outcomes, changed))
     })();
     let committed = result.and_then(|r| db.commit().map(|_| r));
@@ -207,6 +203,63 @@ fn padded(values: &[Val]) -> Vec<Val> {
     v
 }
 
+/// What a batch reads before its reports: the keys already stored, the cached clusters' rows
+/// (locked), and on PostgreSQL ids for its new events; there one query, not three (each a round
+/// trip and a statement of the server's).
+fn batch_reads(db: &mut dyn Db, batch: &[Accepted], cache: &WorkCache) -> Result<(StoredKeys, ClusterRows, EventIds)> {
+    if db.dialect() != Dialect::Postgres || batch.len() > IN_CHUNK {
+        return Ok((stored_keys(db, batch)?, cached_rows(db, batch, cache)?, EventIds::default()));
+    }
+    let ids = cached_ids(batch, cache);
+    // No cached cluster: an id no cluster has keeps the list (and the statement) valid.
+    let ids = if ids.is_empty() { vec![Val::Int(-1)] } else { ids };
+    let keys: Vec<Val> = batch.iter().map(|a| a.report.idempotency_key.as_str().into()).collect();
+    let (ids, keys) = (padded(&ids), padded(&keys));
+    let key_list = (ids.len() + 1..=ids.len() + keys.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "WITH c AS MATERIALIZED (SELECT id, reports, token_hash FROM clusters WHERE id IN ({}) ORDER BY id FOR UPDATE) \
+         SELECT 0, id, reports, token_hash FROM c \
+         UNION ALL SELECT 1, id, event_id, idem_key FROM reports WHERE idem_key IN ({key_list}) \
+         UNION ALL SELECT 2, nextval(pg_get_serial_sequence('events', 'id')), NULL, NULL FROM generate_series(1, ${})",
+        in_list(ids.len()),
+        ids.len() + keys.len() + 1
+    );
+    let mut params = ids;
+    params.extend(keys);
+    params.push((batch.len() as i64).into());
+    let (mut found, mut rows, mut reserved) = (HashMap::new(), HashMap::new(), Vec::new());
+    for row in db.query(&sql, &params)? {
+        match (row[0].int(), row[1].int()) {
+            (Some(0), Some(id)) => {
+                if let (Some(reports), Some(token_hash)) = (row[2].int(), row[3].string()) {
+                    rows.insert(id, (reports, token_hash));
+                }
+            }
+            (Some(1), Some(id)) => {
+                if let Some(key) = row[3].string() {
+                    found.insert(key, (id, row[2].int()));
+                }
+            }
+            (Some(2), Some(id)) => reserved.push(id),
+            _ => {}
+        }
+    }
+    // Taken from the end: the lowest id first.
+    reserved.sort_unstable_by(|a, b| b.cmp(a));
+    Ok((found, rows, EventIds { reserved, next: None }))
+}
+
+type StoredKeys = HashMap<String, (i64, Option<i64>)>;
+type ClusterRows = HashMap<i64, (i64, String)>;
+
+/// The batch's clusters that `cache` holds, in id order (the order their rows are locked in).
+fn cached_ids(batch: &[Accepted], cache: &WorkCache) -> Vec<Val> {
+    let mut ids: Vec<i64> = batch.iter().map(|a| a.cluster_id).filter(|id| cache.clusters.contains_key(id)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().map(Val::from).collect()
+}
+
 /// The batch's keys that are already stored: their report and event ids.
 fn stored_keys(db: &mut dyn Db, batch: &[Accepted]) -> Result<HashMap<String, (i64, Option<i64>)>> {
     let mut found = HashMap::new();
@@ -226,12 +279,9 @@ fn stored_keys(db: &mut dyn Db, batch: &[Accepted]) -> Result<HashMap<String, (i
 /// The report count and token hash of the batch's cached clusters, their rows locked
 /// (PostgreSQL, as `load` does).
 fn cached_rows(db: &mut dyn Db, batch: &[Accepted], cache: &WorkCache) -> Result<HashMap<i64, (i64, String)>> {
-    let mut ids: Vec<i64> = batch.iter().map(|a| a.cluster_id).filter(|id| cache.clusters.contains_key(id)).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = cached_ids(batch, cache);
     let lock = if db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
     let mut rows = HashMap::new();
-    let ids: Vec<Val> = ids.into_iter().map(Val::from).collect();
     for chunk in ids.chunks(IN_CHUNK) {
         let list = in_list(chunk.len());
         let sql = format!("SELECT id, reports, token_hash FROM clusters WHERE id IN ({list}) ORDER BY id{lock}");
@@ -352,10 +402,11 @@ fn ingest_one(db: &mut dyn Db, work: &mut Work, acc: &Accepted, ids: &mut EventI
             // In order: its derivation step first, so that its row is written with its incident.
             let step = work.cursor_us.is_none_or(|c| t >= c).then(|| work.state.step(&facts));
             let incident = step.as_ref().and_then(|s| s.incident);
-            let report_id = insert_event_and_report(db, acc, event_id, incident)?;
+            let changed = step.as_ref().map_or(&[][..], |s| &s.changed[..]);
+            let (report_id, upserted) = insert_event_and_report(db, acc, event_id, incident, changed)?;
             match step {
                 Some(step) => {
-                    apply_step(db, work, &facts, &step)?;
+                    apply_step(db, work, &facts, &step, upserted)?;
                     work.cursor_us = Some(t);
                 }
                 None => replay(db, work, t)?,
@@ -405,26 +456,48 @@ fn insert_report(db: &mut dyn Db, acc: &Accepted, event_id: i64) -> Result<i64> 
     row[0].int().context("no report id")
 }
 
-/// A new event's row and its first report's; their ids. PostgreSQL: one statement (a round
-/// trip and its server work less per report); SQLite has no INSERT in a WITH.
-fn insert_event_and_report(db: &mut dyn Db, acc: &Accepted, event_id: i64, incident: Option<i64>) -> Result<i64> {
+/// Incidents a new event's statement upserts with it at most (PostgreSQL; more, rare, are
+/// upserted one by one): each count is a statement of its own in a writer's cache.
+const FOLDED_INCIDENTS: usize = 4;
+
+/// A new event's row and its first report's: the report's id, and whether the incidents its
+/// derivation step `changed` were upserted with them. PostgreSQL: one statement (round trips
+/// and their server work less per report); SQLite has no INSERT in a WITH.
+fn insert_event_and_report(
+    db: &mut dyn Db,
+    acc: &Accepted,
+    event_id: i64,
+    incident: Option<i64>,
+    changed: &[Incident],
+) -> Result<(i64, bool)> {
     if db.dialect() == Dialect::Sqlite {
         db.exec(EVENT_INSERT, &event_values(acc, event_id, incident))?;
-        return insert_report(db, acc, event_id);
+        return Ok((insert_report(db, acc, event_id)?, false));
     }
+    // One statement may not change a row twice: distinct incidents only (a step's are).
+    let mut distinct: Vec<i64> = changed.iter().map(|i| i.id).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let fold = changed.len() <= FOLDED_INCIDENTS && distinct.len() == changed.len();
     let mut values = event_values(acc, event_id, incident);
+    let mut sql = format!("WITH e AS ({EVENT_INSERT})");
+    if fold {
+        for (k, i) in changed.iter().enumerate() {
+            sql.push_str(&format!(", i{k} AS ({})", incident_upsert(values.len() + 1)));
+            values.extend(incident_values(acc.cluster_id, i));
+        }
+    }
+    let first = values.len() + 1;
+    sql.push_str(&format!(
+        " {REPORT_INSERT} VALUES ({}) ON CONFLICT (idem_key) DO NOTHING RETURNING id",
+        (first..first + 11).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    ));
     values.extend(report_values(acc));
     values.push(event_id.into());
-    let inserted = db.query_one(
-        &format!(
-            "WITH e AS ({EVENT_INSERT}) {REPORT_INSERT} VALUES ($22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-             $32) ON CONFLICT (idem_key) DO NOTHING RETURNING id"
-        ),
-        &values,
-    )?;
+    let inserted = db.query_one(&sql, &values)?;
     // As in `insert_report`: the event's row goes with the batch's rollback.
     let row = inserted.context("the report's key was stored concurrently")?;
-    row[0].int().context("no report id")
+    Ok((row[0].int().context("no report id")?, fold))
 }
 
 /// The stored event this report is another node's account of (docs/reports.md, de-duplication).
@@ -573,9 +646,12 @@ impl Accepted {
 
 /// The next event in time: its derivation step's changes saved (the event's own incident is in
 /// its row already).
-fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts, step: &StepResult) -> Result<()> {
+/// `upserted`: the changed incidents were written with the event already.
+fn apply_step(db: &mut dyn Db, work: &mut Work, facts: &EventFacts, step: &StepResult, upserted: bool) -> Result<()> {
     for incident in &step.changed {
-        upsert_incident(db, work.summary.id, incident)?;
+        if !upserted {
+            upsert_incident(db, work.summary.id, incident)?;
+        }
         if incident.detected_us == facts.time_us && incident.id == facts.id {
             work.summary.last_incident_us = Some(work.summary.last_incident_us.unwrap_or(i64::MIN).max(facts.time_us));
         }
@@ -679,32 +755,40 @@ fn set_open(work: &mut Work) {
 }
 
 fn upsert_incident(db: &mut dyn Db, cluster_id: i64, i: &Incident) -> Result<()> {
-    db.exec(
-        "INSERT INTO incidents (id, cluster_id, kind, rsc, node, detected_us, recovered_us, outcome, mttr_ms, \
-         recovered_on, affected, pending, fence_ok, fence_failed, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-         $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO UPDATE SET recovered_us = excluded.recovered_us, \
-         outcome = excluded.outcome, mttr_ms = excluded.mttr_ms, recovered_on = excluded.recovered_on, \
-         affected = excluded.affected, pending = excluded.pending, fence_ok = excluded.fence_ok, \
-         fence_failed = excluded.fence_failed",
-        &[
-            i.id.into(),
-            cluster_id.into(),
-            i.kind.as_str().into(),
-            i.rsc.clone().into(),
-            i.node.as_str().into(),
-            i.detected_us.into(),
-            i.recovered_us.into(),
-            i.outcome.map(|o| o.as_str()).into(),
-            i.mttr_ms().into(),
-            json(&i.recovered_on).into(),
-            json(&i.affected).into(),
-            json(&i.pending).into(),
-            i.fence_ok.into(),
-            i.fence_failed.into(),
-            i.summary.as_str().into(),
-        ],
-    )?;
+    db.exec(&incident_upsert(1), &incident_values(cluster_id, i))?;
     Ok(())
+}
+
+/// An incident's upsert, its 15 parameters numbered from `$first`.
+fn incident_upsert(first: usize) -> String {
+    let params = (first..first + 15).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "INSERT INTO incidents (id, cluster_id, kind, rsc, node, detected_us, recovered_us, outcome, mttr_ms, \
+         recovered_on, affected, pending, fence_ok, fence_failed, summary) VALUES ({params}) ON CONFLICT (id) DO \
+         UPDATE SET recovered_us = excluded.recovered_us, outcome = excluded.outcome, mttr_ms = excluded.mttr_ms, \
+         recovered_on = excluded.recovered_on, affected = excluded.affected, pending = excluded.pending, \
+         fence_ok = excluded.fence_ok, fence_failed = excluded.fence_failed"
+    )
+}
+
+fn incident_values(cluster_id: i64, i: &Incident) -> Vec<Val> {
+    vec![
+        i.id.into(),
+        cluster_id.into(),
+        i.kind.as_str().into(),
+        i.rsc.clone().into(),
+        i.node.as_str().into(),
+        i.detected_us.into(),
+        i.recovered_us.into(),
+        i.outcome.map(|o| o.as_str()).into(),
+        i.mttr_ms().into(),
+        json(&i.recovered_on).into(),
+        json(&i.affected).into(),
+        json(&i.pending).into(),
+        i.fence_ok.into(),
+        i.fence_failed.into(),
+        i.summary.as_str().into(),
+    ]
 }
 
 /// JSON text of a list column.
@@ -753,9 +837,75 @@ fn summarise(work: &mut Work, acc: &Accepted, report_id: i64, event_id: i64, mer
     }
 }
 
+/// The columns `save` writes, in `cluster_values`' order after the id, with their types.
+const SAVED: [(&str, &str); 26] = [
+    ("cluster_name", "text"),
+    ("id_source", "text"),
+    ("reports", "bigint"),
+    ("events", "bigint"),
+    ("first_event_us", "bigint"),
+    ("last_report_us", "bigint"),
+    ("last_event_id", "bigint"),
+    ("last_event_us", "bigint"),
+    ("last_event_summary", "text"),
+    ("last_event_severity", "text"),
+    ("snapshot_us", "bigint"),
+    ("snapshot_report_id", "bigint"),
+    ("snapshot_summary", "text"),
+    ("snapshot_error", "text"),
+    ("open_incidents", "bigint"),
+    ("open_since_us", "bigint"),
+    ("open_summary", "text"),
+    ("last_incident_us", "bigint"),
+    ("recent_mttr", "text"),
+    ("clock_ahead_reports", "bigint"),
+    ("last_clock_ahead_us", "bigint"),
+    ("last_clock_ahead_ms", "bigint"),
+    ("last_clock_ahead_node", "text"),
+    ("derive_cursor_us", "bigint"),
+    ("derive_placement", "text"),
+    ("open_down", "bigint"),
+];
+
+/// Cluster rows one PostgreSQL UPDATE writes at most (each count a statement in a writer's cache).
+const SAVED_PER_UPDATE: usize = 8;
+
+/// The batch's cluster rows: on PostgreSQL several in one statement (a round trip each less).
+fn save_all(db: &mut dyn Db, works: &[&Work]) -> Result<()> {
+    if db.dialect() != Dialect::Postgres {
+        return works.iter().try_for_each(|w| save(db, w));
+    }
+    for chunk in works.chunks(SAVED_PER_UPDATE) {
+        if let [one] = chunk {
+            save(db, one)?;
+            continue;
+        }
+        let mut values = Vec::with_capacity(chunk.len() * 27);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for w in chunk {
+            let first = values.len() + 1;
+            let cells: Vec<String> = std::iter::once("bigint")
+                .chain(SAVED.iter().map(|c| c.1))
+                .enumerate()
+                .map(|(k, ty)| format!("${}::{ty}", first + k))
+                .collect();
+            rows.push(format!("({})", cells.join(", ")));
+            values.extend(cluster_values(w));
+        }
+        let names: Vec<&str> = SAVED.iter().map(|c| c.0).collect();
+        let sets: Vec<String> = names.iter().map(|n| format!("{n} = v.{n}")).collect();
+        let sql = format!(
+            "UPDATE clusters SET {} FROM (VALUES {}) AS v (id, {}) WHERE clusters.id = v.id",
+            sets.join(", "),
+            rows.join(", "),
+            names.join(", ")
+        );
+        db.exec(&sql, &values)?;
+    }
+    Ok(())
+}
+
 fn save(db: &mut dyn Db, work: &Work) -> Result<()> {
-    let s = &work.summary;
-    let last = s.last_event.as_ref();
     db.exec(
         "UPDATE clusters SET cluster_name = $2, id_source = $3, reports = $4, events = $5, first_event_us = $6, \
          last_report_us = $7, last_event_id = $8, last_event_us = $9, last_event_summary = $10, \
@@ -764,35 +914,42 @@ fn save(db: &mut dyn Db, work: &Work) -> Result<()> {
          last_incident_us = $19, recent_mttr = $20, clock_ahead_reports = $21, last_clock_ahead_us = $22, \
          last_clock_ahead_ms = $23, last_clock_ahead_node = $24, derive_cursor_us = $25, derive_placement = $26, \
          open_down = $27 WHERE id = $1",
-        &[
-            s.id.into(),
-            s.cluster_name.clone().into(),
-            s.id_source.clone().into(),
-            s.reports.into(),
-            s.events.into(),
-            s.first_event_us.into(),
-            s.last_report_us.into(),
-            last.map(|e| e.id).into(),
-            last.map(|e| e.time_us).into(),
-            last.map(|e| e.summary.clone()).into(),
-            last.map(|e| e.severity.clone()).into(),
-            s.snapshot_us.into(),
-            s.snapshot_report_id.into(),
-            s.snapshot.as_ref().map(|x| serde_json::to_string(x).expect("serialisable")).into(),
-            s.snapshot_error.clone().into(),
-            s.open_incidents.into(),
-            s.open_since_us.into(),
-            s.open_summary.clone().into(),
-            s.last_incident_us.into(),
-            serde_json::to_string(&s.recent_mttr).expect("serialisable").into(),
-            s.clock_ahead.reports.into(),
-            s.clock_ahead.last_us.into(),
-            s.clock_ahead.last_ms.into(),
-            s.clock_ahead.last_node.clone().into(),
-            work.cursor_us.into(),
-            serde_json::to_string(&work.state.placement).expect("serialisable").into(),
-            s.open_down.into(),
-        ],
+        &cluster_values(work),
     )?;
     Ok(())
+}
+
+/// The cluster row's id and the 26 values `save` writes.
+fn cluster_values(work: &Work) -> Vec<Val> {
+    let s = &work.summary;
+    let last = s.last_event.as_ref();
+    vec![
+        s.id.into(),
+        s.cluster_name.clone().into(),
+        s.id_source.clone().into(),
+        s.reports.into(),
+        s.events.into(),
+        s.first_event_us.into(),
+        s.last_report_us.into(),
+        last.map(|e| e.id).into(),
+        last.map(|e| e.time_us).into(),
+        last.map(|e| e.summary.clone()).into(),
+        last.map(|e| e.severity.clone()).into(),
+        s.snapshot_us.into(),
+        s.snapshot_report_id.into(),
+        s.snapshot.as_ref().map(|x| serde_json::to_string(x).expect("serialisable")).into(),
+        s.snapshot_error.clone().into(),
+        s.open_incidents.into(),
+        s.open_since_us.into(),
+        s.open_summary.clone().into(),
+        s.last_incident_us.into(),
+        serde_json::to_string(&s.recent_mttr).expect("serialisable").into(),
+        s.clock_ahead.reports.into(),
+        s.clock_ahead.last_us.into(),
+        s.clock_ahead.last_ms.into(),
+        s.clock_ahead.last_node.clone().into(),
+        work.cursor_us.into(),
+        serde_json::to_string(&work.state.placement).expect("serialisable").into(),
+        s.open_down.into(),
+    ]
 }
