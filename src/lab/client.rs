@@ -378,8 +378,13 @@ impl Shared {
                 self.abandoned.fetch_add(1, Ordering::SeqCst);
                 return;
             }
-            self.pause(tx, retries);
-            retries += 1;
+            // The ledger has just answered, so the stack serves: the first resend goes at once
+            // (a pause here would measure the client, not the recovery). Later ones back off, so
+            // a stack that answers reads but refuses writes is not hammered.
+            if attempt > 1 {
+                self.pause(tx, retries);
+                retries += 1;
+            }
             attempt += 1;
             self.resent.fetch_add(1, Ordering::SeqCst);
         }

@@ -22,6 +22,12 @@ import javax.jms.TextMessage;
  */
 final class Consumer implements Runnable {
     private static final Logger LOG = Logger.getLogger("hastack.lab");
+    /**
+     * Pause before connecting again to the broker or the database, as the producer's: a refused
+     * connect costs nothing, and a longer pause would add to every failover the lab measures
+     * (a warm-standby broker serves about half a second after its address moves).
+     */
+    static final long RETRY_MS = 50;
 
     private final App app;
     private final String name;
@@ -37,19 +43,14 @@ final class Consumer implements Runnable {
 
     @Override
     public void run() {
-        long backoff = 50;
         while (running.get()) {
             try {
                 consumeUntilBroken();
-                backoff = 50;
             } catch (JMSException | RuntimeException e) {
                 state = "broker unreachable: " + e;
                 LOG.log(Level.FINE, name + ": broker connection failed", e);
             }
-            sleep(backoff);
-            // At most 200 ms, as the producer's retry: a refused connect costs nothing, and a
-            // broker promoted on the other node is back well under a second after its address.
-            backoff = Math.min(backoff * 2, 200);
+            sleep(RETRY_MS);
         }
         Ledger.closeQuietly(db);
         state = "stopped";
@@ -98,6 +99,9 @@ final class Consumer implements Runnable {
     private boolean recordDurably(Tx tx, String payload) {
         boolean reported = false;
         while (running.get()) {
+            // A connection opened before a failover fails on its first use (the database moved, or
+            // restarted): the first retry goes at once on a new one; only a failing new one waits.
+            boolean reused = db != null;
             try {
                 if (db == null) {
                     db = app.ledger.open();
@@ -113,7 +117,9 @@ final class Consumer implements Runnable {
                     LOG.warning(name + ": cannot record " + tx + " yet: " + e.getMessage());
                     reported = true;
                 }
-                sleep(100);
+                if (!reused) {
+                    sleep(RETRY_MS);
+                }
             }
         }
         return false;

@@ -19,7 +19,7 @@ import javax.jms.TextMessage;
 final class Producer {
     private static final Logger LOG = Logger.getLogger("hastack.lab");
     /** After a failed connect, fail fast for this long instead of queueing behind a dead address. */
-    private static final long RETRY_AFTER_MS = 200;
+    private static final long RETRY_AFTER_MS = Consumer.RETRY_MS;
 
     private final Config cfg;
     private final Broker broker;
