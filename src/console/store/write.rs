@@ -906,17 +906,18 @@ fn save_all(db: &mut dyn Db, works: &[&Work]) -> Result<()> {
 }
 
 fn save(db: &mut dyn Db, work: &Work) -> Result<()> {
-    db.exec(
-        "UPDATE clusters SET cluster_name = $2, id_source = $3, reports = $4, events = $5, first_event_us = $6, \
-         last_report_us = $7, last_event_id = $8, last_event_us = $9, last_event_summary = $10, \
-         last_event_severity = $11, snapshot_us = $12, snapshot_report_id = $13, snapshot_summary = $14, \
-         snapshot_error = $15, open_incidents = $16, open_since_us = $17, open_summary = $18, \
-         last_incident_us = $19, recent_mttr = $20, clock_ahead_reports = $21, last_clock_ahead_us = $22, \
-         last_clock_ahead_ms = $23, last_clock_ahead_node = $24, derive_cursor_us = $25, derive_placement = $26, \
-         open_down = $27 WHERE id = $1",
-        &cluster_values(work),
-    )?;
+    db.exec(save_sql(), &cluster_values(work))?;
     Ok(())
+}
+
+/// One cluster row's UPDATE, its columns from [`SAVED`] (the id `$1`, then the columns in order):
+/// one list for it and `save_all`'s statement, so that they cannot drift apart.
+fn save_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let sets: Vec<String> = SAVED.iter().enumerate().map(|(k, (name, _))| format!("{name} = ${}", k + 2)).collect();
+        format!("UPDATE clusters SET {} WHERE id = $1", sets.join(", "))
+    })
 }
 
 /// The cluster row's id and the 26 values `save` writes.
@@ -952,4 +953,24 @@ fn cluster_values(work: &Work) -> Vec<Val> {
         serde_json::to_string(&work.state.placement).expect("serialisable").into(),
         s.open_down.into(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `save`'s statement, built from `SAVED`, is the one it wrote out by hand before.
+    #[test]
+    fn a_cluster_rows_update_names_every_saved_column_in_order() {
+        assert_eq!(
+            save_sql(),
+            "UPDATE clusters SET cluster_name = $2, id_source = $3, reports = $4, events = $5, first_event_us = $6, \
+             last_report_us = $7, last_event_id = $8, last_event_us = $9, last_event_summary = $10, \
+             last_event_severity = $11, snapshot_us = $12, snapshot_report_id = $13, snapshot_summary = $14, \
+             snapshot_error = $15, open_incidents = $16, open_since_us = $17, open_summary = $18, \
+             last_incident_us = $19, recent_mttr = $20, clock_ahead_reports = $21, last_clock_ahead_us = $22, \
+             last_clock_ahead_ms = $23, last_clock_ahead_node = $24, derive_cursor_us = $25, derive_placement = $26, \
+             open_down = $27 WHERE id = $1"
+        );
+    }
 }
