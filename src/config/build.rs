@@ -54,8 +54,8 @@ pub fn build(stack: &Stack) -> Cluster {
     cluster
 }
 
-/// Fencing on, and the resource defaults: restart in place until migration-threshold failures,
-/// stickiness against failback.
+/// Fencing on, the stack's own cluster properties, and the resource defaults: restart in place
+/// until migration-threshold failures, stickiness against failback.
 fn with_defaults(c: &stack::Cluster) -> Cluster {
     let mut cluster = Cluster {
         properties: vec![nv("stonith-enabled", "true")],
@@ -67,6 +67,12 @@ fn with_defaults(c: &stack::Cluster) -> Cluster {
     };
     if let Some(t) = &c.failure_timeout {
         cluster.rsc_defaults.push(nv("failure-timeout", t.get_ref()));
+    }
+    for (name, value) in c.properties.get_ref() {
+        // Validation refused anything without a text.
+        if let Some(text) = param_text(value.get_ref()) {
+            cluster.properties.push(nv(name, text));
+        }
     }
     cluster
 }
@@ -511,6 +517,23 @@ after = ["data"]
             "{crm}"
         );
         assert!(crm.contains("order ord-data-then-broker-clone Mandatory: data:start broker-clone:promote\n"), "{crm}");
+    }
+
+    #[test]
+    fn cluster_properties_follow_stonith_enabled_in_every_format() {
+        let src = WARM.replacen(
+            "name = \"c\"\n",
+            "name = \"c\"\nproperties = { node-action-limit = 8, maintenance-mode = false }\n",
+            1,
+        );
+        let loaded = parse("props.toml", &src).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<(&str, &str)> =
+            loaded.cluster.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(names, [("stonith-enabled", "true"), ("maintenance-mode", "false"), ("node-action-limit", "8")]);
+        let cib = loaded.render(Format::Cib);
+        assert!(cib.contains(r#"name="node-action-limit" value="8"/>"#), "{cib}");
+        assert!(loaded.render(Format::Pcs).contains(" node-action-limit=8"), "{}", loaded.render(Format::Pcs));
+        assert!(loaded.render(Format::Crm).contains(" node-action-limit=8"), "{}", loaded.render(Format::Crm));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod fence_check;
 pub mod graph;
 pub mod layer_check;
 pub mod model;
+pub mod properties;
 pub mod render_cib;
 pub mod render_corosync;
 pub mod render_crm;

@@ -46,6 +46,10 @@ pub struct Cluster {
     /// anything from its join timeout (50 ms) up; for two nodes corosync.conf(5) calls a
     /// consensus between join and token safe.
     pub consensus: Option<Spanned<String>>,
+    /// Pacemaker cluster options (`cib-bootstrap-options`) beyond those the stack sets, e.g.
+    /// `{ "node-action-limit" = 8 }`; checked against Pacemaker's own list (`properties`).
+    #[serde(default = "no_params")]
+    pub properties: Params,
 }
 
 fn default_migration_threshold() -> Spanned<i64> {

@@ -178,6 +178,11 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        for (name, value) in c.properties.get_ref() {
+            if let Some(why) = super::properties::check(name, param_text(value.get_ref()).as_deref()) {
+                self.problem(value.span(), why);
+            }
+        }
         if let (Some(delay), false) = (&c.fence_delay, self.stack.nodes.len() == 2) {
             self.problem(
                 delay.span(),
@@ -807,6 +812,18 @@ mod tests {
         assert!(has(6, "needs exactly two links"), "{problems:?}");
         assert!(has(9, "duplicate node 'n1'"), "{problems:?}");
         assert!(has(10, "'nonsense' is not an IP address"), "{problems:?}");
+    }
+
+    #[test]
+    fn cluster_properties_are_checked_on_their_line() {
+        let src = "[cluster]\nname = \"c\"\nproperties = { node-action-limit = 8, no-quorum-policy = \"stay\", node-action-limt = 4 }\n\n[[node]]\nname = \"n1\"\nlinks = [\"10.0.0.1\", \"10.1.0.1\"]\n\n[[node]]\nname = \"n2\"\nlinks = [\"10.0.0.2\", \"10.1.0.2\"]\n";
+        let stack: Stack = toml::from_str(src).unwrap();
+        let problems: Vec<(usize, String)> =
+            check(&stack, src).into_iter().map(|p| (line_of(src, p.span.start), p.message)).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|(line, _)| *line == 3), "{problems:?}");
+        assert!(problems.iter().any(|(_, m)| m.contains("no-quorum-policy = 'stay' is not one of")), "{problems:?}");
+        assert!(problems.iter().any(|(_, m)| m.contains("did you mean 'node-action-limit'")), "{problems:?}");
     }
 
     #[test]

@@ -326,6 +326,10 @@ mod tests {
             "{broker:?}"
         );
         assert!(cib.contains(r#"first="data" first-action="start" then="broker" then-action="start""#), "{cib}");
+        // Both sides run under the same cluster options (lab.toml's `properties`).
+        for side in [&hastack_cib, &cib] {
+            assert!(side.contains(r#"name="node-action-limit" value="8"/>"#), "{side}");
+        }
     }
 
     /// Each node is fenced as a ClusterLabs user fences it: cluster-glue's apcsmart plugin on
