@@ -260,6 +260,21 @@ fn lab_down_after_a_failed_up_leaves_nothing_behind() {
     assert!(left.is_empty(), "lab down after a failed up left:\n{}", left.join("\n"));
 }
 
+/// README's usage line of `lab up` names only options `lab up` has, `--pacemaker-debug` among
+/// them (no lab is made: `--help` answers before the root check).
+#[test]
+fn readme_lab_up_usage_names_lab_ups_options() {
+    let out = run_with_deadline(Command::new(bin()).args(["lab", "up", "--help"]), Duration::from_secs(30));
+    out.expect(0);
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let usage = readme.lines().find(|l| l.trim_start().starts_with("hastack lab up [")).expect("README's lab up usage");
+    let options: Vec<&str> = usage.split(['[', ']', ' ']).filter(|w| w.starts_with("--")).collect();
+    assert!(options.contains(&"--pacemaker-debug"), "{usage}");
+    for option in options {
+        assert!(out.stdout.contains(option), "README shows {option}, `lab up --help` lacks it:\n{}", out.stdout);
+    }
+}
+
 /// The lab's stack keeps the promises `hastack config check` proves for the shipped example
 /// (fence first, restart in place, clones untouched by a move), without a drbd clone.
 #[test]

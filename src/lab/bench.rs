@@ -225,21 +225,17 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
-fn pacemaker_log(lab: &Lab, node: &str) -> PathBuf {
-    lab.node_dir(node).join("var/log/pacemaker/pacemaker.log")
-}
-
 /// The length of each node's pacemaker.log: where a run's records start.
 fn log_marks(lab: &Lab, plan: &Plan) -> BTreeMap<String, u64> {
     plan.nodes
         .iter()
-        .map(|n| (n.name.clone(), std::fs::metadata(pacemaker_log(lab, &n.name)).map(|m| m.len()).unwrap_or(0)))
+        .map(|n| (n.name.clone(), std::fs::metadata(lab.pacemaker_log(&n.name)).map(|m| m.len()).unwrap_or(0)))
         .collect()
 }
 
 /// The events `node` logged since `mark`.
 fn events_since(lab: &Lab, node: &str, mark: u64) -> Vec<(f64, Event)> {
-    let bytes = std::fs::read(pacemaker_log(lab, node)).unwrap_or_default();
+    let bytes = std::fs::read(lab.pacemaker_log(node)).unwrap_or_default();
     let tail = String::from_utf8_lossy(bytes.get(mark as usize..).unwrap_or_default()).into_owned();
     let (year, offset) = timeline::local_utc_offset();
     timeline::events(&tail, year, offset)

@@ -41,6 +41,20 @@ pub const ALERT_AGENT: &str = "/usr/lib/hastack/alert";
 /// Where PID 1 logs (inside the node; the node's directory on the host).
 pub const INIT_LOG: &str = "var/log/hastack-lab-init.log";
 
+/// What `up --pacemaker-debug` gives pacemakerd (and so every Pacemaker daemon): the
+/// controller's debug lines (among them "Re-asking for the CIB: N other peer updates still
+/// pending", the 1 s sleep of do_pe_invoke_callback) and a trace of each CIB callback added
+/// and invoked.
+pub const PACEMAKER_DEBUG_ENV: [(&str, &str); 2] = [
+    ("PCMK_debug", "pacemaker-controld"),
+    ("PCMK_trace_functions", "cib_client_register_callback_full,cib_native_callback"),
+];
+
+/// Whether the lab's pacemakerds run with [`PACEMAKER_DEBUG_ENV`] (the file `up` writes).
+pub fn pacemaker_debug(lab: &Lab) -> bool {
+    lab.pacemaker_debug_file().exists()
+}
+
 /// Everything PID 1 needs, worked out on the host before the fork.
 struct NodeSpec {
     name: String,
@@ -55,6 +69,8 @@ struct NodeSpec {
     run_lock: bool,
     /// The daemons' PATH ([`node_path`]).
     path: String,
+    /// Whether pacemakerd gets [`PACEMAKER_DEBUG_ENV`].
+    pacemaker_debug: bool,
 }
 
 /// The PATH of a node's daemons and of the commands run on it: the system's, then the lab's own
@@ -100,6 +116,7 @@ pub fn launch(lab: &Lab, plan: &Plan, node: &str) -> Result<i32> {
         serial_ports,
         run_lock,
         path: node_path(lab),
+        pacemaker_debug: pacemaker_debug(lab),
     };
     let log = File::options()
         .create(true)
@@ -304,6 +321,16 @@ fn stamp() -> String {
     format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
+/// pacemakerd as PID 1 starts it: the node's environment, its log file, debug if asked.
+fn pacemakerd(spec: &NodeSpec) -> Command {
+    let mut cmd = Command::new("pacemakerd");
+    node_env(&mut cmd, spec).env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log");
+    if spec.pacemaker_debug {
+        cmd.envs(PACEMAKER_DEBUG_ENV);
+    }
+    cmd
+}
+
 /// Starts Corosync, waits until it answers, starts pacemakerd, then reaps forever.
 fn supervise(spec: &NodeSpec) -> ! {
     let corosync =
@@ -327,8 +354,7 @@ fn supervise(spec: &NodeSpec) -> ! {
         std::thread::sleep(Duration::from_millis(100));
     }
     if up {
-        let mut cmd = Command::new("pacemakerd");
-        node_env(&mut cmd, spec).env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log");
+        let mut cmd = pacemakerd(spec);
         known.extend(start("pacemakerd", &mut cmd, "/var/log/pacemaker/pacemakerd.console").map(|p| (p, "pacemakerd")));
     } else {
         eprintln!("{} {}: corosync did not come up; pacemakerd not started", stamp(), spec.name);
@@ -369,4 +395,57 @@ fn note_exit(known: &[(i32, &str)], pid: i32, how: &str) -> bool {
     let Some((_, name)) = known.iter().find(|(p, _)| *p == pid) else { return false };
     eprintln!("{} {name} (PID {pid}) ended ({how})", stamp());
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn spec(lab: &Lab) -> NodeSpec {
+        NodeSpec {
+            name: "node1".into(),
+            dir: lab.node_dir("node1"),
+            software: Vec::new(),
+            disks: Vec::new(),
+            serial_ports: Vec::new(),
+            run_lock: false,
+            path: node_path(lab),
+            pacemaker_debug: pacemaker_debug(lab),
+        }
+    }
+
+    fn envs(cmd: &Command) -> Vec<(String, Option<String>)> {
+        let s = |v: &OsStr| v.to_string_lossy().into_owned();
+        cmd.get_envs().map(|(k, v)| (s(k), v.map(s))).collect()
+    }
+
+    /// The lab's choice reaches pacemakerd from the state file alone (PID 1's environment is
+    /// cleared), and nothing changes without it.
+    #[test]
+    fn pacemakerd_gets_debug_env_exactly_when_the_state_file_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let mut lab = Lab::new("pdbg").unwrap();
+        lab.dir = root.path().join("lab");
+        fs::create_dir_all(&lab.dir).unwrap();
+
+        assert!(!pacemaker_debug(&lab));
+        let plain = envs(&pacemakerd(&spec(&lab)));
+        for (k, _) in PACEMAKER_DEBUG_ENV {
+            assert!(plain.iter().all(|(name, _)| name != k), "{k} set without --pacemaker-debug: {plain:?}");
+        }
+        assert!(plain.contains(&("PCMK_logfile".into(), Some("/var/log/pacemaker/pacemaker.log".into()))));
+
+        fs::write(lab.pacemaker_debug_file(), "").unwrap();
+        assert!(pacemaker_debug(&lab));
+        let debug = envs(&pacemakerd(&spec(&lab)));
+        assert!(debug.contains(&("PCMK_debug".into(), Some("pacemaker-controld".into()))), "{debug:?}");
+        assert!(debug.contains(&(
+            "PCMK_trace_functions".into(),
+            Some("cib_client_register_callback_full,cib_native_callback".into())
+        )));
+        // The rest of the environment is the node's as before.
+        assert!(debug.contains(&("PATH".into(), Some(node_path(&lab)))));
+        assert!(debug.contains(&("PCMK_logfile".into(), Some("/var/log/pacemaker/pacemaker.log".into()))));
+    }
 }

@@ -160,6 +160,17 @@ impl Lab {
         self.dir.join("agent-set")
     }
 
+    /// Present when `up --pacemaker-debug` was given: every boot of a node reads it (its PID 1
+    /// clears the environment, so nothing else carries the choice to a reboot).
+    pub fn pacemaker_debug_file(&self) -> PathBuf {
+        self.dir.join("pacemaker-debug")
+    }
+
+    /// A node's pacemaker.log, seen from this machine.
+    pub fn pacemaker_log(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("var/log/pacemaker/pacemaker.log")
+    }
+
     pub fn cib_file(&self) -> PathBuf {
         self.dir.join("stack.cib.xml")
     }

@@ -72,6 +72,10 @@ pub enum LabCommand {
         /// the ClusterLabs side fences with cluster-glue's apcsmart plugin (`fence_legacy`).
         #[arg(long, value_enum, default_value_t = clusterlabs::Agents::Hastack)]
         agents: clusterlabs::Agents,
+        /// Run every pacemakerd of the lab (also after a node's reboot) with the controller's
+        /// debug lines and a trace of the CIB callbacks, in each node's pacemaker.log.
+        #[arg(long)]
+        pacemaker_debug: bool,
     },
     /// Show the nodes, their power, the membership and crm_mon.
     Status,
@@ -163,9 +167,9 @@ pub fn run(args: LabArgs) -> Result<i32> {
     }
     let lab = Lab::new(&args.name)?;
     match command {
-        LabCommand::Up { stack, token, consensus, boot_delay, agents } => {
+        LabCommand::Up { stack, token, consensus, boot_delay, agents, pacemaker_debug } => {
             let timing = up::Timing { token: token.as_deref(), consensus: consensus.as_deref() };
-            up::up(&lab, stack.as_deref(), &timing, &boot_delay, agents).map(|_| 0).map_err(|e| {
+            up::up(&lab, stack.as_deref(), &timing, &boot_delay, agents, pacemaker_debug).map(|_| 0).map_err(|e| {
             let down = if lab.name == layout::DEFAULT_NAME { String::new() } else { format!(" --name {}", lab.name) };
             e.context(format!(
                 "lab up failed; what it made is kept for inspection (logs under {}), `hastack lab{down} down` removes it",

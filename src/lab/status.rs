@@ -32,8 +32,22 @@ pub fn status(lab: &Lab) -> Result<i32> {
         return Ok(3);
     }
     let plan = super::load_plan(lab)?;
+    if super::init::pacemaker_debug(lab) {
+        println!("{}", pacemaker_debug_line(lab, &plan));
+    }
     let whole = print_cluster(lab, &plan)?;
     Ok(if whole { 0 } else { 1 })
+}
+
+/// Says that Pacemaker's debug logging is on (`up --pacemaker-debug`) and where its logs are.
+pub fn pacemaker_debug_line(lab: &Lab, plan: &Plan) -> String {
+    let logs: Vec<String> = plan.nodes.iter().map(|n| lab.pacemaker_log(&n.name).display().to_string()).collect();
+    let env: Vec<String> = super::init::PACEMAKER_DEBUG_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "Pacemaker debug logging: on ({}; also after a node's reboot): {}; the 1 s sleeps are \"Re-asking for the CIB\" lines",
+        env.join(" "),
+        logs.join(", ")
+    )
 }
 
 /// Prints power, membership and crm_mon; whether every node runs and is online.

@@ -47,6 +47,14 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..from + len])
 }
 
+/// The function that logged a pacemaker.log line: `(finalize_op)` at info level, but
+/// `(finalize_op@fenced_remote.c:604)` once PCMK_debug is set (`lab up --pacemaker-debug`),
+/// which adds the source file and line to every daemon's lines.
+fn function(line: &str) -> Option<&str> {
+    let name = between(line, "] (", ")")?;
+    Some(name.split_once('@').map_or(name, |(f, _)| f))
+}
+
 /// The failover event a line records, if any.
 pub fn event(line: &str) -> Option<Event> {
     if let Some(node) = between(line, "notice: Node ", " state is now lost") {
@@ -56,7 +64,7 @@ pub fn event(line: &str) -> Option<Event> {
         let node = between(rest, "of node ", " |").or_else(|| rest.split_once("of node ").map(|(_, n)| n.trim()))?;
         return Some(Event::FenceRequested(node.to_string()));
     }
-    if line.contains("(finalize_op)") {
+    if function(line) == Some("finalize_op") {
         let target = between(line, "targeting ", " by ")?;
         let result = line.rsplit_once(": ")?.1;
         let result = result.split(" | ").next().unwrap_or(result).trim();
@@ -106,6 +114,40 @@ Dec 01 14:39:10.001 node2 pacemaker-controld  [22] (log_executor_event) 	notice:
 Dec 01 14:40:00.000 node2 pacemaker-fenced    [18] (finalize_op) 	error: Operation 'reboot' targeting node1 by node2 for pacemaker-controld.22@node2: Timeout occurred | id=1
 2026-12-01T14:37:33.871Z hastack-nginx(web)[111]: INFO: monitor: OCF_SUCCESS (0) in 1 ms
 ";
+
+    // The same failover with PCMK_debug set (`lab up --pacemaker-debug`; node2's pacemaker.log
+    // of a lab up with it): every function name carries its source file and line, and the
+    // controller's debug lines come in between.
+    const DEBUG_LOG: &str = "\
+Dec 02 20:26:05.283 node2 pacemaker-controld  [22] (do_pe_invoke_callback@controld_schedulerd.c:458) \tdebug: Re-asking for the CIB: 3 other peer updates still pending
+Dec 02 20:26:17.355 node2 pacemaker-controld  [22] (update_peer_state_iter@membership.c:1028) \tnotice: Node node1 state is now lost | nodeid=1 previous=member source=pcmk__reap_unseen_nodes
+Dec 02 20:26:17.363 node2 pacemaker-controld  [22] (cib_client_register_callback_full@cib_client.c:677) \ttrace: Adding callback do_pe_invoke_callback for call 109
+Dec 02 20:26:17.363 node2 pacemaker-controld  [22] (cib_native_callback@cib_utils.c:497) \ttrace: Invoking callback search_conflicting_node_callback for call 105
+Dec 02 20:26:17.395 node2 pacemaker-controld  [22] (controld_execute_fence_action@controld_fencing.c:938) \tnotice: Requesting fencing (reboot) of node node1 | action=1 timeout=60000
+Dec 02 20:26:17.395 node2 pacemaker-fenced    [18] (initiate_remote_stonith_op@fenced_remote.c:1299) \tnotice: Requesting peer fencing (reboot) targeting node1 | id=f84f6a53 state=querying base_timeout=60
+Dec 02 20:26:19.015 node2 pacemaker-fenced    [18] (log_async_result@fenced_commands.c:2570) \tnotice: Operation 'reboot' [155] targeting node1 using fence-node1 returned 0 | call 9 from pacemaker-controld.22
+Dec 02 20:26:19.015 node2 pacemaker-fenced    [18] (finalize_op@fenced_remote.c:604) \tnotice: Operation 'reboot' targeting node1 by node2 for pacemaker-controld.22@node2: OK (complete) | id=f84f6a53
+Dec 02 20:26:19.023 node2 pacemaker-controld  [22] (match_down_event@controld_te_events.c:357) \tdebug: Shutdown action 1 (stonith-node1-reboot) found for node 1
+Dec 02 20:26:19.043 node2 pacemaker-controld  [22] (log_executor_event@controld_execd.c:2675) \tnotice: Result of start operation for fs on node2: ok | CIB update 126, graph action confirmed; call=67 key=fs_start_0 rc=0
+";
+
+    #[test]
+    fn debug_lines_carry_source_locations_and_the_same_events_are_read() {
+        let kinds: Vec<Event> = events(DEBUG_LOG, 2026, 0).into_iter().map(|(_, e)| e).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Event::Lost("node1".into()),
+                Event::FenceRequested("node1".into()),
+                Event::Fenced("node1".into()),
+                Event::Op { op: "start".into(), rsc: "fs".into(), node: "node2".into(), result: "ok".into() },
+            ]
+        );
+        // Both formats name the same function.
+        assert_eq!(function(DEBUG_LOG.lines().nth(7).unwrap()), Some("finalize_op"));
+        assert_eq!(function(LOG.lines().nth(3).unwrap()), Some("finalize_op"));
+        assert_eq!(function("2026-12-01T14:37:33.871Z hastack-nginx(web)[111]: INFO: up"), None);
+    }
 
     #[test]
     fn failover_events_with_their_times() {

@@ -54,7 +54,14 @@ impl Timing<'_> {
     }
 }
 
-pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &str, agents: Agents) -> Result<()> {
+pub fn up(
+    lab: &Lab,
+    stack_path: Option<&Path>,
+    timing: &Timing,
+    boot_delay: &str,
+    agents: Agents,
+    pacemaker_debug: bool,
+) -> Result<()> {
     let Some(boot_delay_ms) = config::validate::duration_ms(boot_delay) else {
         bail!("--boot-delay '{boot_delay}': not a duration (e.g. 20s, 0s)");
     };
@@ -62,6 +69,12 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &st
         if let Ok(plan) = super::load_plan(lab) {
             if plan.nodes.iter().all(|n| node::running(lab, &n.name).is_some()) {
                 println!("lab '{}' is up already (`hastack lab status`; `hastack lab down` removes it)", lab.name);
+                if pacemaker_debug != super::init::pacemaker_debug(lab) {
+                    println!(
+                        "--pacemaker-debug is {} for this lab: it is chosen when the lab is built (`down`, then `up`)",
+                        if pacemaker_debug { "not in effect" } else { "still in effect" }
+                    );
+                }
                 return Ok(());
             }
         }
@@ -105,6 +118,9 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &st
     std::fs::write(lab.stack_file(), &src)?;
     std::fs::write(lab.agent_set_file(), agents.name())?;
     std::fs::write(lab.cib_file(), &cib)?;
+    if pacemaker_debug {
+        std::fs::write(lab.pacemaker_debug_file(), "")?;
+    }
     let corosync_conf = loaded.render(Format::Corosync);
     std::fs::write(lab.corosync_conf(), &corosync_conf)?;
     let mut authkey = vec![0u8; 256];
@@ -118,6 +134,9 @@ pub fn up(lab: &Lab, stack_path: Option<&Path>, timing: &Timing, boot_delay: &st
         timing.describe(),
         agents.name()
     );
+    if pacemaker_debug {
+        println!("{}", status::pacemaker_debug_line(lab, &plan));
+    }
     if agents == Agents::Clusterlabs {
         let specs = clusterlabs::agent_specs(&loaded.cluster);
         let list: Vec<String> = specs.iter().map(|(id, spec)| format!("{id} {spec}")).collect();
