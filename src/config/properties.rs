@@ -92,7 +92,8 @@ pub fn check(name: &str, value: Option<&str>) -> Option<String> {
         return Some(format!("properties: '{name}' needs a string, number or boolean"));
     };
     let expected = match kind {
-        Kind::Boolean if is_boolean(value) => return None,
+        // The project's one boolean rule, the spellings Pacemaker's crm_is_true takes.
+        Kind::Boolean if crate::ocf::params::parse_bool(value).is_some() => return None,
         Kind::Boolean => "true or false".to_string(),
         Kind::Integer if value.parse::<i64>().is_ok() => return None,
         Kind::Integer => "an integer".to_string(),
@@ -108,11 +109,6 @@ pub fn check(name: &str, value: Option<&str>) -> Option<String> {
         Kind::Text => "a value".to_string(),
     };
     Some(format!("properties: {name} = '{value}' is not {expected}"))
-}
-
-/// Pacemaker's crm_is_true / crm_str_to_boolean spellings.
-fn is_boolean(v: &str) -> bool {
-    ["true", "on", "yes", "y", "1", "false", "off", "no", "n", "0"].contains(&v.to_ascii_lowercase().as_str())
 }
 
 fn is_score(v: &str) -> bool {
